@@ -1,0 +1,68 @@
+"""The gate: a policy (data, YAML) and a pure function that judges metrics against it.
+
+Rules: absolute floors, non-regression against the incumbent (the version holding the target alias),
+and ceilings (serving limits such as p95 latency). Every rule yields one reason, pass or fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+
+
+class GatePolicy(BaseModel):
+    name: str
+    floors: dict[str, float] = Field(default_factory=dict, description="metric -> minimum value")
+    non_regression: dict[str, float] = Field(
+        default_factory=dict, description="metric -> tolerated drop below the incumbent")
+    ceilings: dict[str, float] = Field(default_factory=dict, description="metric -> maximum (e.g. latency)")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> GatePolicy:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+class RuleResult(BaseModel):
+    rule: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    passed: bool
+    reason: str
+
+
+class GateVerdict(BaseModel):
+    policy: str
+    passed: bool
+    rules: list[RuleResult]
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.rules if not r.passed]
+
+
+def _compare(rule: str, metric: str, value: float | None, threshold: float, at_least: bool, what: str) -> RuleResult:
+    if value is None:
+        return RuleResult(rule=rule, metric=metric, value=None, threshold=threshold, passed=False,
+                          reason=f"{metric} was not measured")
+    passed = value >= threshold if at_least else value <= threshold
+    sign = (">=" if passed else "<") if at_least else ("<=" if passed else ">")
+    return RuleResult(rule=rule, metric=metric, value=value, threshold=threshold, passed=passed,
+                      reason=f"{metric} = {value:.4f} {sign} {what} {threshold:.4f}")
+
+
+def evaluate_gate(policy: GatePolicy, metrics: dict[str, float],
+                  incumbent: dict[str, float] | None = None) -> GateVerdict:
+    """Judge `metrics`; `incumbent` holds the metrics of the version the candidate would replace, if any."""
+    rules = [_compare("floor", m, metrics.get(m), t, True, "floor") for m, t in policy.floors.items()]
+    rules += [_compare("ceiling", m, metrics.get(m), t, False, "ceiling") for m, t in policy.ceilings.items()]
+    for metric, tolerance in policy.non_regression.items():
+        if incumbent is None or metric not in incumbent:
+            rules.append(RuleResult(rule="non_regression", metric=metric, value=metrics.get(metric), threshold=None,
+                                    passed=True, reason=f"{metric}: no incumbent to regress against"))
+        else:
+            rules.append(_compare("non_regression", metric, metrics.get(metric), incumbent[metric] - tolerance,
+                                  True, f"incumbent {incumbent[metric]:.4f} - {tolerance}"))
+    return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)

@@ -1,0 +1,75 @@
+"""The model artifact: one self-contained directory, the same bytes from training to registry to bento.
+
+    model.safetensors   weights (no pickle)
+    config.json         ModelConfig
+    tokenizer/          tokenizer.json
+    lineage.json        dataset versions, code revision, config hash, parent model, metrics
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from safetensors.torch import load_file, save_file
+
+from components.config import ModelConfig
+from components.models.dual_encoder import DualEncoder
+from components.text.tokenizer import CaptionTokenizer
+
+WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR, LINEAGE_FILE = "model.safetensors", "config.json", "tokenizer", "lineage.json"
+
+
+class Lineage(BaseModel):
+    """Where a model came from: enough to reproduce it and to answer "what was it trained on?"."""
+
+    datasets: dict[str, str] = Field(default_factory=dict, description="role -> dataset version")
+    code_revision: str | None = None
+    config_hash: str | None = None
+    parent_model: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+def config_hash(*configs: BaseModel) -> str:
+    payload = json.dumps([c.model_dump(mode="json") for c in configs], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ModelArtifact:
+    model: DualEncoder
+    tokenizer: CaptionTokenizer
+    lineage: Lineage
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    def save(self, directory: Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+        (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2))
+        self.tokenizer.save(directory / TOKENIZER_DIR)
+        (directory / LINEAGE_FILE).write_text(self.lineage.model_dump_json(indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelArtifact:
+        directory = Path(directory)
+        missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR, LINEAGE_FILE) if not (directory / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"{directory} is not a model artifact: missing {missing}")
+        config = ModelConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+        model = DualEncoder(config)
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+        model.eval()
+        tokenizer = CaptionTokenizer.load(directory / TOKENIZER_DIR, config.tokenizer)
+        lineage = Lineage.model_validate_json((directory / LINEAGE_FILE).read_text())
+        return cls(model, tokenizer, lineage)

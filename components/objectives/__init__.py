@@ -1,0 +1,3 @@
+from components.objectives.clip_loss import ClipLoss
+
+__all__ = ["ClipLoss"]

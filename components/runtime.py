@@ -1,0 +1,44 @@
+"""Process-wide settings: where state lives, and telemetry switched off before any tool starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TELEMETRY_OFF = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "WANDB_MODE": "offline",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def alignops_home() -> Path:
+    """The state directory (`ALIGNOPS_HOME`, default `./.alignops`)."""
+    return Path(os.environ.get("ALIGNOPS_HOME", ".alignops")).resolve()
+
+
+def configure_environment(home: Path | None = None) -> Path:
+    """Point every tool's state into the state directory and switch telemetry off.
+
+    Values the user already set win (e.g. `WANDB_MODE=online`), so this only fills gaps.
+    """
+    home = (home or alignops_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["ALIGNOPS_HOME"] = str(home)
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    state_dirs = {
+        "PREFECT_HOME": home / "prefect",
+        "BENTOML_HOME": home / "bentoml",
+        "WANDB_DIR": home / "wandb",
+        "WANDB_CACHE_DIR": home / "wandb" / "cache",
+        "WANDB_DATA_DIR": home / "wandb" / "data",
+        "WANDB_CONFIG_DIR": home / "wandb" / "config",
+    }
+    for key, path in state_dirs.items():
+        os.environ.setdefault(key, str(path))
+        Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
+    return home

@@ -1,0 +1,3 @@
+from components.text.tokenizer import CaptionTokenizer, TokenizerConfig, train_tokenizer
+
+__all__ = ["CaptionTokenizer", "TokenizerConfig", "train_tokenizer"]

@@ -1,0 +1,58 @@
+"""A BPE tokenizer trained on the captions, saved as `tokenizer/tokenizer.json` in the model artifact.
+
+Every sequence is `[SOS] tokens [EOS] [PAD]...`, truncated so that EOS always survives: the text tower
+pools at the first EOS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from components.config import TokenizerConfig
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+PAD, UNK, SOS, EOS = "[PAD]", "[UNK]", "[SOS]", "[EOS]"
+SPECIAL_TOKENS = (PAD, UNK, SOS, EOS)  # ids 0..3; EOS is not 2, which transformers' CLIP treats as legacy
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> CaptionTokenizer:
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=config.vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return CaptionTokenizer(tokenizer, config)
+
+
+class CaptionTokenizer:
+    def __init__(self, tokenizer: Tokenizer, config: TokenizerConfig):
+        sos, eos = tokenizer.token_to_id(SOS), tokenizer.token_to_id(EOS)
+        if (tokenizer.token_to_id(PAD), eos) != (config.pad_id, config.eos_id):
+            raise ValueError("tokenizer special token ids do not match its config")
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{SOS} $A {EOS}", special_tokens=[(SOS, sos), (EOS, eos)])
+        tokenizer.enable_truncation(config.context_length)
+        tokenizer.enable_padding(pad_id=config.pad_id, pad_token=PAD, length=config.context_length)
+        self.tokenizer, self.config = tokenizer, config
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """Token ids, shape (len(texts), context_length)."""
+        encodings = self.tokenizer.encode_batch([str(t) for t in texts])
+        return torch.tensor([e.ids for e in encodings], dtype=torch.long)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(directory / TOKENIZER_FILE))
+
+    @classmethod
+    def load(cls, directory: Path, config: TokenizerConfig) -> CaptionTokenizer:
+        return cls(Tokenizer.from_file(str(directory / TOKENIZER_FILE)), config)

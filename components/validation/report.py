@@ -1,0 +1,47 @@
+"""The validation report: one entry per check, the quarantine, and the counts that must add up."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    critical: bool = False
+    failures: int = 0
+    examples: list[str] = Field(default_factory=list, description="a few offending values or sample ids")
+
+
+class QuarantinedRow(BaseModel):
+    sample_id: str
+    reason: str
+
+
+class ValidationReport(BaseModel):
+    dataset: str
+    rows_in: int
+    rows_kept: int
+    rows_quarantined: int
+    max_rejected_fraction: float
+    checks: list[CheckResult]
+    quarantine: list[QuarantinedRow]
+
+    @model_validator(mode="after")
+    def _counts_add_up(self) -> ValidationReport:
+        if self.rows_in != self.rows_kept + self.rows_quarantined or self.rows_quarantined != len(self.quarantine):
+            raise ValueError("rows in must equal rows kept + rows quarantined")
+        return self
+
+    @property
+    def rejected_fraction(self) -> float:
+        return self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+
+    @property
+    def passed(self) -> bool:
+        critical_ok = all(c.passed for c in self.checks if c.critical)
+        return critical_ok and self.rows_kept > 0 and self.rejected_fraction <= self.max_rejected_fraction
+
+    @property
+    def quarantined_ids(self) -> frozenset[str]:
+        return frozenset(q.sample_id for q in self.quarantine)

@@ -1,0 +1,1 @@
+"""Model registry: versions, aliases, lineage, audit log, promotion rules, stores."""
