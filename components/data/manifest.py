@@ -16,11 +16,16 @@ class ManifestError(ValueError):
     """A manifest that breaks the contract; the message says which column or rows."""
 
 
-def check_manifest(frame: pd.DataFrame) -> pd.DataFrame:
-    """Check the columns of the contract and return the frame with contract dtypes and column order."""
+def check_columns(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ManifestError(f"manifest lacks required columns {missing}; it has {list(frame.columns)}")
+    return frame
+
+
+def check_manifest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns of the contract and return the frame with contract dtypes and column order."""
+    check_columns(frame)
     duplicated = frame["sample_id"][frame["sample_id"].duplicated()]
     if len(duplicated):
         raise ManifestError(f"sample_id must be unique; repeated: {duplicated.head(5).tolist()}")
@@ -42,11 +47,13 @@ def write_manifest(frame: pd.DataFrame, dataset_dir: Path) -> Path:
     return path
 
 
-def read_manifest(dataset_dir: Path) -> pd.DataFrame:
+def read_manifest(dataset_dir: Path, strict: bool = True) -> pd.DataFrame:
+    """The manifest; `strict=False` checks only that the columns exist, leaving row checks to validation."""
     path = Path(dataset_dir) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"no {MANIFEST_FILE} in {dataset_dir}: is this a dataset directory?")
-    return check_manifest(pd.read_parquet(path))
+    frame = pd.read_parquet(path)
+    return check_manifest(frame) if strict else check_columns(frame)
 
 
 def resolve_image(dataset_dir: Path, image: str) -> Path:

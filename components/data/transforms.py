@@ -24,7 +24,7 @@ class ImageTransform:
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image | Path) -> torch.Tensor:
         image = load_image(image)
         scale = self.size / min(image.size)
         if image.size != (self.size, self.size):

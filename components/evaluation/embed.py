@@ -6,44 +6,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from components.data.datamodule import ImageDataset
-from components.data.manifest import read_manifest
-from components.data.transforms import ImageTransform
-from components.models.artifact import ModelArtifact
+from components.data.manifest import read_manifest, resolve_image
+from components.models.embedder import Embedder
 
 
 @dataclass
 class EncodedSplit:
     image_emb: torch.Tensor
     text_emb: torch.Tensor
-    text_to_image: torch.Tensor
+    text_to_image: torch.Tensor  # caption j belongs to image text_to_image[j]
     image_paths: list[str]
     captions: list[str]
 
 
-def image_transform(artifact: ModelArtifact) -> ImageTransform:
-    c = artifact.config
-    return ImageTransform(c.vision.image_size, c.image_mean, c.image_std)
-
-
-@torch.no_grad()
-def encode_split(artifact: ModelArtifact, dataset_dir: Path, split: str = "test", batch_size: int = 256,
+def encode_split(embedder: Embedder, dataset_dir: Path, split: str = "test",
                  exclude_sample_ids: frozenset[str] = frozenset()) -> EncodedSplit:
     manifest = read_manifest(dataset_dir)
     rows = manifest[(manifest["split"] == split) & ~manifest["sample_id"].isin(exclude_sample_ids)]
     if rows.empty:
         raise ValueError(f"split {split!r} of {dataset_dir} has no rows to evaluate")
-    image_ids = list(dict.fromkeys(rows["image_id"]))
-    first_path = rows.drop_duplicates("image_id").set_index("image_id")["image"]
-    image_paths = [first_path[i] for i in image_ids]
-    index = {image_id: i for i, image_id in enumerate(image_ids)}
-    model = artifact.model.eval()
-    loader = DataLoader(ImageDataset(dataset_dir, image_paths, image_transform(artifact)), batch_size=batch_size)
-    image_emb = torch.cat([model.encode_image(pixels) for pixels in loader])
+    images = rows.drop_duplicates("image_id")
+    index = {image_id: i for i, image_id in enumerate(images["image_id"])}
+    image_paths = images["image"].tolist()
     captions = rows["caption"].astype(str).tolist()
-    text_emb = torch.cat([model.encode_text(artifact.tokenizer(captions[i:i + batch_size]))
-                          for i in range(0, len(captions), batch_size)])
-    text_to_image = torch.tensor([index[i] for i in rows["image_id"]])
-    return EncodedSplit(image_emb, text_emb, text_to_image, image_paths, captions)
+    return EncodedSplit(
+        image_emb=torch.from_numpy(embedder.encode_images([resolve_image(dataset_dir, p) for p in image_paths])),
+        text_emb=torch.from_numpy(embedder.encode_texts(captions)),
+        text_to_image=torch.tensor([index[i] for i in rows["image_id"]]),
+        image_paths=image_paths, captions=captions)

@@ -37,11 +37,11 @@ def run_suite(frame: pd.DataFrame) -> list[CheckResult]:
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="manifest", data=batch, suite=suite))
     result = definition.run(batch_parameters={"dataframe": frame})
-    critical = {_check_name(e.expectation_type, e.model_dump()): c for e, c in expectations}
+    critical = {_check_name(e.expectation_type, getattr(e, "column", None)): c for e, c in expectations}
     checks = []
     for outcome in result.results:
         config = outcome.expectation_config
-        name = _check_name(config.type, config.kwargs)
+        name = _check_name(config.type, config.kwargs.get("column"))
         checks.append(CheckResult(
             name=name, passed=bool(outcome.success), critical=critical.get(name, False),
             failures=int(outcome.result.get("unexpected_count") or (0 if outcome.success else 1)),
@@ -49,6 +49,5 @@ def run_suite(frame: pd.DataFrame) -> list[CheckResult]:
     return checks
 
 
-def _check_name(expectation_type: str, kwargs: dict) -> str:
-    column = kwargs.get("column")
+def _check_name(expectation_type: str, column: str | None) -> str:
     return f"{expectation_type}({column})" if column else expectation_type

@@ -1,0 +1,87 @@
+"""Dataset versions with DVC: a git + DVC workspace, a remote, and the version of a tracked directory.
+
+The version of a dataset is its DVC directory hash plus the git revision of the workspace commit that
+records it, so `path@rev` names exact bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+GIT_IDENTITY = ["-c", "user.name=alignops", "-c", "user.email=alignops@localhost"]
+
+
+class DatasetVersion(BaseModel):
+    path: str  # relative to the workspace
+    dvc_md5: str
+    git_rev: str
+    files: int
+    size: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.path}@{self.git_rev[:12]}"
+
+
+class VersioningError(RuntimeError):
+    pass
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise VersioningError(f"`{' '.join(args[-3:])}` failed in {cwd}:\n{done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()
+
+
+def _dvc(args: list[str], cwd: Path) -> str:
+    return _run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    return _run(["git", *GIT_IDENTITY, *args], cwd)
+
+
+def init_workspace(workspace: Path, remote_url: str) -> Path:
+    """A git repository with DVC initialised and `remote_url` as the default remote (idempotent)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    if not (workspace / ".git").exists():
+        _git(["init", "-q", "-b", "main"], workspace)
+    if not (workspace / ".dvc").exists():
+        _dvc(["init", "-q"], workspace)
+        _dvc(["config", "core.analytics", "false"], workspace)
+    _dvc(["remote", "add", "-f", "-d", "storage", remote_url], workspace)
+    _git(["add", ".dvc", ".dvcignore"], workspace)
+    if _git(["status", "--porcelain"], workspace):
+        _git(["commit", "-q", "-m", "Initialise DVC workspace"], workspace)
+    return workspace
+
+
+def track_dataset(workspace: Path, dataset_dir: Path, message: str = "") -> DatasetVersion:
+    """`dvc add` + git commit + `dvc push` a dataset directory inside the workspace; return its version."""
+    workspace, dataset_dir = Path(workspace).resolve(), Path(dataset_dir).resolve()
+    if not dataset_dir.is_relative_to(workspace):
+        raise VersioningError(f"{dataset_dir} must lie inside the workspace {workspace}")
+    relative = dataset_dir.relative_to(workspace).as_posix()
+    _dvc(["add", "-q", relative], workspace)
+    pointer = f"{relative}.dvc"
+    gitignore = (Path(relative).parent / ".gitignore").as_posix()
+    _git(["add", pointer, gitignore], workspace)
+    if _git(["status", "--porcelain", "--", pointer], workspace):
+        _git(["commit", "-q", "-m", message or f"Track dataset {relative}"], workspace)
+    _dvc(["push", "-q", relative], workspace)
+    return dataset_version(workspace, relative)
+
+
+def dataset_version(workspace: Path, relative: str) -> DatasetVersion:
+    out = yaml.safe_load((Path(workspace) / f"{relative}.dvc").read_text())["outs"][0]
+    rev = _git(["log", "-n", "1", "--format=%H", "--", f"{relative}.dvc"], workspace)
+    return DatasetVersion(path=relative, dvc_md5=out["md5"], git_rev=rev, files=out.get("nfiles", 1),
+                          size=out.get("size", 0))

@@ -1,0 +1,43 @@
+"""Inference over a model artifact: texts and images in, L2-normalised embeddings out.
+
+Evaluation and serving both encode through this class, so a served embedding equals the evaluated one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from components.data.transforms import ImageTransform
+from components.models.artifact import ModelArtifact
+
+
+class Embedder:
+    def __init__(self, artifact: ModelArtifact, batch_size: int = 256):
+        self.artifact, self.batch_size = artifact, batch_size
+        c = artifact.config
+        self.transform = ImageTransform(c.vision.image_size, c.image_mean, c.image_std)
+        self.model = artifact.model.eval()
+
+    @classmethod
+    def load(cls, directory: Path) -> Embedder:
+        return cls(ModelArtifact.load(directory))
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp())
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        chunks = [self.model.encode_text(self.artifact.tokenizer(texts[i:i + self.batch_size]))
+                  for i in range(0, len(texts), self.batch_size)]
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
+
+    @torch.inference_mode()
+    def encode_images(self, images: list[Image.Image | Path]) -> np.ndarray:
+        chunks = [self.model.encode_image(torch.stack([self.transform(im) for im in images[i:i + self.batch_size]]))
+                  for i in range(0, len(images), self.batch_size)]
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)

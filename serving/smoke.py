@@ -1,0 +1,113 @@
+"""Smoke test of a built bento: serve it on 127.0.0.1, compare its embeddings with the artifact's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bentoml
+import httpx
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel
+
+from components.models.embedder import Embedder
+
+TOLERANCE = 1e-5
+PROBE_TEXTS = ["two red circles on the left", "a blue square at the top", "three yellow triangles"]
+
+
+class SmokeResult(BaseModel):
+    bento_tag: str
+    url: str
+    text_max_abs_diff: float
+    image_max_abs_diff: float
+    rank_shape: tuple[int, int]
+    startup_s: float
+
+    @property
+    def passed(self) -> bool:
+        return max(self.text_max_abs_diff, self.image_max_abs_diff) <= TOLERANCE and self.rank_shape == (
+            len(PROBE_TEXTS), len(PROBE_TEXTS))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BentoServer:
+    """`bentoml serve BENTO` on 127.0.0.1 in its own process group, stopped by PID on exit."""
+
+    def __init__(self, bento_tag: str, startup_timeout_s: float = 180):
+        self.bento_tag, self.timeout = bento_tag, startup_timeout_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> BentoServer:
+        self.log = tempfile.TemporaryFile()
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", self.bento_tag, "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"})
+        while time.monotonic() - started < self.timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bentoml serve exited with {self.process.returncode}:\n{self._output()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    self.startup_s = time.monotonic() - started
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.__exit__()
+        raise TimeoutError(f"{self.bento_tag} was not ready within {self.timeout:.0f} s:\n{self._output()}")
+
+    def _output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def __exit__(self, *exc) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+def probe_images(directory: Path) -> list[Path]:
+    """PNG files (lossless, so the server decodes exactly the pixels encoded here)."""
+    paths = []
+    for i, colour in enumerate([(220, 40, 40), (40, 80, 220), (235, 200, 30)]):
+        image = Image.new("RGB", (64, 64), (235, 235, 235))
+        image.paste(colour, (8 + 12 * i, 16, 30 + 12 * i, 40))
+        paths.append(directory / f"probe-{i}.png")
+        image.save(paths[-1])
+    return paths
+
+
+def smoke_test(bento_tag: str, artifact_dir: Path) -> SmokeResult:
+    reference = Embedder.load(artifact_dir)
+    with tempfile.TemporaryDirectory() as tmp, BentoServer(bento_tag) as server:
+        images = probe_images(Path(tmp))
+        with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
+            served_text = np.asarray(client.encode_text(texts=PROBE_TEXTS))
+            served_image = np.asarray(client.encode_image(images=images))
+            ranked = client.rank(texts=PROBE_TEXTS, images=images)
+        return SmokeResult(
+            bento_tag=bento_tag, url=server.url, startup_s=server.startup_s,
+            text_max_abs_diff=float(np.abs(served_text - reference.encode_texts(PROBE_TEXTS)).max()),
+            image_max_abs_diff=float(np.abs(served_image - reference.encode_images(images)).max()),
+            rank_shape=np.asarray(ranked["similarity"]).shape)
