@@ -27,7 +27,8 @@ WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR, LINEAGE_FILE = "model.safetensors", "c
 class Lineage(BaseModel):
     """Where a model came from: enough to reproduce it and to answer "what was it trained on?"."""
 
-    datasets: dict[str, str] = Field(default_factory=dict, description="role -> dataset version")
+    datasets: dict[str, str] = Field(default_factory=dict, description="role -> dataset reference `path@rev`")
+    dataset_hashes: dict[str, str] = Field(default_factory=dict, description="role -> DVC hash of the dataset")
     code_revision: str | None = None
     config_hash: str | None = None
     parent_model: str | None = None

@@ -51,6 +51,9 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
     L.seed_everything(config.seed, workers=True, verbose=False)
     manifest = read_manifest(dataset_dir)
     train_rows = manifest[(manifest["split"] == "train") & ~manifest["sample_id"].isin(exclude_sample_ids)]
+    if len(train_rows) < config.batch_size:
+        raise ValueError(f"{len(train_rows)} training rows in {dataset_dir} after excluding {len(exclude_sample_ids)} "
+                         f"quarantined: fewer than one batch of {config.batch_size}")
     model_config = preset(config.preset)
     tokenizer = run_tokenizer(run_dir, train_rows["caption"].astype(str).tolist(), model_config.tokenizer)
     model_config.tokenizer.vocab_size = tokenizer.vocab_size

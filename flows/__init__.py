@@ -1,0 +1,1 @@
+"""Prefect flows and the CLI: the top layer, wiring components, registry and serving together."""

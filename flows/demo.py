@@ -1,0 +1,97 @@
+"""`alignops demo`: the whole lifecycle on generated data with embedded defaults, then a summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+from pydantic import BaseModel, Field
+from rich.panel import Panel
+
+from components.config import SyntheticDataConfig, TrainConfig
+from components.data.manifest import MANIFEST_FILE
+from components.data.synthetic import generate_dataset
+from components.data.versioning import DatasetVersion, init_workspace, track_dataset
+from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
+from flows.report import console, rich_table, verdict_mark
+from flows.settings import Platform
+
+DATASET_NAME = "synthetic"
+REQUIRED_CHANCE_MULTIPLE = 5.0
+
+
+class DemoConfig(BaseModel):
+    data: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    model_name: str = "general"
+    gate_policy: str | None = None
+    package: bool = True
+
+
+def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVersion:
+    """Generate the dataset inside the DVC workspace (once per config) and track it."""
+    init_workspace(platform.workspace, str(platform.dvc_remote))
+    dataset_dir = platform.workspace / DATASET_NAME
+    stamp = dataset_dir / ".generator.json"  # DVC tracks it too: the data's version covers its recipe
+    if not (dataset_dir / MANIFEST_FILE).exists() or stamp.read_text() != data.model_dump_json():
+        with console.status(f"Generating {data.train_images}+{data.val_images}+{data.test_images} captioned images"):
+            shutil.rmtree(dataset_dir, ignore_errors=True)
+            generate_dataset(data, dataset_dir)
+            stamp.write_text(data.model_dump_json())
+    with console.status("Versioning the dataset with DVC"):
+        return track_dataset(platform.workspace, dataset_dir, f"Generated dataset ({data.model_dump_json()})")
+
+
+def run_demo(config: DemoConfig) -> LifecycleResult:
+    started = time.monotonic()
+    platform = Platform.from_env()
+    console.rule("[bold]alignops demo")
+    console.print(f"State directory: {platform.home}")
+    version = prepare_dataset(platform, config.data)
+    console.print(f"Dataset [bold]{version.ref}[/bold] (DVC {version.dvc_md5}, {version.files} files)")
+    lifecycle_config = LifecycleConfig(
+        model_name=config.model_name, dataset_dir=str(platform.workspace / version.path),
+        dataset_version=version.ref, dataset_hash=version.dvc_md5, train=config.train, package=config.package,
+        **({"gate_policy": config.gate_policy} if config.gate_policy else {}))
+    result = lifecycle(lifecycle_config)
+    print_summary(platform, result, time.monotonic() - started)
+    (platform.home / "demo-summary.json").write_text(json.dumps(result.model_dump(mode="json"), indent=2))
+    return result
+
+
+def print_summary(platform: Platform, result: LifecycleResult, elapsed_s: float) -> None:
+    v, e = result.validation, result.evaluation
+    console.rule("[bold]Summary")
+    console.print(f"Dataset {result.dataset_version}: validation {verdict_mark(v.passed)} — rows in {v.rows_in} = "
+                  f"kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
+                  f"{sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed")
+    floors = {r.metric: r for r in e.verdict.rules if r.rule == "floor"}
+    console.print(rich_table(
+        f"{e.eval_set}: {e.images} held-out images, {e.captions} captions (wordings unseen in training)",
+        ["metric", "value", "chance", "x chance", "gate floor", "gate"],
+        [(m, f"{x:.3f}", f"{e.chance[m]:.3f}", f"{x / e.chance[m]:.1f}x" if e.chance[m] else "-",
+          f"{floors[m].threshold:.3f}" if m in floors else "", verdict_mark(floors[m].passed) if m in floors else "")
+         for m, x in e.metrics.items()]))
+    for rule in e.verdict.rules:
+        console.print(f"  gate {rule.rule}: {rule.reason} — {verdict_mark(rule.passed)}")
+    t2i, chance = e.metrics[f"{e.eval_set}/t2i_r1"], e.chance[f"{e.eval_set}/t2i_r1"]
+    console.print(f"text->image R@1 on held-out test: [bold]{t2i:.3f}[/bold] vs chance {chance:.3f} "
+                  f"({t2i / chance:.1f}x; the demo requires >= {REQUIRED_CHANCE_MULTIPLE:.0f}x) "
+                  f"{verdict_mark(t2i >= REQUIRED_CHANCE_MULTIPLE * chance)}")
+    registry = platform.registry()
+    aliases = registry.aliases(result.model)
+    console.print(rich_table(f"Registry {platform.registry_root}: model {result.model}",
+                             ["version", "created", "gate", "aliases"],
+                             [(r.version, r.created_at[:19], verdict_mark(r.gate_passed),
+                               ", ".join(a for a, rec in aliases.items() if rec.version == r.version))
+                              for r in registry.list_versions(result.model)]))
+    if result.smoke:
+        console.print(f"Bento [bold]{result.bento_tag}[/bold]; smoke test {verdict_mark(result.smoke.passed)} "
+                      f"(served vs registry embeddings: max abs diff text {result.smoke.text_max_abs_diff:.1e}, "
+                      f"image {result.smoke.image_max_abs_diff:.1e})")
+        console.print(f"Serve it: [bold]alignops serve {result.bento_tag}[/bold]")
+    else:
+        console.print("No bento: the version was not promoted.")
+    console.print(Panel(f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under "
+                        f"{platform.runs}; Prefect artifacts: `PREFECT_HOME={platform.home / 'prefect'} prefect artifact ls`.", expand=False))

@@ -1,0 +1,56 @@
+"""Where the platform keeps its state, derived from `ALIGNOPS_HOME` (default `./.alignops`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from components.runtime import alignops_home, configure_environment
+from registry.registry import Registry
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POLICIES = PROJECT_ROOT / "components" / "evaluation" / "policies"
+
+
+class Platform(BaseModel):
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Platform:
+        return cls(home=configure_environment(alignops_home()))
+
+    @property
+    def registry_root(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def workspace(self) -> Path:
+        """The git + DVC workspace holding versioned datasets."""
+        return self.home / "workspace"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "runs"
+
+    def registry(self) -> Registry:
+        return Registry.local(self.registry_root)
+
+
+def code_revision() -> str:
+    """The git revision of the alignops code, marked `-dirty` when it has uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        from importlib.metadata import version
+
+        return f"alignops=={version('alignops')}"

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from components.runtime import configure_environment
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def alignops_home(tmp_path_factory) -> Path:
+    """Every tool's state, and telemetry off, in one temporary state directory for the session."""
+    home = configure_environment(tmp_path_factory.mktemp("alignops-home"))
+    os.environ["ALIGNOPS_ACTOR"] = "pytest"
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real test data is absent: expected {SHARED_DATA} (see ../shared/data/README.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(alignops_home):
+    """One Prefect test API for the whole session (starting one costs ~8 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    from components.config import SyntheticDataConfig
+    from components.data.synthetic import generate_dataset
+
+    path = tmp_path_factory.mktemp("tiny-dataset")
+    generate_dataset(SyntheticDataConfig(seed=1, train_images=160, val_images=16, test_images=20), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory, tiny_dataset) -> Path:
+    """An untrained tiny model saved as an artifact (the artifact contract does not need training)."""
+    import torch
+
+    from components.config import preset
+    from components.data.manifest import read_manifest
+    from components.models.artifact import Lineage, ModelArtifact
+    from components.models.dual_encoder import DualEncoder
+    from components.text.tokenizer import train_tokenizer
+
+    torch.manual_seed(0)
+    config = preset("tiny")
+    tokenizer = train_tokenizer(read_manifest(tiny_dataset)["caption"], config.tokenizer)
+    config.tokenizer.vocab_size = tokenizer.vocab_size
+    artifact = ModelArtifact(DualEncoder(config).eval(), tokenizer, Lineage(datasets={"train": "tiny@test"}))
+    return artifact.save(tmp_path_factory.mktemp("artifact") / "tiny")

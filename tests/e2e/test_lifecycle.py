@@ -1,0 +1,55 @@
+"""The whole lifecycle on a small generated dataset: DVC, validation, training, gate, registry, bento."""
+
+import pytest
+
+from components.config import SyntheticDataConfig, TrainConfig
+from flows.demo import DemoConfig, run_demo
+from flows.settings import Platform
+
+pytestmark = pytest.mark.slow
+
+LENIENT_POLICY = """
+name: e2e
+floors:
+  synthetic_test/t2i_r1: 0.0
+non_regression:
+  synthetic_test/mean_recall: 0.05
+"""
+
+
+def test_lifecycle_twice(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(LENIENT_POLICY)
+    config = DemoConfig(data=SyntheticDataConfig(train_images=200, val_images=20, test_images=20),
+                        train=TrainConfig(max_steps=40, batch_size=64, warmup_steps=5, checkpoint_every_n_steps=20,
+                                          val_every_n_steps=20),
+                        gate_policy=str(policy))
+    first = run_demo(config)
+    registry = Platform.from_env().registry()
+    assert first.validation.passed and first.validation.rows_in == 240 * 5 == first.validation.rows_kept
+    assert first.version == 1 and first.promoted_to == "production"
+    assert first.evaluation.images == 20 and first.evaluation.captions == 100
+    t2i, chance = first.evaluation.metrics["synthetic_test/t2i_r1"], first.evaluation.chance["synthetic_test/t2i_r1"]
+    assert chance == pytest.approx(1 / 20) and t2i > chance  # 40 steps already beat chance
+    assert first.smoke.passed and first.bento_tag.startswith("alignops-embedding:")
+    record = registry.get_version("general", 1)
+    assert record.lineage["datasets"]["train"] == first.dataset_version
+    assert record.lineage["dataset_hashes"]["train"].endswith(".dir")
+    assert record.metrics == first.evaluation.metrics and record.gate_passed
+    assert any(e.event == "packaged" and e.details["bento"] == first.bento_tag for e in registry.events("general"))
+
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert {"validation-checks", "validation-summary", "training-run", "evaluation", "registry-change",
+            "bento"} <= keys
+
+    # Same data and config: the validated version is cached and the finished run is reused, not retrained.
+    second = run_demo(config.model_copy(update={"package": False}))
+    assert second.dataset_version == first.dataset_version and second.version == 2
+    non_regression = next(r for r in second.evaluation.verdict.rules if r.rule == "non_regression")
+    assert non_regression.threshold == pytest.approx(first.evaluation.metrics["synthetic_test/mean_recall"] - 0.05)
+    assert second.evaluation.metrics == pytest.approx(first.evaluation.metrics)
+    assert registry.get_alias("general", "production").version == 2
+    assert registry.get_alias("general", "production").history == [1]

@@ -1,0 +1,52 @@
+import pandas as pd
+import pytest
+import torch
+
+from components.config import TrainConfig
+from components.models.artifact import Lineage, ModelArtifact
+from components.training.module import no_decay, warmup_cosine
+from components.training.trainer import train
+
+
+def test_warmup_then_cosine_to_zero():
+    f = warmup_cosine(warmup_steps=10, max_steps=110)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
+
+
+def test_no_weight_decay_on_norms_biases_and_logit_scale():
+    assert no_decay("logit_scale", torch.nn.Parameter(torch.tensor(1.0)))
+    assert no_decay("vision.encoder.layers.0.layer_norm1.weight", torch.nn.Parameter(torch.ones(4)))
+    assert no_decay("text_projection.bias", torch.nn.Parameter(torch.ones(4)))
+    assert not no_decay("text_projection.weight", torch.nn.Parameter(torch.ones(4, 4)))
+
+
+@pytest.mark.slow
+def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
+    config = TrainConfig(max_steps=6, batch_size=32, warmup_steps=2, checkpoint_every_n_steps=3,
+                         val_every_n_steps=3)
+    first = train(config, tiny_dataset, tmp_path / "run", Lineage(datasets={"train": "tiny@1"}))
+    assert first.resumed_from is None and first.artifact.lineage.training["steps"] == 6
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and first.loss_curve.stat().st_size > 0
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*")) and first.wandb_run_id
+    history = pd.read_csv(tmp_path / "run" / "logs" / "metrics.csv")
+    assert history["val/loss"].notna().sum() == 2
+    scale = first.artifact.model.logit_scale.item()
+    assert 0 <= scale <= first.artifact.config.max_logit_scale
+
+    longer = config.model_copy(update={"max_steps": 9})
+    resumed = train(longer, tiny_dataset, tmp_path / "run", Lineage())
+    assert resumed.resumed_from == tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert resumed.artifact.lineage.training["steps"] == 9
+    saved = ModelArtifact.load(resumed.artifact.save(tmp_path / "artifact"))
+    assert saved.lineage.config_hash == resumed.artifact.lineage.config_hash
+
+
+@pytest.mark.slow
+def test_quarantined_rows_are_not_trained_on(tiny_dataset, tmp_path):
+    from components.data.manifest import read_manifest
+
+    train_ids = read_manifest(tiny_dataset).query("split == 'train'")["sample_id"]
+    config = TrainConfig(max_steps=1, batch_size=32, wandb=False)
+    with pytest.raises(ValueError, match=f"0 training rows .* after excluding {len(train_ids)} quarantined"):
+        train(config, tiny_dataset, tmp_path / "run", Lineage(), exclude_sample_ids=frozenset(train_ids))
