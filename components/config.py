@@ -38,7 +38,8 @@ class TextTowerConfig(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """What `config.json` of a model artifact holds. A dual encoder: towers, shared embedding size, image normalisation, tokenizer, logit scale."""
+    """What `config.json` of a model artifact holds: towers, embedding size, image normalisation,
+    tokenizer, logit scale."""
 
     family: str = "clip"
     embed_dim: int = 512

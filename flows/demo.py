@@ -93,5 +93,6 @@ def print_summary(platform: Platform, result: LifecycleResult, elapsed_s: float)
         console.print(f"Serve it: [bold]alignops serve {result.bento_tag}[/bold]")
     else:
         console.print("No bento: the version was not promoted.")
-    console.print(Panel(f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under "
-                        f"{platform.runs}; Prefect artifacts: `PREFECT_HOME={platform.home / 'prefect'} prefect artifact ls`.", expand=False))
+    console.print(Panel(
+        f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under {platform.runs}.\n"
+        f"Prefect artifacts: PREFECT_HOME={platform.home / 'prefect'} prefect artifact ls", expand=False))

@@ -31,7 +31,8 @@ def train_model(train_config: TrainConfig, dataset_dir: str, dataset_version: st
 
 
 @flow(name="pretrain", log_prints=True)
-def pretrain(dataset_dir: str, dataset_version: str, dataset_hash: str = "", train_config: TrainConfig = TrainConfig(),
+def pretrain(dataset_dir: str, dataset_version: str, dataset_hash: str = "",
+             train_config: TrainConfig = TrainConfig(),  # noqa: B008 - a default the Prefect UI form shows
              run_name: str = "pretrain", quarantined: list[str] | None = None) -> str:
     """Train and return the model artifact directory; re-running with the same `run_name` resumes."""
     run_dir = Platform.from_env().runs / run_name

@@ -11,6 +11,7 @@ from prefect.cache_policies import INPUTS
 from components.validation.report import ValidationReport
 from components.validation.validate import validate_dataset, write_report
 from flows.report import markdown_table
+from flows.settings import Platform
 
 
 class DatasetRejected(RuntimeError):
@@ -29,7 +30,7 @@ def validate_data(dataset_dir: str, dataset_version: str, max_rejected_fraction:
                   report_dir: str | None = None) -> ValidationReport:
     """Validate a dataset directory; rows that fail are quarantined, and too many of them fail the flow."""
     report = ValidationReport.model_validate(validate_version(dataset_dir, dataset_version, max_rejected_fraction))
-    out = Path(report_dir or Path(dataset_dir).parent / "reports" / "validation")
+    out = Path(report_dir or Platform.from_env().home / "reports" / dataset_version.replace("@", "-") / "validation")
     report_path, quarantine_path = write_report(report, out)
     create_table_artifact(
         key="validation-checks", description=f"Checks of {dataset_version}",

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class FileEntry(BaseModel):

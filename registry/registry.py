@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,8 @@ class Registry:
         self._log(event)
 
     def _log(self, event: Event) -> None:
-        stamp = event.at.replace(":", "").replace("-", "").replace("+0000", "Z")
+        # Keys sort in time order (microseconds); the random suffix keeps simultaneous writers apart.
+        stamp = datetime.fromisoformat(event.at).strftime("%Y%m%dT%H%M%S%fZ")
         key = f"models/{event.model}/events/{stamp}-{uuid.uuid4().hex[:8]}.json"
         self.store.put_bytes(key, event.model_dump_json().encode(), if_none_match=True)
 

@@ -30,7 +30,7 @@ class ColumnMapping(BaseModel):
     label: str | None = None
 
 
-def read_table(path: Path, columns: ColumnMapping = ColumnMapping(), image_root: Path | None = None,
+def read_table(path: Path, columns: ColumnMapping | None = None, image_root: Path | None = None,
                fmt: Literal["csv", "jsonl"] | None = None) -> pd.DataFrame:
     """CSV or JSON Lines with one row per (image, caption) pair; image paths relative to `image_root`."""
     path = Path(path)
@@ -38,7 +38,7 @@ def read_table(path: Path, columns: ColumnMapping = ColumnMapping(), image_root:
     # utf-8-sig drops a BOM; keep_default_na=False keeps an empty caption as "" for validation to report.
     raw = (pd.read_json(path, lines=True, dtype=False) if fmt == "jsonl"
            else pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False))
-    wanted = {field: source for field, source in columns.model_dump().items() if source is not None}
+    wanted = {field: source for field, source in (columns or ColumnMapping()).model_dump().items() if source}
     missing = [source for source in wanted.values() if source not in raw.columns]
     if missing:
         raise ManifestError(f"{path.name}: columns {missing} not found; it has {list(raw.columns)}. "

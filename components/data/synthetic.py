@@ -123,7 +123,8 @@ def generate_dataset(config: SyntheticDataConfig, dataset_dir: Path) -> pd.DataF
         made = 0
         while made < n_images:
             scene = sample_scene(rng, config.two_group_fraction)
-            captions = _captions(scene, config.captions_per_image, rng, forbidden=train_captions if split != "train" else None)
+            forbidden = train_captions if split != "train" else None
+            captions = _captions(scene, config.captions_per_image, rng, forbidden)
             if captions is None:  # every wording of this scene was seen in training: draw another scene
                 continue
             if split == "train":

@@ -59,7 +59,7 @@ def init_workspace(workspace: Path, remote_url: str) -> Path:
         _dvc(["config", "core.analytics", "false"], workspace)
     _dvc(["remote", "add", "-f", "-d", "storage", remote_url], workspace)
     _git(["add", ".dvc", ".dvcignore"], workspace)
-    if _git(["status", "--porcelain"], workspace):
+    if _git(["diff", "--cached", "--name-only"], workspace):
         _git(["commit", "-q", "-m", "Initialise DVC workspace"], workspace)
     return workspace
 

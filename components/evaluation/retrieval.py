@@ -41,7 +41,7 @@ def retrieval_metrics(image_emb: torch.Tensor, text_emb: torch.Tensor, text_to_i
 
     ranks = {"i2t": _ranks(image_emb, text_emb, best_caption, block),
              "t2i": _ranks(text_emb, image_emb, own_image, block)}
-    metrics = {f"{d}_r{k}": (ranks[d] < k).float().mean().item() for d in ranks for k in KS}
+    metrics = {f"{d}_r{k}": (ranks[d] < k).double().mean().item() for d in ranks for k in KS}
     metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
     return metrics
 

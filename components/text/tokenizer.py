@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from components.config import TokenizerConfig
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from components.config import TokenizerConfig
 
 PAD, UNK, SOS, EOS = "[PAD]", "[UNK]", "[SOS]", "[EOS]"
 SPECIAL_TOKENS = (PAD, UNK, SOS, EOS)  # ids 0..3; EOS is not 2, which transformers' CLIP treats as legacy

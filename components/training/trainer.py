@@ -62,7 +62,9 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
                           exclude_sample_ids)
     module = ContrastivePretraining(model_config.model_dump(mode="json"), config.learning_rate,
                                     config.weight_decay, config.warmup_steps, config.max_steps)
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    # One CSV log per attempt: Lightning's CSVLogger would overwrite the history of the interrupted attempt.
+    attempt = len(list((run_dir / "logs").glob("attempt-*")))
+    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}")]
     if config.wandb:
         loggers.append(_wandb_logger(config, run_dir))
     trainer = L.Trainer(
@@ -82,7 +84,7 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
         "training": {**lineage.training, **config.model_dump(), "steps": trainer.global_step,
                      "wandb_run_id": wandb_run_id},
     })
-    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    history = pd.concat([pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt-*/metrics.csv"))])
     return TrainResult(ModelArtifact(module.model.eval(), tokenizer, lineage), run_dir,
                        plot_loss_curves(history, run_dir / "loss_curve.png"), resumed_from, wandb_run_id)
 

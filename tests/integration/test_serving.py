@@ -1,5 +1,7 @@
 """A real bento built from an artifact, served by `bentoml serve` on 127.0.0.1, stopped by PID."""
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -30,14 +32,15 @@ def test_rank_and_bad_requests(bento_tag, tiny_artifact, tmp_path):
     reference = Embedder.load(tiny_artifact)
     with BentoServer(bento_tag) as server:
         files = [("images", (p.name, p.read_bytes(), "image/png")) for p in images]
-        ranked = httpx.post(f"{server.url}/rank", data={"texts": PROBE_TEXTS[:2]}, files=files, timeout=30)
+        ranked = httpx.post(f"{server.url}/rank", data={"texts": json.dumps(PROBE_TEXTS[:2])},
+                            files=files, timeout=30)
         assert ranked.status_code == 200, ranked.text
         body = ranked.json()
         expected = reference.encode_texts(PROBE_TEXTS[:2]) @ reference.encode_images(images).T
         np.testing.assert_allclose(body["similarity"], expected, atol=1e-5)
         np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, atol=1e-6)
 
-        empty = httpx.post(f"{server.url}/rank", data={"texts": []}, files=files, timeout=30)
+        empty = httpx.post(f"{server.url}/rank", data={"texts": "[]"}, files=files, timeout=30)
         assert 400 <= empty.status_code < 500 and "texts must be a non-empty list" in empty.text
         wrong_type = httpx.post(f"{server.url}/encode_text", json={"texts": 42}, timeout=30)
         assert 400 <= wrong_type.status_code < 500

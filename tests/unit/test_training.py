@@ -29,8 +29,8 @@ def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
     assert first.resumed_from is None and first.artifact.lineage.training["steps"] == 6
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and first.loss_curve.stat().st_size > 0
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*")) and first.wandb_run_id
-    history = pd.read_csv(tmp_path / "run" / "logs" / "metrics.csv")
-    assert history["val/loss"].notna().sum() == 2
+    history = pd.read_csv(tmp_path / "run" / "logs" / "attempt-0" / "metrics.csv")
+    assert history["val/loss"].notna().sum() == 2 and history["step"].max() == 5
     scale = first.artifact.model.logit_scale.item()
     assert 0 <= scale <= first.artifact.config.max_logit_scale
 
@@ -38,6 +38,8 @@ def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
     resumed = train(longer, tiny_dataset, tmp_path / "run", Lineage())
     assert resumed.resumed_from == tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert resumed.artifact.lineage.training["steps"] == 9
+    second = pd.read_csv(tmp_path / "run" / "logs" / "attempt-1" / "metrics.csv")
+    assert second["step"].min() > 5 and len(pd.read_csv(tmp_path / "run" / "logs" / "attempt-0" / "metrics.csv"))
     saved = ModelArtifact.load(resumed.artifact.save(tmp_path / "artifact"))
     assert saved.lineage.config_hash == resumed.artifact.lineage.config_hash
 
