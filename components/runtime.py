@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-TELEMETRY_OFF = {
+ENV_DEFAULTS = {
+    # telemetry off, W&B offline unless the user asks for online
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "BENTOML_DO_NOT_TRACK": "true",
     "DVC_NO_ANALYTICS": "1",
     "WANDB_MODE": "offline",
+    # nothing loads from a hub at run time; tokenizers' threads would fight the data loader's
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
@@ -28,7 +30,7 @@ def configure_environment(home: Path | None = None) -> Path:
     home = (home or alignops_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["ALIGNOPS_HOME"] = str(home)
-    for key, value in TELEMETRY_OFF.items():
+    for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     state_dirs = {
         "PREFECT_HOME": home / "prefect",

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from components.data.manifest import ManifestError
+from components.data.versioning import VersioningError
 from components.runtime import configure_environment
+from registry.names import InvalidName
+from registry.registry import RegistryError
+
+# Errors that describe a problem with the user's input or state; shown as one line, not a traceback.
+USER_ERRORS = (ManifestError, VersioningError, RegistryError, InvalidName, FileNotFoundError)
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -35,7 +44,19 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def user_errors(command: Callable) -> Callable:
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as error:
+            fail(str(error))
+
+    return wrapper
+
+
 @app.command()
+@user_errors
 def demo(
     train_images: Annotated[int, typer.Option(help="training images (5 captions each)")] = 2000,
     steps: Annotated[int, typer.Option(help="training steps")] = 700,
@@ -52,6 +73,7 @@ def demo(
 
 
 @data_app.command("generate")
+@user_errors
 def data_generate(dest: Path, train_images: int = 2000, seed: int = 0) -> None:
     """Write a generated captioned-image dataset to DEST."""
     from components.config import SyntheticDataConfig
@@ -62,6 +84,7 @@ def data_generate(dest: Path, train_images: int = 2000, seed: int = 0) -> None:
 
 
 @data_app.command("import")
+@user_errors
 def data_import(
     fmt: Annotated[str, typer.Argument(help="csv | jsonl | coco")],
     src: Annotated[Path, typer.Argument(help="the table, or the COCO captions JSON")],
@@ -70,24 +93,21 @@ def data_import(
     column: Annotated[list[str] | None, typer.Option(help="FIELD=SOURCE column mapping (csv/jsonl)")] = None,
 ) -> None:
     """Convert a dataset into the alignops manifest + images."""
-    from components.data.manifest import ManifestError
     from components.data.readers import ColumnMapping, import_dataset, read_coco_captions, read_table
 
-    try:
-        if fmt == "coco":
-            frame = read_coco_captions(src, images or src.parent)
-        elif fmt in ("csv", "jsonl"):
-            mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
-            frame = read_table(src, mapping, images, fmt=fmt)
-        else:
-            fail(f"unknown format {fmt!r}: use csv, jsonl or coco")
-        out = import_dataset(frame, dest)
-    except (ManifestError, ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    if fmt == "coco":
+        frame = read_coco_captions(src, images or src.parent)
+    elif fmt in ("csv", "jsonl"):
+        mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
+        frame = read_table(src, mapping, images, fmt=fmt)
+    else:
+        fail(f"unknown format {fmt!r}: use csv, jsonl or coco")
+    out = import_dataset(frame, dest)
     typer.echo(f"{len(out)} rows, {out['image_id'].nunique()} images -> {dest}")
 
 
 @data_app.command("validate")
+@user_errors
 def data_validate(
     dataset: Path,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
@@ -109,6 +129,7 @@ def data_validate(
 
 
 @registry_app.command("list")
+@user_errors
 def registry_list(model: Annotated[str | None, typer.Argument()] = None) -> None:
     """Models, or the versions of MODEL, with aliases and gate verdicts."""
     from flows.report import console, rich_table, verdict_mark
@@ -125,17 +146,14 @@ def registry_list(model: Annotated[str | None, typer.Argument()] = None) -> None
 
 
 @registry_app.command("show")
+@user_errors
 def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")]) -> None:
     """A version: files, lineage, metrics, gate rules, and the model's audit log."""
     from flows.report import console, rich_table, verdict_mark
     from flows.settings import Platform
-    from registry.registry import RegistryError
 
     registry = Platform.from_env().registry()
-    try:
-        record = registry.resolve(ref)
-    except RegistryError as error:
-        fail(str(error))
+    record = registry.resolve(ref)
     console.print(f"[bold]{record.name}:{record.version}[/bold] created {record.created_at} by {record.created_by}")
     console.print(rich_table("metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in record.metrics.items()]))
     if record.gate:
@@ -151,25 +169,26 @@ def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERS
 
 
 @registry_app.command("promote")
+@user_errors
 def registry_promote(
     name: str, version: int, alias: str = "production", reason: str = "",
     force: Annotated[str | None, typer.Option(help="override a missing or failed gate; the REASON is recorded")] = None,
 ) -> None:
     """Move ALIAS to VERSION; refused unless the version's gate verdict passed."""
     from flows.promote import promote
-    from registry.registry import RegistryError
 
-    try:
-        previous = promote(name, version, alias, reason, force)
-    except RegistryError as error:
-        fail(str(error))
+    previous = promote(name, version, alias, reason, force)
     typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
 
 
 @app.command("package")
+@user_errors
 def package_cmd(model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")]) -> None:
     """Build a bento from a registry version and smoke-test it."""
     from flows.package import package
+    from flows.settings import Platform
+
+    Platform.from_env().registry().resolve(model_ref)  # a bad reference fails before Prefect starts
 
     bento_tag, result = package(model_ref)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")

@@ -51,8 +51,7 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     run_name = f"{config.model_name}-{config_hash(config.train)}-{config.dataset_version.replace('@', '-')}"
     artifact_dir = pretrain(config.dataset_dir, config.dataset_version, config.dataset_hash, config.train, run_name,
                             quarantined)
-    incumbent = registry.get_alias(config.model_name, config.promote_to) if config.model_name in \
-        registry.list_models() else None
+    incumbent = registry.get_alias(config.model_name, config.promote_to)
     incumbent_metrics = registry.get_version(config.model_name, incumbent.version).metrics if incumbent else None
     evaluation = evaluate(artifact_dir, config.dataset_dir, config.eval_set, config.gate_policy, config.eval_split,
                           incumbent_metrics, quarantined)

@@ -6,7 +6,9 @@ from `checkpoints/last.ckpt`.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,11 @@ from components.models.artifact import Lineage, ModelArtifact, config_hash
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.module import ContrastivePretraining
 from components.training.report import plot_loss_curves
+
+# Lightning's own noise, which a user can do nothing about: an advert on every fit and a deprecation
+# inside its pytree utilities.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 @dataclass

@@ -59,3 +59,10 @@ def test_registry_list_show_promote(prefect_harness, tmp_path):
     for expected in ("cli-model:1", "m/x = 1 >= 0.5", "config.json", "promotion_refused", "first release"):
         assert expected in shown.output
     assert invoke("registry", "show", "cli-model@staging").exit_code == 1
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path):
+    result = invoke("data", "validate", str(tmp_path))
+    assert result.exit_code == 1 and "no manifest.parquet in" in result.output and "Traceback" not in result.output
+    result = invoke("package", "../escape@production")
+    assert result.exit_code == 1 and "invalid model name '../escape'" in result.output
