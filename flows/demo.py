@@ -81,7 +81,7 @@ def print_summary(platform: Platform, result: LifecycleResult, elapsed_s: float)
                   f"{verdict_mark(t2i >= REQUIRED_CHANCE_MULTIPLE * chance)}")
     registry = platform.registry()
     aliases = registry.aliases(result.model)
-    console.print(rich_table(f"Registry {platform.registry_root}: model {result.model}",
+    console.print(rich_table(f"Registry {platform.registry_url}: model {result.model}",
                              ["version", "created", "gate", "aliases"],
                              [(r.version, r.created_at[:19], verdict_mark(r.gate_passed),
                                ", ".join(a for a, rec in aliases.items() if rec.version == r.version))

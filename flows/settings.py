@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,8 +23,9 @@ class Platform(BaseModel):
         return cls(home=configure_environment(alignops_home()))
 
     @property
-    def registry_root(self) -> Path:
-        return self.home / "registry"
+    def registry_url(self) -> str:
+        """`ALIGNOPS_REGISTRY` (`s3://bucket/prefix` or a directory), else a directory in the state dir."""
+        return os.environ.get("ALIGNOPS_REGISTRY") or str(self.home / "registry")
 
     @property
     def workspace(self) -> Path:
@@ -39,7 +41,7 @@ class Platform(BaseModel):
         return self.home / "runs"
 
     def registry(self) -> Registry:
-        return Registry.local(self.registry_root)
+        return Registry.from_url(self.registry_url)
 
 
 def code_revision() -> str:

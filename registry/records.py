@@ -46,7 +46,7 @@ class AliasRecord(BaseModel):
     history: list[int] = Field(default_factory=list)
 
 
-EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "packaged"]
+EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged"]
 
 
 class Event(BaseModel):

@@ -16,9 +16,10 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from registry.names import check_name
 from registry.records import AliasRecord, Event, FileEntry, VersionRecord, utcnow
@@ -40,6 +41,17 @@ class ChecksumMismatch(RegistryError):
     pass
 
 
+# (candidate, incumbent holding the alias or None) -> reasons against promoting; empty means go.
+PromotionCheck = Callable[[VersionRecord, VersionRecord | None], list[str]]
+_COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+
+
+def _compare(value: float | None, op: str, threshold: float) -> bool:
+    if op not in _COMPARE:
+        raise RegistryError(f"unknown comparison {op!r}: use one of {list(_COMPARE)}")
+    return value is not None and _COMPARE[op](value, threshold)
+
+
 def current_actor() -> str:
     return os.environ.get("ALIGNOPS_ACTOR") or getpass.getuser()
 
@@ -59,6 +71,15 @@ class Registry:
     @classmethod
     def local(cls, root: Path) -> Registry:
         return cls(LocalStore(root))
+
+    @classmethod
+    def from_url(cls, url: str) -> Registry:
+        """`s3://bucket/prefix` (boto3's endpoint, region and credentials chain) or a local directory."""
+        if url.startswith("s3://"):
+            from registry.s3 import S3Store
+
+            return cls(S3Store.from_url(url))
+        return cls.local(Path(url))
 
     # ---- versions -------------------------------------------------------------------------------
 
@@ -111,11 +132,13 @@ class Registry:
     def list_models(self) -> list[str]:
         return sorted({k.split("/")[1] for k in self.store.list_keys("models/") if _VERSION_JSON.match(k)})
 
-    def list_versions(self, name: str) -> list[VersionRecord]:
+    def list_versions(self, name: str, include_archived: bool = False) -> list[VersionRecord]:
         check_name(name, "model name")
         numbers = sorted(int(m.group(1)) for k in self.store.list_keys(f"models/{name}/versions/")
                          if (m := _VERSION_JSON.match(k)))
-        return [self.get_version(name, n) for n in numbers]
+        archived = set() if include_archived else {
+            int(Path(k).stem) for k in self.store.list_keys(f"models/{name}/archived/")}
+        return [self.get_version(name, n) for n in numbers if n not in archived]
 
     def resolve(self, ref: str) -> VersionRecord:
         """`name@alias`, `name:version`, or `name` (its latest version)."""
@@ -174,41 +197,138 @@ class Registry:
             return None, None
         return AliasRecord.model_validate_json(data), etag
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "",
-                  event: str = "alias_set", details: dict[str, Any] | None = None) -> AliasRecord:
-        """Point `alias` at `version` by compare-and-swap, retrying when another writer got there first."""
-        self.get_version(name, version)  # the target must exist
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasRecord:
+        """Point `alias` at `version` (no gate: for `candidate` and other working aliases)."""
+        return self._move_alias(name, alias, version, reason=reason, event="alias_set")
+
+    def promote(self, name: str, version: int, alias: str = "production", *, reason: str = "",
+                force_reason: str | None = None, check: PromotionCheck | None = None) -> AliasRecord:
+        """Move `alias` to `version` if its recorded gate verdict passed and `check(candidate, incumbent)`
+        finds no reason against it, or when forced with a reason. Every attempt leaves one audit event.
+
+        The check runs against the version holding the alias at the moment of the compare-and-swap: if
+        another promotion moves the alias in between, the swap fails and the check runs again.
+        """
+        record = self.get_version(name, version)
+        if self.is_archived(name, version):
+            return self._refuse(record, alias, reason, "the version is archived")
+        if not record.gate_passed and not force_reason:
+            why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed: " + "; ".join(
+                r["reason"] for r in record.gate.get("rules", []) if not r.get("passed"))
+            return self._refuse(record, alias, reason, why)
+
+        def against_incumbent(current: AliasRecord | None) -> None:
+            if check is None or force_reason:
+                return
+            incumbent = self.get_version(name, current.version) if current else None
+            objections = check(record, incumbent)
+            if objections:
+                self._refuse(record, alias, reason, "; ".join(objections))
+
+        details = {"forced": force_reason} if force_reason else {"gate_policy": (record.gate or {}).get("policy")}
+        return self._move_alias(name, alias, version, reason=reason or force_reason or "", event="promoted",
+                                details=details, precondition=against_incumbent)
+
+    def _refuse(self, record: VersionRecord, alias: str, reason: str, why: str) -> NoReturn:
+        self._log(Event(event="promotion_refused", model=record.name, version=record.version, alias=alias,
+                        actor=current_actor(), reason=reason, details={"why": why}))
+        raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r}: {why}. "
+                               "Re-evaluate it, or pass --force REASON to override (recorded).")
+
+    def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
+        """Move `alias` back to the version that held it before."""
         actor = current_actor()
         while True:
             current, etag = self._read_alias(name, alias)
+            if current is None or not current.history:
+                raise RegistryError(f"{name}@{alias} has no earlier holder to roll back to")
+            record = AliasRecord(alias=alias, version=current.history[-1], set_at=utcnow(), set_by=actor,
+                                 reason=reason, history=current.history[:-1])
+            try:
+                self._write_alias(name, record, etag)
+                break
+            except PreconditionFailed:
+                continue
+        self._log(Event(event="rolled_back", model=name, version=record.version, alias=alias, actor=actor,
+                        reason=reason, details={"from": current.version}))
+        return record
+
+    def _move_alias(self, name: str, alias: str, version: int, *, reason: str, event: str,
+                    details: dict[str, Any] | None = None,
+                    precondition: Callable[[AliasRecord | None], None] | None = None) -> AliasRecord:
+        """Compare-and-swap `alias` to `version`, re-reading and re-checking when another writer won."""
+        self.get_version(name, version)  # the target must exist
+        actor = current_actor()
+        attempts = 0
+        while True:
+            attempts += 1
+            current, etag = self._read_alias(name, alias)
+            if precondition:
+                precondition(current)
             history = [*current.history, current.version] if current else []
             record = AliasRecord(alias=alias, version=version, set_at=utcnow(), set_by=actor, reason=reason,
                                  history=history)
             try:
-                self.store.put_bytes(f"models/{name}/aliases/{alias}.json", record.model_dump_json(indent=2).encode(),
-                                     if_none_match=current is None, if_match=etag)
+                self._write_alias(name, record, etag)
                 break
             except PreconditionFailed:
                 continue
-        previous = current.version if current else None
         self._log(Event(event=event, model=name, version=version, alias=alias, actor=actor, reason=reason,
-                        details={"previous": previous, **(details or {})}))
+                        details={"previous": current.version if current else None, "attempts": attempts,
+                                 **(details or {})}))
         return record
 
-    def promote(self, name: str, version: int, alias: str = "production", *, reason: str = "",
-                force_reason: str | None = None) -> AliasRecord:
-        """Move `alias` to `version` if its recorded gate verdict passed, or when forced with a reason."""
-        record = self.get_version(name, version)
-        if not record.gate_passed and not force_reason:
-            why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed: " + "; ".join(
-                r["reason"] for r in record.gate.get("rules", []) if not r.get("passed"))
-            self._log(Event(event="promotion_refused", model=name, version=version, alias=alias,
-                            actor=current_actor(), reason=reason, details={"why": why}))
-            raise PromotionRefused(f"{name}:{version} cannot be promoted to {alias!r}: {why}. "
-                                   "Re-evaluate it, or pass --force REASON to override (recorded).")
-        details = {"forced": force_reason} if force_reason else {"gate_policy": record.gate.get("policy")}
-        return self.set_alias(name, alias, version, reason=reason or force_reason or "", event="promoted",
-                              details=details)
+    def _write_alias(self, name: str, record: AliasRecord, etag: str | None) -> None:
+        self.store.put_bytes(f"models/{name}/aliases/{record.alias}.json", record.model_dump_json(indent=2).encode(),
+                             if_none_match=etag is None, if_match=etag)
+
+    # ---- archive and search --------------------------------------------------------------------
+
+    def archive(self, name: str, version: int, *, reason: str = "") -> None:
+        """Hide a version from listings and promotion; its files stay (versions are immutable)."""
+        self.get_version(name, version)
+        holders = [a for a, rec in self.aliases(name).items() if rec.version == version]
+        if holders:
+            raise RegistryError(f"{name}:{version} holds aliases {holders}: move them before archiving")
+        try:
+            self.store.put_bytes(f"models/{name}/archived/{version}.json",
+                                 json.dumps({"by": current_actor(), "at": utcnow(), "reason": reason}).encode(),
+                                 if_none_match=True)
+        except PreconditionFailed:
+            return  # already archived
+        self._log(Event(event="archived", model=name, version=version, actor=current_actor(), reason=reason))
+
+    def is_archived(self, name: str, version: int) -> bool:
+        return self.store.exists(f"models/{name}/archived/{int(version)}.json")
+
+    def search(self, name: str | None = None, *, alias: str | None = None, tag: tuple[str, str] | None = None,
+               dataset: str | None = None, metric: tuple[str, str, float] | None = None,
+               include_archived: bool = False) -> list[VersionRecord]:
+        """Versions matching every given filter: holding `alias`, tagged `key=value`, trained on dataset
+        reference `dataset`, or with `metric` compared (`>=`, `<=`, `>`, `<`) to a threshold."""
+        found = []
+        for model in [name] if name else self.list_models():
+            holders = {rec.version for a, rec in self.aliases(model).items() if alias is None or a == alias}
+            for record in self.list_versions(model, include_archived=include_archived):
+                if alias is not None and record.version not in holders:
+                    continue
+                if tag is not None and record.tags.get(tag[0]) != tag[1]:
+                    continue
+                if dataset is not None and dataset not in record.lineage.get("datasets", {}).values():
+                    continue
+                if metric is not None and not _compare(record.metrics.get(metric[0]), metric[1], metric[2]):
+                    continue
+                found.append(record)
+        return found
+
+    def presigned_url(self, name: str, version: int, file: str, expires_s: int = 3600) -> str:
+        """A time-limited download link for one file of a version (S3 stores only; made only when asked)."""
+        presign = getattr(self.store, "presign", None)
+        if presign is None:
+            raise RegistryError("presigned URLs need an S3 registry")
+        if file not in self.get_version(name, version).files:
+            raise RegistryError(f"{name}:{version} has no file {file!r}")
+        return presign(f"models/{name}/versions/{version}/{file}", expires_s)
 
     # ---- audit log ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class PreconditionFailed(RuntimeError):
 
 
 class Store(Protocol):
+    url: str  # what `Registry.from_url` opens again
     def put_bytes(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str: ...
     def get_bytes(self, key: str) -> tuple[bytes, str]: ...
     def put_file(self, key: str, source: Path) -> None: ...
@@ -49,6 +50,10 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root})"
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
