@@ -128,33 +128,77 @@ def data_validate(
     raise typer.Exit(0 if report.passed else 1)
 
 
-@registry_app.command("list")
-@user_errors
-def registry_list(model: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Models, or the versions of MODEL, with aliases and gate verdicts."""
-    from flows.report import console, rich_table, verdict_mark
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def emit_json(payload: object) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _registry():
     from flows.settings import Platform
 
-    registry = Platform.from_env().registry()
-    for name in [model] if model else registry.list_models():
-        aliases = registry.aliases(name)
-        console.print(rich_table(f"{name}", ["version", "created", "by", "gate", "mean recall", "aliases"], [
-            (r.version, r.created_at[:19], r.created_by, verdict_mark(r.gate_passed),
-             next((f"{v:.3f}" for k, v in r.metrics.items() if k.endswith("/mean_recall")), "-"),
-             ", ".join(a for a, rec in sorted(aliases.items()) if rec.version == r.version))
-            for r in registry.list_versions(name)]))
+    return Platform.from_env().registry()
+
+
+def _metric_filter(text: str) -> tuple[str, str, float]:
+    import re
+
+    match = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*", text)
+    if not match:
+        fail(f"bad --metric {text!r}: write it like 'coco_val/t2i_r1>=0.3'")
+    return match[1], match[2], float(match[3])
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    return next((f"{v:.3f}" for k, v in metrics.items() if k.endswith("/mean_recall")), "-")
+
+
+@registry_app.command("list")
+@user_errors
+def registry_list(
+    model: Annotated[str | None, typer.Argument(help="one model; all models when left out")] = None,
+    alias: Annotated[str | None, typer.Option(help="only versions holding this alias")] = None,
+    tag: Annotated[str | None, typer.Option(help="KEY=VALUE")] = None,
+    dataset: Annotated[str | None, typer.Option(help="only versions trained on this dataset ref (path@rev)")] = None,
+    metric: Annotated[str | None, typer.Option(help="e.g. 'synthetic_test/t2i_r1>=0.5'")] = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="include archived versions")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Versions with their aliases, gate verdicts and headline metric; filters combine."""
+    from flows.report import console, rich_table, verdict_mark
+
+    registry = _registry()
+    found = registry.search(model, alias=alias, tag=tuple(tag.split("=", 1)) if tag else None, dataset=dataset,
+                            metric=_metric_filter(metric) if metric else None, include_archived=all_versions)
+    aliases = {name: registry.aliases(name) for name in {r.name for r in found}}
+
+    def held(record) -> list[str]:
+        return sorted(a for a, rec in aliases[record.name].items() if rec.version == record.version)
+
+    if as_json:
+        return emit_json([r.model_dump(exclude={"files"}) | {"aliases": held(r)} for r in found])
+    console.print(rich_table(f"Registry {registry.store.url}", ["model", "version", "created", "by", "gate",
+                                                                 "mean recall", "aliases"], [
+        (r.name, r.version, r.created_at[:19], r.created_by, verdict_mark(r.gate_passed), _headline(r.metrics),
+         ", ".join(held(r))) for r in found]))
 
 
 @registry_app.command("show")
 @user_errors
-def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")]) -> None:
-    """A version: files, lineage, metrics, gate rules, and the model's audit log."""
+def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")],
+                  as_json: JsonOption = False) -> None:
+    """A version: metrics, gate rules, lineage and files."""
     from flows.report import console, rich_table, verdict_mark
-    from flows.settings import Platform
 
-    registry = Platform.from_env().registry()
+    registry = _registry()
     record = registry.resolve(ref)
-    console.print(f"[bold]{record.name}:{record.version}[/bold] created {record.created_at} by {record.created_by}")
+    held = sorted(a for a, rec in registry.aliases(record.name).items() if rec.version == record.version)
+    if as_json:
+        return emit_json(record.model_dump() | {"aliases": held,
+                                                "archived": registry.is_archived(record.name, record.version)})
+    console.print(f"[bold]{record.name}:{record.version}[/bold] created {record.created_at} by {record.created_by}"
+                  f"; aliases: {', '.join(held) or '-'}")
     console.print(rich_table("metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in record.metrics.items()]))
     if record.gate:
         console.print(rich_table(f"gate {record.gate['policy']}", ["rule", "result", "reason"],
@@ -163,9 +207,53 @@ def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERS
     console.print(rich_table("lineage", ["field", "value"], [(k, json.dumps(v)) for k, v in lineage.items()]))
     console.print(rich_table("files", ["file", "size", "sha256"],
                              [(f, e.size, e.sha256[:16]) for f, e in record.files.items()]))
-    console.print(rich_table(f"events of {record.name}", ["at", "event", "version", "alias", "actor", "reason"],
-                             [(e.at[:19], e.event, e.version, e.alias or "", e.actor, e.reason)
-                              for e in registry.events(record.name)]))
+
+
+@registry_app.command("diff")
+@user_errors
+def registry_diff(a: str, b: str, as_json: JsonOption = False) -> None:
+    """Two versions side by side: metrics with deltas, lineage and files that differ."""
+    from flows.report import console, rich_table
+
+    registry = _registry()
+    left, right = registry.resolve(a), registry.resolve(b)
+    metrics = [{"metric": m, "a": left.metrics.get(m), "b": right.metrics.get(m),
+                "delta": (right.metrics[m] - left.metrics[m]) if m in left.metrics and m in right.metrics else None}
+               for m in sorted(set(left.metrics) | set(right.metrics))]
+    lineage = [{"field": k, "a": left.lineage.get(k), "b": right.lineage.get(k)}
+               for k in sorted((set(left.lineage) | set(right.lineage)) - {"metrics"})
+               if left.lineage.get(k) != right.lineage.get(k)]
+    files = [{"file": f, "change": "added" if f not in left.files else "removed" if f not in right.files else
+              "changed" if left.files[f].sha256 != right.files[f].sha256 else "same"}
+             for f in sorted(set(left.files) | set(right.files))]
+    if as_json:
+        return emit_json({"a": f"{left.name}:{left.version}", "b": f"{right.name}:{right.version}",
+                          "metrics": metrics, "lineage": lineage, "files": files})
+
+    def fmt(value: float | None, signed: bool = False) -> str:
+        return "-" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
+
+    title = f"{left.name}:{left.version} -> {right.name}:{right.version}"
+    console.print(rich_table(f"metrics {title}", ["metric", "a", "b", "delta"],
+                             [(m["metric"], fmt(m["a"]), fmt(m["b"]), fmt(m["delta"], True)) for m in metrics]))
+    console.print(rich_table("lineage that differs", ["field", "a", "b"],
+                             [(x["field"], json.dumps(x["a"]), json.dumps(x["b"])) for x in lineage]))
+    console.print(rich_table("files", ["file", "change"], [(f["file"], f["change"]) for f in files]))
+
+
+@registry_app.command("history")
+@user_errors
+def registry_history(name: str, as_json: JsonOption = False) -> None:
+    """The audit log of a model: every registration, alias move, refusal, rollback and archive."""
+    from flows.report import console, rich_table
+
+    events = _registry().events(name)
+    if as_json:
+        return emit_json([e.model_dump() for e in events])
+    console.print(rich_table(f"history of {name}", ["at", "event", "version", "alias", "actor", "reason", "details"],
+                             [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason,
+                               ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None))
+                              for e in events]))
 
 
 @registry_app.command("promote")
@@ -173,12 +261,30 @@ def registry_show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERS
 def registry_promote(
     name: str, version: int, alias: str = "production", reason: str = "",
     force: Annotated[str | None, typer.Option(help="override a missing or failed gate; the REASON is recorded")] = None,
+    policy: Annotated[Path | None, typer.Option(help="gate policy whose non-regression rules apply")] = None,
 ) -> None:
-    """Move ALIAS to VERSION; refused unless the version's gate verdict passed."""
+    """Move ALIAS to VERSION; refused unless its gate passed and it does not regress against the holder."""
     from flows.promote import promote
 
-    previous = promote(name, version, alias, reason, force)
+    _registry().get_version(name, version)  # a bad reference fails before Prefect starts
+    previous = promote(name, version, alias, reason, force, str(policy) if policy else None)
     typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
+
+
+@registry_app.command("rollback")
+@user_errors
+def registry_rollback(name: str, alias: str = "production", reason: str = "") -> None:
+    """Move ALIAS back to the version that held it before."""
+    record = _registry().rollback(name, alias, reason=reason)
+    typer.echo(f"{name}@{alias} -> {record.version}")
+
+
+@registry_app.command("archive")
+@user_errors
+def registry_archive(name: str, version: int, reason: str = "") -> None:
+    """Hide a version from listings and promotion (its files stay)."""
+    _registry().archive(name, version, reason=reason)
+    typer.echo(f"{name}:{version} archived")
 
 
 @app.command("package")
@@ -186,9 +292,8 @@ def registry_promote(
 def package_cmd(model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")]) -> None:
     """Build a bento from a registry version and smoke-test it."""
     from flows.package import package
-    from flows.settings import Platform
 
-    Platform.from_env().registry().resolve(model_ref)  # a bad reference fails before Prefect starts
+    _registry().resolve(model_ref)  # a bad reference fails before Prefect starts
 
     bento_tag, result = package(model_ref)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
 
-from components.evaluation.gate import GateVerdict
-from flows.settings import Platform
+from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
+from flows.settings import POLICIES, Platform
 from registry.records import VersionRecord
+from registry.registry import PromotionCheck
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -29,16 +31,48 @@ def register_version(name: str, artifact_dir: str, metrics: dict[str, float], ve
     return record
 
 
+ALIAS_MOVED = "alignops.alias.moved"
+
+
+def non_regression_check(policy: GatePolicy) -> PromotionCheck:
+    """The policy's non-regression rules, judged against whichever version holds the alias when it moves."""
+    rules = GatePolicy(name=policy.name, non_regression=policy.non_regression)
+
+    def check(candidate: VersionRecord, incumbent: VersionRecord | None) -> list[str]:
+        if incumbent is None:
+            return []
+        verdict = evaluate_gate(rules, candidate.metrics, incumbent.metrics)
+        return [f"{r.reason} (incumbent {incumbent.name}:{incumbent.version})" for r in verdict.failures]
+
+    return check
+
+
+def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | None:
+    """The named policy file, else the shipped policy the version's gate verdict was judged by."""
+    if gate_policy:
+        return GatePolicy.from_yaml(Path(gate_policy))
+    shipped = POLICIES / f"{(record.gate or {}).get('policy')}.yaml"
+    return GatePolicy.from_yaml(shipped) if shipped.is_file() else None
+
+
 @flow(name="promote", log_prints=True)
 def promote(name: str, version: int, alias: str = "production", reason: str = "",
-            force_reason: str | None = None) -> int | None:
-    """Move `alias` to `version`; refused unless its gate passed or `force_reason` is given. Returns the
-    previous holder of the alias."""
+            force_reason: str | None = None, gate_policy: str | None = None) -> int | None:
+    """Move `alias` to `version`: refused unless its gate passed and, by its policy, it does not regress
+    against the version holding the alias; `force_reason` overrides and is recorded. Emits the Prefect
+    event `alignops.alias.moved` (automations package new production versions on it). Returns the
+    previous holder."""
     registry = Platform.from_env().registry()
-    before = registry.get_alias(name, alias)
-    registry.promote(name, version, alias, reason=reason, force_reason=force_reason)
-    previous = before.version if before else None
+    policy = policy_for(registry.get_version(name, version), gate_policy)
+    moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
+                             check=non_regression_check(policy) if policy else None)
+    previous = moved.history[-1] if moved.history else None
+    emit_event(event=ALIAS_MOVED, resource={"prefect.resource.id": f"alignops.model.{name}",
+                                            "alignops.alias": alias},
+               payload={"model": name, "version": version, "alias": alias, "previous": previous,
+                        "registry": registry.store.url, "forced": bool(force_reason)})
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(
         f"# `{name}@{alias}` -> version {version}\n\nPrevious holder: {previous or 'none'}.  \n"
-        f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}"))
+        f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}  \n"
+        f"Non-regression policy: {policy.name if policy else 'none'}"))
     return previous

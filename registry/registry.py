@@ -213,8 +213,9 @@ class Registry:
         if self.is_archived(name, version):
             return self._refuse(record, alias, reason, "the version is archived")
         if not record.gate_passed and not force_reason:
-            why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed: " + "; ".join(
-                r["reason"] for r in record.gate.get("rules", []) if not r.get("passed"))
+            failed = [r["reason"] for r in (record.gate or {}).get("rules", []) if not r.get("passed")]
+            why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed" + (
+                ": " + "; ".join(failed) if failed else "")
             return self._refuse(record, alias, reason, why)
 
         def against_incumbent(current: AliasRecord | None) -> None:

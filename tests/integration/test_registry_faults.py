@@ -6,11 +6,11 @@ import os
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
+from tcp_proxy import TcpProxy
 
 from registry import s3 as s3_module
 from registry.registry import Registry
 from registry.s3 import StoreUnavailable
-from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,5 @@
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -37,28 +36,6 @@ def test_import_coco_and_name_the_bad_column(tmp_path, shared_data):
     (tmp_path / "t.csv").write_text("file,text\na.jpg,hi\n")
     result = invoke("data", "import", "csv", str(tmp_path / "t.csv"), str(tmp_path / "d"), "--column", "image=path")
     assert result.exit_code == 1 and "columns ['path', 'caption'] not found" in result.output
-
-
-@pytest.mark.slow
-def test_registry_list_show_promote(prefect_harness, tmp_path):
-    registry = Platform.from_env().registry()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "config.json").write_text("{}")
-    gate = {"policy": "p", "passed": True, "rules": [{"rule": "floor", "passed": True, "reason": "m/x = 1 >= 0.5"}]}
-    registry.register("cli-model", tmp_path / "a", metrics={"m/mean_recall": 0.5}, gate=gate, lineage={"datasets": {}})
-    registry.register("cli-model", tmp_path / "a", gate={**gate, "passed": False})
-
-    promoted = invoke("registry", "promote", "cli-model", "1", "--reason", "first release")
-    assert promoted.exit_code == 0 and "cli-model@production: - -> 1" in promoted.output
-    refused = invoke("registry", "promote", "cli-model", "2")
-    assert refused.exit_code == 1 and "cannot be promoted" in refused.output and "--force" in refused.output
-    listing = invoke("registry", "list", "cli-model")
-    assert listing.exit_code == 0 and "production" in listing.output and "0.500" in listing.output
-    shown = invoke("registry", "show", "cli-model@production")
-    assert shown.exit_code == 0
-    for expected in ("cli-model:1", "m/x = 1 >= 0.5", "config.json", "promotion_refused", "first release"):
-        assert expected in shown.output
-    assert invoke("registry", "show", "cli-model@staging").exit_code == 1
 
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):

@@ -1,0 +1,103 @@
+"""`alignops registry …` end to end: real flows on the Prefect test API, tables and --json."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.promote import ALIAS_MOVED
+from flows.settings import Platform
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+GATE = {"policy": "p", "passed": True, "rules": [{"rule": "floor", "passed": True, "reason": "m/x = 1 >= 0.5"}]}
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "220"})
+
+
+@pytest.fixture
+def model(tmp_path):
+    registry = Platform.from_env().registry()
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    name = f"cli-{tmp_path.name[-12:].lower().strip('_-')}".replace("_", "-")
+    registry.register(name, folder, metrics={"m/mean_recall": 0.5}, gate=GATE, tags={"team": "vision"},
+                      lineage={"datasets": {"train": f"{name}-data@aaa"}})
+    (folder / "config.json").write_text('{"changed": true}')
+    registry.register(name, folder, metrics={"m/mean_recall": 0.4}, gate=GATE, lineage={"datasets": {"train": f"{name}-data@bbb"}})
+    registry.register(name, folder, gate={**GATE, "passed": False})
+    return name
+
+
+def alias_events(name: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(filter=EventFilter(event=EventNameFilter(name=[ALIAS_MOVED]),
+                                                     resource=EventResourceFilter(id=[f"alignops.model.{name}"])),
+                                   limit=50)  # the client defaults to 100, which the server refuses
+    return page.events
+
+
+def test_promote_rollback_history(prefect_harness, model, tmp_path):
+    promoted = invoke("registry", "promote", model, "1", "--reason", "first release")
+    assert promoted.exit_code == 0, promoted.output
+    assert f"{model}@production: - -> 1" in promoted.output
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: strict\nnon_regression:\n  m/mean_recall: 0.05\n")
+    regressed = invoke("registry", "promote", model, "2", "--policy", str(policy))
+    assert regressed.exit_code == 1
+    assert "m/mean_recall = 0.4000 < incumbent 0.5000 - 0.05" in regressed.output
+    assert invoke("registry", "promote", model, "2", "--policy", str(policy), "--force", "accepted by PM").exit_code == 0
+    refused = invoke("registry", "promote", model, "3")
+    assert refused.exit_code == 1 and "gate verdict failed" in refused.output and "--force" in refused.output
+
+    for _ in range(50):  # events reach the API asynchronously
+        if len(alias_events(model)) == 2:
+            break
+        time.sleep(0.2)
+    assert sorted(e.payload["version"] for e in alias_events(model)) == [1, 2]
+
+    assert invoke("registry", "rollback", model, "--reason", "bad latency").output.strip() == f"{model}@production -> 1"
+    history = json.loads(invoke("registry", "history", model, "--json").output)
+    assert [e["event"] for e in history] == ["registered"] * 3 + [
+        "promoted", "promotion_refused", "promoted", "promotion_refused", "rolled_back"]
+    assert history[5]["details"]["forced"] == "accepted by PM" and history[-1]["reason"] == "bad latency"
+    table = invoke("registry", "history", model).output
+    assert "promotion_refused" in table and "bad latency" in table
+
+
+def test_list_filters_show_diff_archive(model):
+    listing = invoke("registry", "list", model)
+    assert listing.exit_code == 0 and "0.500" in listing.output
+    by_dataset = json.loads(invoke("registry", "list", "--dataset", f"{model}-data@aaa", "--json").output)
+    assert [(r["name"], r["version"]) for r in by_dataset] == [(model, 1)]
+    by_tag = json.loads(invoke("registry", "list", model, "--tag", "team=vision", "--json").output)
+    assert [r["version"] for r in by_tag] == [1]
+    by_metric = json.loads(invoke("registry", "list", model, "--metric", "m/mean_recall<0.45", "--json").output)
+    assert [r["version"] for r in by_metric] == [2]
+    assert "write it like" in invoke("registry", "list", "--metric", "m/x=~1").output
+
+    shown = invoke("registry", "show", f"{model}:1")
+    for expected in (f"{model}:1", "m/x = 1 >= 0.5", "config.json", f"{model}-data@aaa"):
+        assert expected in shown.output
+    assert json.loads(invoke("registry", "show", f"{model}:2", "--json").output)["metrics"] == {"m/mean_recall": 0.4}
+
+    diff = json.loads(invoke("registry", "diff", f"{model}:1", f"{model}:2", "--json").output)
+    assert diff["metrics"] == [{"metric": "m/mean_recall", "a": 0.5, "b": 0.4, "delta": pytest.approx(-0.1)}]
+    assert diff["files"] == [{"file": "config.json", "change": "changed"}]
+    assert diff["lineage"] == [{"field": "datasets", "a": {"train": f"{model}-data@aaa"},
+                                "b": {"train": f"{model}-data@bbb"}}]
+    assert "-0.1000" in invoke("registry", "diff", f"{model}:1", f"{model}:2").output
+
+    assert invoke("registry", "archive", model, "3", "--reason", "broken").exit_code == 0
+    assert [r["version"] for r in json.loads(invoke("registry", "list", model, "--json").output)] == [1, 2]
+    assert len(json.loads(invoke("registry", "list", model, "--all", "--json").output)) == 3
+    assert invoke("registry", "show", f"{model}@staging").exit_code == 1
