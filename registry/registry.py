@@ -17,6 +17,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -94,11 +95,14 @@ class Registry:
             raise RegistryError(f"{artifact_dir} holds no files to register")
         version = self._claim_version(name)
         prefix = f"models/{name}/versions/{version}"
-        files = {}
-        for path in paths:
-            relative = path.relative_to(artifact_dir).as_posix()
-            self.store.put_file(f"{prefix}/{relative}", path)
-            files[relative] = FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
+        # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            digests = {path: hasher.submit(sha256_file, path) for path in paths}
+            for path in paths:
+                self.store.put_file(f"{prefix}/{path.relative_to(artifact_dir).as_posix()}", path)
+            files = {path.relative_to(artifact_dir).as_posix(): FileEntry(sha256=digest.result(),
+                                                                         size=path.stat().st_size)
+                     for path, digest in digests.items()}
         record = VersionRecord(name=name, version=version, created_at=utcnow(), created_by=current_actor(),
                                files=files, lineage=lineage or {}, metrics=metrics or {}, gate=gate,
                                tags=tags or {})
@@ -108,18 +112,26 @@ class Registry:
         return record
 
     def _claim_version(self, name: str) -> int:
-        """Allocate the next number by conditional create, so concurrent registrations never collide."""
-        prefix = f"models/{name}/versions/"
-        taken = [int(k[len(prefix):].split("/")[0]) for k in self.store.list_keys(prefix)
-                 if k.endswith("/claim.json")]
-        version = max(taken, default=0) + 1
+        """Allocate the next number by conditional create, so concurrent registrations never collide.
+
+        `claims/latest.json` is a hint (the last number claimed) that saves listing every version; the
+        conditional create of `versions/<n>/claim.json` stays the authority, so a stale hint only costs a
+        retry per number already taken.
+        """
+        hint_key = f"models/{name}/claims/latest.json"
+        try:
+            version = json.loads(self.store.get_bytes(hint_key)[0])["version"] + 1
+        except KeyNotFound:
+            version = 1
         while True:
             try:
-                self.store.put_bytes(f"{prefix}{version}/claim.json",
+                self.store.put_bytes(f"models/{name}/versions/{version}/claim.json",
                                      json.dumps({"by": current_actor(), "at": utcnow()}).encode(), if_none_match=True)
-                return version
+                break
             except PreconditionFailed:
                 version += 1
+        self.store.put_bytes(hint_key, json.dumps({"version": version}).encode())
+        return version
 
     def get_version(self, name: str, version: int) -> VersionRecord:
         check_name(name, "model name")
@@ -138,7 +150,8 @@ class Registry:
                          if (m := _VERSION_JSON.match(k)))
         archived = set() if include_archived else {
             int(Path(k).stem) for k in self.store.list_keys(f"models/{name}/archived/")}
-        return [self.get_version(name, n) for n in numbers if n not in archived]
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per version: overlap their latency
+            return list(pool.map(lambda n: self.get_version(name, n), [n for n in numbers if n not in archived]))
 
     def resolve(self, ref: str) -> VersionRecord:
         """`name@alias`, `name:version`, or `name` (its latest version)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from components.models.embedder import Embedder
+from registry.local_s3 import free_port
 
 TOLERANCE = 1e-5
 PROBE_TEXTS = ["two red circles on the left", "a blue square at the top", "three yellow triangles"]
@@ -35,12 +35,6 @@ class SmokeResult(BaseModel):
     def passed(self) -> bool:
         return max(self.text_max_abs_diff, self.image_max_abs_diff) <= TOLERANCE and self.rank_shape == (
             len(PROBE_TEXTS), len(PROBE_TEXTS))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class BentoServer:

@@ -63,49 +63,12 @@ def tiny_artifact(tmp_path_factory, tiny_dataset) -> Path:
     return artifact.save(tmp_path_factory.mktemp("artifact") / "tiny")
 
 
-class MotoServer:
-    """moto's S3 server on 127.0.0.1 in its own process group, stopped by PID."""
-
-    def __init__(self, port: int):
-        import subprocess
-        import sys
-
-        self.port, self.url = port, f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout_s: float = 30) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/moto-api/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"moto server on {self.url} did not start")
-
-    def stop(self) -> None:
-        import signal
-
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def moto_s3():
     """A real S3 API for the session; boto3 finds it through the standard environment variables."""
-    from serving.smoke import free_port
+    from registry.local_s3 import MotoServer
 
-    server = MotoServer(free_port())
+    server = MotoServer()
     os.environ.update({"AWS_ENDPOINT_URL_S3": server.url, "AWS_ACCESS_KEY_ID": "testing",
                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
     yield server

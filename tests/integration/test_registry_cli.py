@@ -29,7 +29,8 @@ def model(tmp_path):
     registry.register(name, folder, metrics={"m/mean_recall": 0.5}, gate=GATE, tags={"team": "vision"},
                       lineage={"datasets": {"train": f"{name}-data@aaa"}})
     (folder / "config.json").write_text('{"changed": true}')
-    registry.register(name, folder, metrics={"m/mean_recall": 0.4}, gate=GATE, lineage={"datasets": {"train": f"{name}-data@bbb"}})
+    registry.register(name, folder, metrics={"m/mean_recall": 0.4}, gate=GATE,
+                      lineage={"datasets": {"train": f"{name}-data@bbb"}})
     registry.register(name, folder, gate={**GATE, "passed": False})
     return name
 
@@ -55,7 +56,8 @@ def test_promote_rollback_history(prefect_harness, model, tmp_path):
     regressed = invoke("registry", "promote", model, "2", "--policy", str(policy))
     assert regressed.exit_code == 1
     assert "m/mean_recall = 0.4000 < incumbent 0.5000 - 0.05" in regressed.output
-    assert invoke("registry", "promote", model, "2", "--policy", str(policy), "--force", "accepted by PM").exit_code == 0
+    forced = invoke("registry", "promote", model, "2", "--policy", str(policy), "--force", "accepted by PM")
+    assert forced.exit_code == 0
     refused = invoke("registry", "promote", model, "3")
     assert refused.exit_code == 1 and "gate verdict failed" in refused.output and "--force" in refused.output
 

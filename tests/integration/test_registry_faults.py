@@ -26,8 +26,8 @@ def big_artifact(tmp_path):
 
 def test_outage_mid_upload_then_retry(moto_s3, s3_bucket, big_artifact, tmp_path, monkeypatch):
     # 5 MiB parts so the 24 MiB file goes up as a multipart upload; fewer retries keep the test short.
-    monkeypatch.setattr(s3_module, "TRANSFER", TransferConfig(multipart_threshold=5 * 2**20,
-                                                              multipart_chunksize=5 * 2**20, max_concurrency=2))
+    monkeypatch.setattr(s3_module, "UPLOAD", TransferConfig(multipart_threshold=5 * 2**20,
+                                                            multipart_chunksize=5 * 2**20, max_concurrency=2))
     monkeypatch.setattr(s3_module, "MAX_ATTEMPTS", 3)
     proxy = TcpProxy(moto_s3.port, cut_after_bytes=12 * 2**20)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)

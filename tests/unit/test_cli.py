@@ -3,7 +3,6 @@ import json
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.settings import Platform
 
 runner = CliRunner()
 
