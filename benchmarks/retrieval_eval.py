@@ -1,7 +1,7 @@
 """Chunked retrieval metrics against the dense N x N baseline: time and peak memory, side by side.
 
 Each variant runs in its own subprocess so peak RSS (ru_maxrss) belongs to it alone.
-Usage: python benchmarks/retrieval_eval.py [--images 4000] [--captions-per-image 5] [--dim 512]
+Usage: python -m benchmarks.retrieval_eval [--images 4000] [--captions-per-image 5] [--dim 512]
 """
 
 from __future__ import annotations

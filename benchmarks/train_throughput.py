@@ -2,7 +2,7 @@
 
 The compute-only baseline feeds the same batch of tensors every step, so the ratio shows what image
 decoding and preprocessing cost per step (1.0 means the data pipeline keeps up).
-Usage: python benchmarks/train_throughput.py [--preset tiny] [--batch-size 128] [--steps 30] [--workers 0]
+Usage: python -m benchmarks.train_throughput [--preset tiny] [--batch-size 128] [--steps 30] [--workers 0]
 """
 
 from __future__ import annotations

@@ -275,8 +275,12 @@ def registry_promote(
 @user_errors
 def registry_rollback(name: str, alias: str = "production", reason: str = "") -> None:
     """Move ALIAS back to the version that held it before."""
-    record = _registry().rollback(name, alias, reason=reason)
-    typer.echo(f"{name}@{alias} -> {record.version}")
+    from flows.promote import rollback
+
+    alias_record = _registry().get_alias(name, alias)  # a bad name or alias fails before Prefect starts
+    if alias_record is None or not alias_record.history:
+        fail(f"{name}@{alias} has no earlier holder to roll back to")
+    typer.echo(f"{name}@{alias} -> {rollback(name, alias, reason)}")
 
 
 @registry_app.command("archive")

@@ -12,7 +12,7 @@ from prefect.events import emit_event
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
 from flows.settings import POLICIES, Platform
 from registry.records import VersionRecord
-from registry.registry import PromotionCheck
+from registry.registry import PromotionCheck, Registry
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -32,6 +32,14 @@ def register_version(name: str, artifact_dir: str, metrics: dict[str, float], ve
 
 
 ALIAS_MOVED = "alignops.alias.moved"
+
+
+def announce_alias_move(registry: Registry, name: str, alias: str, version: int, previous: int | None,
+                        **facts: object) -> None:
+    """The Prefect event automations act on (e.g. package whatever `production` now points at)."""
+    emit_event(event=ALIAS_MOVED, resource={"prefect.resource.id": f"alignops.model.{name}", "alignops.alias": alias},
+               payload={"model": name, "version": version, "alias": alias, "previous": previous,
+                        "registry": registry.store.url, **facts})
 
 
 def non_regression_check(policy: GatePolicy) -> PromotionCheck:
@@ -67,12 +75,21 @@ def promote(name: str, version: int, alias: str = "production", reason: str = ""
     moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
                              check=non_regression_check(policy) if policy else None)
     previous = moved.history[-1] if moved.history else None
-    emit_event(event=ALIAS_MOVED, resource={"prefect.resource.id": f"alignops.model.{name}",
-                                            "alignops.alias": alias},
-               payload={"model": name, "version": version, "alias": alias, "previous": previous,
-                        "registry": registry.store.url, "forced": bool(force_reason)})
+    announce_alias_move(registry, name, alias, version, previous, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(
         f"# `{name}@{alias}` -> version {version}\n\nPrevious holder: {previous or 'none'}.  \n"
         f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}  \n"
         f"Non-regression policy: {policy.name if policy else 'none'}"))
     return previous
+
+
+@flow(name="rollback", log_prints=True)
+def rollback(name: str, alias: str = "production", reason: str = "") -> int:
+    """Move `alias` back to its previous holder; emits `alignops.alias.moved` like a promotion."""
+    registry = Platform.from_env().registry()
+    before = registry.get_alias(name, alias)
+    moved = registry.rollback(name, alias, reason=reason)
+    announce_alias_move(registry, name, alias, moved.version, before.version if before else None, rollback=True)
+    create_markdown_artifact(key="registry-change", description=f"{name}@{alias} rolled back to {moved.version}",
+                             markdown=f"# `{name}@{alias}` rolled back to {moved.version}\n\nReason: {reason or '-'}")
+    return moved.version
