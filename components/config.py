@@ -98,3 +98,15 @@ class TrainConfig(BaseModel):
     val_every_n_steps: int = Field(100, ge=1)
     wandb: bool = True
     wandb_project: str = "alignops"
+
+
+class ValidationConfig(BaseModel):
+    """Thresholds of data validation; the flow fails when a critical check fails or too much is rejected."""
+
+    max_rejected_fraction: float = Field(0.05, ge=0, le=1)
+    min_side_px: int = Field(8, ge=1, description="smaller images are rejected")
+    max_pixels: int = Field(64_000_000, ge=1, description="larger declared sizes are rejected unread (bombs)")
+    max_aspect_ratio: float = Field(8.0, ge=1, description="long side / short side; beyond it, rejected")
+    max_caption_chars: int = Field(1000, ge=1)
+    min_unique_caption_fraction: float = Field(0.05, ge=0, le=1)
+    workers: int = Field(8, ge=1, description="threads scanning images")

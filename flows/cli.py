@@ -86,24 +86,57 @@ def data_generate(dest: Path, train_images: int = 2000, seed: int = 0) -> None:
 @data_app.command("import")
 @user_errors
 def data_import(
-    fmt: Annotated[str, typer.Argument(help="csv | jsonl | coco")],
-    src: Annotated[Path, typer.Argument(help="the table, or the COCO captions JSON")],
+    fmt: Annotated[str, typer.Argument(help="csv tsv jsonl parquet coco karpathy cuhk-pedes icfg-pedes rstpreid "
+                                            "mimic-cxr webdataset")],
+    src: Annotated[Path, typer.Argument(help="the table / annotation JSON, the MIMIC folder, or shard(s)")],
     dest: Annotated[Path, typer.Argument(help="the dataset directory to write")],
     images: Annotated[Path | None, typer.Option(help="folder the image paths are relative to")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="FIELD=SOURCE column mapping (csv/jsonl)")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="FIELD=SOURCE column mapping (tables)")] = None,
+    impression_only: Annotated[bool, typer.Option(help="mimic-cxr: caption from IMPRESSION only")] = False,
 ) -> None:
     """Convert a dataset into the alignops manifest + images."""
-    from components.data.readers import ColumnMapping, import_dataset, read_coco_captions, read_table
+    import shutil
 
-    if fmt == "coco":
-        frame = read_coco_captions(src, images or src.parent)
-    elif fmt in ("csv", "jsonl"):
-        mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
-        frame = read_table(src, mapping, images, fmt=fmt)
-    else:
-        fail(f"unknown format {fmt!r}: use csv, jsonl or coco")
-    out = import_dataset(frame, dest)
+    from components.data.readers import ColumnMapping, import_dataset, read_source
+
+    mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
+    staging = dest / ".staging"
+    try:
+        frame = read_source(fmt, src, images, mapping, staging,
+                            ("impression",) if impression_only else ("findings", "impression"))
+        out = import_dataset(frame, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     typer.echo(f"{len(out)} rows, {out['image_id'].nunique()} images -> {dest}")
+
+
+@data_app.command("shard")
+@user_errors
+def data_shard(
+    dataset: Path, out: Path,
+    samples_per_shard: Annotated[int, typer.Option(help="images per shard")] = 1000,
+    resize: Annotated[int | None, typer.Option(help="shrink images so the short side is at most this")] = None,
+) -> None:
+    """Write WebDataset tar shards from a dataset, for streaming training at scale."""
+    from components.data.shards import write_shards
+
+    shards = write_shards(dataset, out, samples_per_shard, resize)
+    typer.echo(f"{len(shards)} shards -> {out}")
+
+
+@data_app.command("add")
+@user_errors
+def data_add(
+    dataset: Annotated[Path, typer.Argument(help="a dataset directory inside the workspace")],
+    message: str = "",
+) -> None:
+    """Version a dataset with DVC in the workspace (git commit + push to the configured remote)."""
+    from components.data.versioning import track_dataset
+    from flows.settings import Platform
+
+    platform = Platform.from_env()
+    version = track_dataset(platform.open_workspace(), dataset, message)
+    typer.echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
 
 
 @data_app.command("validate")
@@ -111,21 +144,41 @@ def data_import(
 def data_validate(
     dataset: Path,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for quarantine.csv, images.parquet and Data Docs")] = None,
     max_rejected_fraction: float = 0.05,
+    workers: int = 8,
 ) -> None:
     """Scan images and captions and run the GX suite. Exit code 0: pass, 1: fail."""
-    from components.validation.validate import validate_dataset
+    from components.config import ValidationConfig
+    from components.validation.validate import validate_dataset, write_report
     from flows.report import console, rich_table, verdict_mark
 
-    report = validate_dataset(dataset, max_rejected_fraction)
+    config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, workers=workers)
+    with console.status(f"Validating {dataset}"):
+        report = validate_dataset(dataset, config, out)
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],
                              [(c.name, verdict_mark(c.passed), c.critical, c.failures, ", ".join(c.examples))
                               for c in report.checks]))
+    reasons = reason_counts([q.reason.split(" (")[0].split(":")[0] for q in report.quarantine])
+    if reasons:
+        console.print(rich_table("quarantined rows by reason", ["reason", "rows"], reasons))
+    facts = report.image_facts
+    console.print(f"{facts.images} images; modes {facts.modes}; {facts.exif_rotated} EXIF-rotated (applied); "
+                  f"{facts.duplicate_images} duplicate files")
     console.print(f"rows in {report.rows_in} = kept {report.rows_kept} + quarantined {report.rows_quarantined}: "
                   f"{verdict_mark(report.passed)}")
+    if out:
+        report_path, quarantine_path = write_report(report, out)
+        console.print(f"report {report_path}; quarantine {quarantine_path}; Data Docs {report.data_docs}")
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json") | {"passed": report.passed}, indent=2))
     raise typer.Exit(0 if report.passed else 1)
+
+
+def reason_counts(values: list[str]) -> list[tuple[str, int]]:
+    from collections import Counter
+
+    return Counter(values).most_common()
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from components.config import SyntheticDataConfig, TrainConfig
 from components.data.manifest import MANIFEST_FILE
 from components.data.synthetic import generate_dataset
-from components.data.versioning import DatasetVersion, init_workspace, track_dataset
+from components.data.versioning import DatasetVersion, track_dataset
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
 from flows.settings import Platform
@@ -31,7 +31,7 @@ class DemoConfig(BaseModel):
 
 def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVersion:
     """Generate the dataset inside the DVC workspace (once per config) and track it."""
-    init_workspace(platform.workspace, str(platform.dvc_remote))
+    platform.open_workspace()
     dataset_dir = platform.workspace / DATASET_NAME
     stamp = dataset_dir / ".generator.json"  # DVC tracks it too: the data's version covers its recipe
     if not (dataset_dir / MANIFEST_FILE).exists() or stamp.read_text() != data.model_dump_json():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from components.config import TrainConfig
+from components.config import TrainConfig, ValidationConfig
 from components.models.artifact import config_hash
 from components.validation.report import ValidationReport
 from flows.evaluate import Evaluation, evaluate
@@ -26,7 +26,7 @@ class LifecycleConfig(BaseModel):
     eval_split: str = "test"
     gate_policy: str = str(POLICIES / "synthetic.yaml")
     train: TrainConfig = Field(default_factory=TrainConfig)
-    max_rejected_fraction: float = 0.05
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     promote_to: str = "production"
     package: bool = True
 
@@ -45,7 +45,7 @@ class LifecycleResult(BaseModel):
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     registry = Platform.from_env().registry()
-    report = validate_data(config.dataset_dir, config.dataset_version, config.max_rejected_fraction)
+    report = validate_data(config.dataset_dir, config.dataset_version, config.dataset_hash, config.validation)
     quarantined = sorted(report.quarantined_ids)
     # The run is named by its inputs: re-running the same data and config resumes (or reuses) it.
     run_name = f"{config.model_name}-{config_hash(config.train)}-{config.dataset_version.replace('@', '-')}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from components.data.versioning import init_workspace
 from components.runtime import alignops_home, configure_environment
 from registry.registry import Registry
 
@@ -33,8 +34,14 @@ class Platform(BaseModel):
         return self.home / "workspace"
 
     @property
-    def dvc_remote(self) -> Path:
-        return self.home / "dvc-remote"
+    def dvc_remote_url(self) -> str:
+        """`ALIGNOPS_DVC_REMOTE` (a folder or s3://bucket/path), else a folder in the state directory."""
+        return os.environ.get("ALIGNOPS_DVC_REMOTE") or str(self.home / "dvc-remote")
+
+    def open_workspace(self) -> Path:
+        """The DVC workspace, initialised with the configured remote (S3 endpoint from boto's variable)."""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") if self.dvc_remote_url.startswith("s3://") else None
+        return init_workspace(self.workspace, self.dvc_remote_url, endpoint)
 
     @property
     def runs(self) -> Path:

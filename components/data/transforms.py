@@ -10,9 +10,21 @@ from PIL import Image, ImageOps
 
 
 def load_image(source: Path | Image.Image) -> Image.Image:
-    """An RGB image with its EXIF orientation applied."""
+    """An RGB image with its EXIF orientation applied, from any mode users have.
+
+    Pillow's own conversions clip 16-bit and float images to white and turn transparent pixels black;
+    these are rescaled to 8 bits and composited on white instead.
+    """
     image = source if isinstance(source, Image.Image) else Image.open(source)
     image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I") and pixels.max() <= 65535 else max(float(pixels.max()), 1e-12)
+        image = Image.fromarray(np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
 
 

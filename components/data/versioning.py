@@ -49,8 +49,12 @@ def _git(args: list[str], cwd: Path) -> str:
     return _run(["git", *GIT_IDENTITY, *args], cwd)
 
 
-def init_workspace(workspace: Path, remote_url: str) -> Path:
-    """A git repository with DVC initialised and `remote_url` as the default remote (idempotent)."""
+def init_workspace(workspace: Path, remote_url: str, endpoint_url: str | None = None) -> Path:
+    """A git repository with DVC initialised and `remote_url` (a folder or s3://) as the default remote.
+
+    Idempotent. An S3 endpoint (MinIO, a local S3 server) goes into `.dvc/config.local`, outside git,
+    because it belongs to the machine, not to the dataset's history; credentials stay in the environment.
+    """
     workspace.mkdir(parents=True, exist_ok=True)
     if not (workspace / ".git").exists():
         _git(["init", "-q", "-b", "main"], workspace)
@@ -58,6 +62,8 @@ def init_workspace(workspace: Path, remote_url: str) -> Path:
         _dvc(["init", "-q"], workspace)
         _dvc(["config", "core.analytics", "false"], workspace)
     _dvc(["remote", "add", "-f", "-d", "storage", remote_url], workspace)
+    if endpoint_url:
+        _dvc(["remote", "modify", "--local", "storage", "endpointurl", endpoint_url], workspace)
     _git(["add", ".dvc", ".dvcignore"], workspace)
     if _git(["diff", "--cached", "--name-only"], workspace):
         _git(["commit", "-q", "-m", "Initialise DVC workspace"], workspace)
@@ -85,3 +91,34 @@ def dataset_version(workspace: Path, relative: str) -> DatasetVersion:
     rev = _git(["log", "-n", "1", "--format=%H", "--", f"{relative}.dvc"], workspace)
     return DatasetVersion(path=relative, dvc_md5=out["md5"], git_rev=rev, files=out.get("nfiles", 1),
                           size=out.get("size", 0))
+
+
+def checkout_version(workspace: Path, ref: str, target: Path) -> Path:
+    """The exact bytes of dataset `path@rev` in `target`, through the DVC API (from the cache, or pulled
+    from the remote when the cache lacks them), checked against the hash recorded at that revision."""
+    from dvc.api import DVCFileSystem
+
+    path, _, rev = ref.partition("@")
+    if not path or not rev:
+        raise VersioningError(f"bad dataset reference {ref!r}: use PATH@REV (as `alignops data add` prints)")
+    try:
+        fs = DVCFileSystem(str(workspace), rev=rev)
+        recorded = yaml.safe_load(fs.read_text(f"/{path}.dvc"))["outs"][0]["md5"]
+        fs.get(f"/{path}", str(target), recursive=True)
+    except FileNotFoundError as error:
+        raise VersioningError(f"{ref}: no dataset {path!r} at revision {rev} in {workspace}") from error
+    actual = directory_md5(target)
+    if actual != recorded:
+        raise VersioningError(f"{ref}: checked-out bytes hash to {actual}, not the recorded {recorded}")
+    return target
+
+
+def directory_md5(directory: Path) -> str:
+    """DVC's hash of a directory: md5 of the JSON list of (md5, relpath) entries sorted by path, + `.dir`."""
+    import hashlib
+    import json
+
+    entries = [{"md5": hashlib.md5(p.read_bytes()).hexdigest(), "relpath": p.relative_to(directory).as_posix()}
+               for p in Path(directory).rglob("*") if p.is_file()]
+    entries.sort(key=lambda e: e["relpath"])
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"

@@ -1,52 +1,86 @@
-"""The Great Expectations suite over the manifest and the columns the image scan derives."""
+"""The Great Expectations suite over the manifest and the columns the scan derives, with Data Docs."""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
+from components.config import ValidationConfig
 from components.data.manifest import SPLITS
 from components.validation.report import CheckResult
 
-MAX_CAPTION_CHARS = 1000
 
-
-def manifest_suite() -> list[tuple[gxe.Expectation, bool]]:
-    """(expectation, critical): a failed critical expectation fails the dataset outright."""
+def manifest_suite(config: ValidationConfig) -> list[tuple[gxe.Expectation, bool]]:
+    """(expectation, critical): a failed critical expectation fails the dataset outright; the others
+    are reported, and their rows quarantined where a row is at fault."""
     return [
         (gxe.ExpectTableRowCountToBeBetween(min_value=1), True),
         (gxe.ExpectColumnValuesToBeUnique(column="sample_id"), True),
         (gxe.ExpectColumnValuesToNotBeNull(column="image"), True),
         (gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)), True),
         (gxe.ExpectColumnValuesToNotBeNull(column="caption"), False),
-        (gxe.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1, max_value=MAX_CAPTION_CHARS), False),
+        (gxe.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1,
+                                                 max_value=config.max_caption_chars), False),
+        (gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column="caption",
+                                                             min_value=config.min_unique_caption_fraction), False),
         (gxe.ExpectColumnValuesToBeInSet(column="image_problem", value_set=["ok"]), False),
+        (gxe.ExpectColumnValuesToBeInSet(column="duplicate_image", value_set=[False]), False),
+        (gxe.ExpectCompoundColumnsToBeUnique(column_list=["image_sha256", "caption"]), False),
     ]
 
 
-def run_suite(frame: pd.DataFrame) -> list[CheckResult]:
-    """Run the suite in an ephemeral GX context; one CheckResult per expectation."""
+def suite_fingerprint(config: ValidationConfig) -> str:
+    """Changes when the checks change, so a cached verdict is never reused for a different suite."""
+    source = Path(__file__).read_bytes() + Path(__file__).with_name("image_scan.py").read_bytes()
+    return hashlib.sha256(source + config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def run_suite(frame: pd.DataFrame, config: ValidationConfig, docs_dir: Path | None = None) -> list[CheckResult]:
+    """Run the suite in an ephemeral GX context (one CheckResult per expectation); with `docs_dir`, GX
+    Data Docs HTML is written there."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
+    if docs_dir is not None:
+        context.add_data_docs_site(site_name="alignops", site_config={
+            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
     batch = (context.data_sources.add_pandas("alignops").add_dataframe_asset("manifest")
              .add_batch_definition_whole_dataframe("all"))
-    suite = context.suites.add(gx.ExpectationSuite(name="manifest"))
-    expectations = manifest_suite()
+    suite = context.suites.add(gx.ExpectationSuite(name="alignops-manifest"))
+    expectations = manifest_suite(config)
     for expectation, _ in expectations:
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="manifest", data=batch, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": frame})
-    critical = {_check_name(e.expectation_type, getattr(e, "column", None)): c for e, c in expectations}
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["alignops"])] if docs_dir else []
+    checkpoint = context.checkpoints.add(gx.Checkpoint(name="alignops", validation_definitions=[definition],
+                                                       actions=actions))
+    result = next(iter(checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()))
+    critical = {_check_name(e.expectation_type, _columns(e.configuration.kwargs)): c for e, c in expectations}
     checks = []
     for outcome in result.results:
-        config = outcome.expectation_config
-        name = _check_name(config.type, config.kwargs.get("column"))
+        config_ = outcome.expectation_config
+        name = _check_name(config_.type, _columns(config_.kwargs))
+        observed = outcome.result.get("observed_value")
         checks.append(CheckResult(
             name=name, passed=bool(outcome.success), critical=critical.get(name, False),
             failures=int(outcome.result.get("unexpected_count") or (0 if outcome.success else 1)),
-            examples=[str(v) for v in (outcome.result.get("partial_unexpected_list") or [])[:5]]))
+            examples=[_example(v) for v in (outcome.result.get("partial_unexpected_list") or [])[:5]]
+            or ([f"observed {observed}"] if observed is not None and not outcome.success else [])))
     return checks
+
+
+def _columns(kwargs: dict) -> str | None:
+    column = kwargs.get("column") or kwargs.get("column_list")
+    return ",".join(column) if isinstance(column, list) else column
+
+
+def _example(value: object) -> str:
+    return json.dumps(value, default=str) if isinstance(value, dict) else str(value)
 
 
 def _check_name(expectation_type: str, column: str | None) -> str:

@@ -1,57 +1,86 @@
-"""Scan every image of a manifest (in parallel threads) and every caption; name each bad row and why."""
+"""Scan every image of a manifest (threads: decoding releases the GIL) and every caption; name each
+bad row and why. Modes a model can use after conversion (CMYK, 16-bit, palette, RGBA, grayscale) and
+EXIF rotations are recorded, not rejected: `load_image` converts and rotates them."""
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from components.config import ValidationConfig
 from components.data.manifest import ManifestError, resolve_image
 
-MIN_SIDE = 8
-MAX_PIXELS = 64_000_000
+EXIF_ORIENTATION = 0x0112
+# Signatures of image formats: a file that starts like one but cannot be read is corrupt, not "not an image".
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+SCAN_COLUMNS = ["image", "problem", "width", "height", "mode", "aspect_ratio", "sha256", "exif_orientation"]
 
 
-def scan_image(dataset_dir: Path, image: str) -> dict:
+def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
     """Facts about one image file, and `problem` (None when it is usable)."""
-    facts = {"image": image, "problem": None, "width": None, "height": None, "mode": None}
+    facts = dict.fromkeys(SCAN_COLUMNS) | {"image": image}
     try:
         path = resolve_image(dataset_dir, image)
     except ManifestError:
         return facts | {"problem": "path leaves the dataset directory"}
     if not path.is_file():
         return facts | {"problem": "missing file"}
-    if path.stat().st_size == 0:
+    data = path.read_bytes()
+    if not data:
         return facts | {"problem": "empty (0-byte) file"}
+    facts["sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(path) as img:
-            facts |= {"width": img.width, "height": img.height, "mode": img.mode}
-            if img.width * img.height > MAX_PIXELS:
-                return facts | {"problem": f"too many pixels ({img.width}x{img.height})"}
-            img.load()  # decode fully: truncated files fail here, not in training
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                facts |= {"width": width, "height": height, "mode": img.mode,
+                          "aspect_ratio": max(width, height) / max(1, min(width, height)),
+                          "exif_orientation": img.getexif().get(EXIF_ORIENTATION, 1)}
+                if width * height > config.max_pixels:
+                    return facts | {"problem": f"too many pixels ({width}x{height}): a decompression bomb?"}
+                img.load()  # decode fully: truncated files fail here, not in training
     except UnidentifiedImageError:
+        if data.startswith(IMAGE_SIGNATURES):
+            return facts | {"problem": "does not decode: corrupt header"}
         return facts | {"problem": "not an image"}
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        return facts | {"problem": f"too many pixels: a decompression bomb? ({error})"}
+    except (OSError, SyntaxError, ValueError) as error:
         return facts | {"problem": f"does not decode: {error}"}
-    if min(facts["width"], facts["height"]) < MIN_SIDE:
-        return facts | {"problem": f"smaller than {MIN_SIDE} px on a side"}
+    if min(width, height) < config.min_side_px:
+        return facts | {"problem": f"smaller than {config.min_side_px} px on a side ({width}x{height})"}
+    if facts["aspect_ratio"] > config.max_aspect_ratio:
+        return facts | {"problem": f"extreme aspect ratio {facts['aspect_ratio']:.1f} (limit "
+                                   f"{config.max_aspect_ratio:g})"}
     return facts
 
 
-def scan_images(dataset_dir: Path, images: list[str], workers: int = 8) -> pd.DataFrame:
+def scan_images(dataset_dir: Path, images: list[str], config: ValidationConfig) -> pd.DataFrame:
     """One row per distinct image."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return pd.DataFrame(list(pool.map(lambda image: scan_image(dataset_dir, image), images)),
-                            columns=["image", "problem", "width", "height", "mode"])
+    with ThreadPoolExecutor(max_workers=config.workers) as pool:
+        rows = list(pool.map(lambda image: scan_image(dataset_dir, image, config), images))
+    return pd.DataFrame(rows, columns=SCAN_COLUMNS)
 
 
-def caption_problem(caption: object) -> str | None:
+def caption_problem(caption: object, config: ValidationConfig) -> str | None:
+    """Language-independent checks: present, text, not blank, valid UTF-8, has letters, bounded length."""
     if caption is None or (isinstance(caption, float) and pd.isna(caption)):
         return "caption missing"
     if not isinstance(caption, str):
         return f"caption is not text ({type(caption).__name__})"
     if not caption.strip():
         return "caption empty"
+    if "\ufffd" in caption or any("\ud800" <= ch <= "\udfff" for ch in caption):
+        # readers decode invalid bytes to U+FFFD (or lone surrogates) instead of failing the whole file
+        return "caption has invalid UTF-8"
+    if len(caption) > config.max_caption_chars:
+        return f"caption longer than {config.max_caption_chars} characters ({len(caption)})"
+    if not any(ch.isalpha() for ch in caption):
+        return "caption has no letters"
     return None

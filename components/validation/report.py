@@ -18,6 +18,15 @@ class QuarantinedRow(BaseModel):
     reason: str
 
 
+class ImageFacts(BaseModel):
+    """What the scan saw across distinct images (conversions and rotations are applied, not rejected)."""
+
+    images: int = 0
+    modes: dict[str, int] = Field(default_factory=dict)
+    exif_rotated: int = 0
+    duplicate_images: int = 0
+
+
 class ValidationReport(BaseModel):
     dataset: str
     rows_in: int
@@ -26,6 +35,8 @@ class ValidationReport(BaseModel):
     max_rejected_fraction: float
     checks: list[CheckResult]
     quarantine: list[QuarantinedRow]
+    image_facts: ImageFacts = Field(default_factory=ImageFacts)
+    data_docs: str | None = None
 
     @model_validator(mode="after")
     def _counts_add_up(self) -> ValidationReport:

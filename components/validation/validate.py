@@ -7,28 +7,54 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.config import ValidationConfig
 from components.data.manifest import read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
-from components.validation.report import QuarantinedRow, ValidationReport
+from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
 
-REPORT_FILE, QUARANTINE_FILE = "validation.json", "quarantine.csv"
+REPORT_FILE, QUARANTINE_FILE, SCAN_FILE, DOCS_DIR = "validation.json", "quarantine.csv", "images.parquet", "data-docs"
 
 
-def validate_dataset(dataset_dir: Path, max_rejected_fraction: float = 0.05, workers: int = 8) -> ValidationReport:
+def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
+                     out_dir: Path | None = None) -> ValidationReport:
+    """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`)."""
+    config = config or ValidationConfig()
     dataset_dir = Path(dataset_dir)
     manifest = read_manifest(dataset_dir, strict=False)
-    images = scan_images(dataset_dir, manifest["image"].astype(str).unique().tolist(), workers)
-    image_problem = manifest["image"].astype(str).map(images.set_index("image")["problem"])
-    frame = manifest.assign(image_problem=image_problem.fillna("ok"))
-    checks = run_suite(frame)
-    reasons = [image if image != "ok" else caption_problem(caption)
+    images = scan_images(dataset_dir, manifest["image"].astype(str).unique().tolist(), config)
+    frame = manifest.assign(**derived_columns(manifest, images))
+    docs = out_dir / DOCS_DIR if out_dir else None
+    checks = run_suite(frame, config, docs)
+    reasons = [image if image != "ok" else caption_problem(caption, config)
                for image, caption in zip(frame["image_problem"], frame["caption"], strict=True)]
     quarantine = [QuarantinedRow(sample_id=str(sid), reason=reason)
                   for sid, reason in zip(frame["sample_id"], reasons, strict=True) if reason]
-    return ValidationReport(dataset=str(dataset_dir), rows_in=len(frame), rows_kept=len(frame) - len(quarantine),
-                            rows_quarantined=len(quarantine), max_rejected_fraction=max_rejected_fraction,
-                            checks=checks, quarantine=quarantine)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        images.to_parquet(out_dir / SCAN_FILE, index=False)
+    return ValidationReport(
+        dataset=str(dataset_dir), rows_in=len(frame), rows_kept=len(frame) - len(quarantine),
+        rows_quarantined=len(quarantine), max_rejected_fraction=config.max_rejected_fraction, checks=checks,
+        quarantine=quarantine, image_facts=image_facts(images),
+        data_docs=str(docs / "index.html") if docs and (docs / "index.html").exists() else None)
+
+
+def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per row: the image's problem ("ok" if none), its sha256, and whether the same bytes also appear
+    under another image_id (a duplicate image)."""
+    by_image = images.set_index("image")
+    sha = manifest["image"].astype(str).map(by_image["sha256"])
+    ids_per_sha = manifest.assign(sha=sha).dropna(subset=["sha"]).groupby("sha")["image_id"].nunique()
+    return {"image_problem": manifest["image"].astype(str).map(by_image["problem"]).fillna("ok"),
+            "image_sha256": sha.fillna(""), "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1)}
+
+
+def image_facts(images: pd.DataFrame) -> ImageFacts:
+    decoded = images[images["mode"].notna()]
+    return ImageFacts(images=len(images), modes=decoded["mode"].value_counts().to_dict(),
+                      exif_rotated=int((decoded["exif_orientation"].fillna(1) != 1).sum()),
+                      duplicate_images=int(decoded["sha256"].duplicated().sum()))
 
 
 def write_report(report: ValidationReport, out_dir: Path) -> tuple[Path, Path]:

@@ -1,69 +1,143 @@
-import json
+"""The bad-input corpus: every case built as a real file, each reported by name, the counts adding up."""
 
+import hashlib
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from components.config import ValidationConfig
 from components.data.manifest import write_manifest
+from components.data.transforms import load_image
 from components.validation.validate import validate_dataset, write_report
 
 
-def make_dataset(tmp_path, rows):
-    """rows: (image name, caption, writer) where writer(path) creates the file, or None for a missing file."""
-    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
-    records = []
-    for i, (name, caption, writer) in enumerate(rows):
-        if writer:
-            writer(tmp_path / "images" / name)
-        records.append({"sample_id": f"s{i}", "image": f"images/{name}", "caption": caption,
-                        "image_id": name, "split": "train"})
-    write_manifest(pd.DataFrame(records), tmp_path)
-    return tmp_path
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def good(path):
-    Image.new("RGB", (32, 32), "red").save(path)
+def jpeg_bytes(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
 
 
-def truncated(path):
-    good_bytes = path.with_suffix(".full")
-    Image.new("RGB", (64, 64), "blue").save(good_bytes, format="JPEG")
-    path.write_bytes(good_bytes.read_bytes()[:300])
+def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
+    """A valid PNG header declaring a huge image, with almost no data behind it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
-BAD_ROWS = {
+def rotated_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    return jpeg_bytes(Image.new("RGB", (40, 20), "green"), exif=exif)
+
+
+GOOD = png_bytes(Image.new("RGB", (32, 32), "red"))
+BAD_IMAGES = {  # name: (bytes, the reason validation must give)
     "missing.jpg": (None, "missing file"),
-    "empty.jpg": (lambda p: p.write_bytes(b""), "empty (0-byte) file"),
-    "text.jpg": (lambda p: p.write_text("not an image at all"), "not an image"),
-    "truncated.jpg": (truncated, "does not decode"),
-    "dot.png": (lambda p: Image.new("RGB", (1, 1)).save(p), "smaller than 8 px"),
+    "empty.jpg": (b"", "empty (0-byte) file"),
+    "text.jpg": (b"not an image at all", "not an image"),
+    "truncated.jpg": (jpeg_bytes(Image.new("RGB", (64, 64), "blue"))[:300], "does not decode"),
+    "truncated.png": (png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)))
+                      [:400], "does not decode"),
+    "corrupt.jpg": (b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8, "does not decode"),
+    "bomb.png": (bomb_png(), "too many pixels"),
+    "dot.png": (png_bytes(Image.new("RGB", (1, 1))), "smaller than 8 px"),
+    "strip.png": (png_bytes(Image.new("RGB", (400, 20))), "extreme aspect ratio 20.0"),
+}
+CONVERTED_IMAGES = {  # usable after conversion: kept, and counted by mode
+    "cmyk.jpg": jpeg_bytes(Image.new("CMYK", (32, 32), (0, 255, 255, 0))),
+    "deep.png": png_bytes(Image.fromarray(np.full((32, 32), 30000, np.uint16))),
+    "palette.png": png_bytes(Image.new("RGB", (32, 32), "blue").convert("P")),
+    "alpha.png": png_bytes(Image.new("RGBA", (32, 32), (255, 0, 0, 128))),
+    "gray.png": png_bytes(Image.new("L", (32, 32), 128)),
+    "rotated.jpg": rotated_jpeg(),
+}
+BAD_CAPTIONS = {
+    "": "caption empty", "   \t ": "caption empty", None: "caption missing",
+    "broken \ufffd bytes": "caption has invalid UTF-8", "x" * 5000: "caption longer than 1000 characters",
+    "12345 !!!": "caption has no letters",
 }
 
 
-def test_each_bad_row_is_named_counted_and_quarantined(tmp_path):
-    rows = [(f"ok{i}.png", f"a red square {i}", good) for i in range(10)]
-    rows += [(name, "a caption", writer) for name, (writer, _) in BAD_ROWS.items()]
-    rows += [("ok0.png", "", None), ("ok1.png", "   ", None), ("ok2.png", None, None)]
-    report = validate_dataset(make_dataset(tmp_path, rows), max_rejected_fraction=0.5)
+def make_dataset(root, rows):
+    """rows: (image path in the manifest, file bytes or None, caption)."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, (image, data, caption) in enumerate(rows):
+        if data is not None:
+            (root / image).write_bytes(data)
+        records.append({"sample_id": f"s{i}", "image": image, "caption": caption, "image_id": image,
+                        "split": "train"})
+    write_manifest(pd.DataFrame(records), root)
+    return root
+
+
+def test_every_bad_input_is_named_counted_and_nothing_is_dropped(tmp_path):
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(GOOD)
+    dataset = tmp_path / "ds"
+    rows = [(f"images/ok{i}.png", GOOD if i == 0 else png_bytes(Image.new("RGB", (32, 32), (i, 0, 0))),
+             f"a red square number {i}") for i in range(20)]
+    rows += [(f"images/{name}", data, "a fine caption") for name, (data, _) in BAD_IMAGES.items()]
+    rows += [(f"images/{name}", data, f"an image stored as {name}") for name, data in CONVERTED_IMAGES.items()]
+    rows += [("images/ok1.png", None, caption) for caption in BAD_CAPTIONS]
+    rows += [("../outside.png", None, "escapes"), ("/etc/hostname", None, "absolute"),
+             ("images/link.png", None, "symlink out")]
+    make_dataset(dataset, rows)
+    (dataset / "images" / "link.png").symlink_to(outside)
+
+    report = validate_dataset(dataset, ValidationConfig(max_rejected_fraction=0.6), tmp_path / "out")
     reasons = {q.sample_id: q.reason for q in report.quarantine}
-    for i, (name, (_, reason)) in enumerate(BAD_ROWS.items(), start=10):
-        assert reasons[f"s{i}"].startswith(reason), (name, reasons.get(f"s{i}"))
-    assert [reasons["s15"], reasons["s16"], reasons["s17"]] == ["caption empty", "caption empty", "caption missing"]
-    assert (report.rows_in, report.rows_kept, report.rows_quarantined) == (18, 10, 8)
-    assert report.passed  # 8/18 under the 50 % limit, no critical check failed
-    failed = {c.name: c.failures for c in report.checks if not c.passed}
-    assert failed["expect_column_values_to_be_in_set(image_problem)"] == 5
-    assert failed["expect_column_values_to_not_be_null(caption)"] == 1
+    expected = [reason for _, reason in BAD_IMAGES.values()] + list(BAD_CAPTIONS.values()) + [
+        "path leaves the dataset directory"] * 3
+    first_bad = 20
+    kept_ids = {f"s{i}" for i in list(range(20)) + list(range(first_bad + len(BAD_IMAGES),
+                                                             first_bad + len(BAD_IMAGES) + len(CONVERTED_IMAGES)))}
+    bad_ids = [f"s{i}" for i in range(len(rows)) if f"s{i}" not in kept_ids]
+    for sample_id, reason in zip(bad_ids, expected, strict=True):
+        assert reasons.get(sample_id, "").startswith(reason), (sample_id, reasons.get(sample_id), reason)
+    assert set(reasons) == set(bad_ids)
+    assert (report.rows_in, report.rows_kept, report.rows_quarantined) == (len(rows), len(kept_ids), len(bad_ids))
+    assert report.passed  # no critical check failed and 35 % is under the 60 % limit
+
+    facts = report.image_facts
+    assert facts.modes["CMYK"] == 1 and facts.modes["I;16"] == 1 and facts.modes["P"] == 1
+    assert facts.modes["RGBA"] == 1 and facts.modes["L"] == 1 and facts.exif_rotated == 1
+    assert report.data_docs and (tmp_path / "out" / "data-docs" / "index.html").is_file()
+    scan = pd.read_parquet(tmp_path / "out" / "images.parquet")
+    assert scan.loc[scan["image"] == "images/ok0.png", "sha256"].item() == hashlib.sha256(GOOD).hexdigest()
+
+
+def test_converted_modes_load_as_faithful_rgb(tmp_path):
+    for name, data in CONVERTED_IMAGES.items():
+        (tmp_path / name).write_bytes(data)
+    assert load_image(tmp_path / "deep.png").getpixel((0, 0)) == (117, 117, 117)  # 30000/65535, not clipped
+    assert load_image(tmp_path / "alpha.png").getpixel((0, 0)) == (255, 127, 127)  # on white, not black
+    assert load_image(tmp_path / "rotated.jpg").size == (20, 40)  # EXIF rotation applied
+    assert load_image(tmp_path / "cmyk.jpg").getpixel((0, 0))[0] > 200  # cyan-free, magenta-free: red
 
 
 def test_too_many_rejects_fail_the_dataset(tmp_path):
-    rows = [("ok.png", "fine", good), ("gone.jpg", "lost", None)]
-    report = validate_dataset(make_dataset(tmp_path, rows), max_rejected_fraction=0.1)
+    make_dataset(tmp_path, [("images/ok.png", GOOD, "fine"), ("images/gone.jpg", None, "lost")])
+    report = validate_dataset(tmp_path, ValidationConfig(max_rejected_fraction=0.1))
     assert report.rejected_fraction == 0.5 and not report.passed
 
 
 def test_duplicate_sample_ids_fail_a_critical_check(tmp_path):
-    make_dataset(tmp_path, [("a.png", "x", good), ("b.png", "y", good)])
+    make_dataset(tmp_path, [("images/a.png", GOOD, "x"), ("images/b.png", GOOD, "y")])
     frame = pd.read_parquet(tmp_path / "manifest.parquet").assign(sample_id=["same", "same"])
     frame.to_parquet(tmp_path / "manifest.parquet")
     report = validate_dataset(tmp_path)
@@ -72,9 +146,21 @@ def test_duplicate_sample_ids_fail_a_critical_check(tmp_path):
     assert not report.passed
 
 
+def test_duplicate_images_pairs_and_unique_caption_share_are_reported(tmp_path):
+    make_dataset(tmp_path, [("images/a.png", GOOD, "same words"), ("images/b.png", GOOD, "same words"),
+                            ("images/c.png", png_bytes(Image.new("RGB", (32, 32), "blue")), "same words")])
+    report = validate_dataset(tmp_path, ValidationConfig(min_unique_caption_fraction=0.5))
+    failed = {c.name: c for c in report.checks if not c.passed}
+    assert failed["expect_column_values_to_be_in_set(duplicate_image)"].failures == 2
+    assert failed["expect_compound_columns_to_be_unique(image_sha256,caption)"].failures == 2
+    assert "observed 0.33" in failed["expect_column_proportion_of_unique_values_to_be_between(caption)"].examples[0]
+    assert report.image_facts.duplicate_images == 1 and report.passed  # reported, not critical
+
+
 def test_report_files(tmp_path):
-    dataset = make_dataset(tmp_path / "ds", [("a.png", "x", good), ("gone.png", "y", None)])
-    report_path, quarantine_path = write_report(validate_dataset(dataset, 0.6), tmp_path / "out")
+    dataset = make_dataset(tmp_path / "ds", [("images/a.png", GOOD, "x ray"), ("images/gone.png", None, "y")])
+    report_path, quarantine_path = write_report(validate_dataset(dataset, ValidationConfig(max_rejected_fraction=0.6)),
+                                                tmp_path / "out")
     payload = json.loads(report_path.read_text())
     assert payload["passed"] and payload["rows_quarantined"] == 1
     assert pd.read_csv(quarantine_path).to_dict("records") == [{"sample_id": "s1", "reason": "missing file"}]

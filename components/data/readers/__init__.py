@@ -1,0 +1,52 @@
+"""Readers that turn the formats users have into the manifest of the dataset contract.
+
+Each returns a frame whose `image` column holds source paths; `import_dataset` then materialises it as
+a dataset directory. `read_source(FORMAT, SRC, …)` dispatches by format name (the CLI's FORMAT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from components.data.manifest import ManifestError
+from components.data.readers.coco import read_coco_captions
+from components.data.readers.importer import assign_splits, import_dataset
+from components.data.readers.karpathy import read_karpathy
+from components.data.readers.mimic import read_mimic
+from components.data.readers.pedes import read_pedes
+from components.data.readers.tables import TABLE_FORMATS, ColumnMapping, read_table
+from components.data.readers.webdataset import read_webdataset
+
+FORMATS = (*TABLE_FORMATS, "coco", "karpathy", "cuhk-pedes", "icfg-pedes", "rstpreid", "mimic-cxr", "webdataset")
+
+
+def read_source(fmt: str, source: Path, images: Path | None = None, columns: ColumnMapping | None = None,
+                staging: Path | None = None, report_sections: tuple[str, ...] = ("findings", "impression"),
+                ) -> pd.DataFrame:
+    """`images`: the folder image paths are relative to (default: beside the source). `staging`: where
+    WebDataset images are unpacked before import."""
+    source = Path(source)
+    if not source.exists():
+        raise ManifestError(f"{source} does not exist")
+    root = Path(images) if images else (source if source.is_dir() else source.parent)
+    if fmt in TABLE_FORMATS:
+        return read_table(source, columns, images, fmt)
+    if fmt == "coco":
+        return read_coco_captions(source, root)
+    if fmt == "karpathy":
+        return read_karpathy(source, root)
+    if fmt in ("cuhk-pedes", "icfg-pedes", "rstpreid"):
+        return read_pedes(source, root, fmt)
+    if fmt == "mimic-cxr":
+        return read_mimic(source, report_sections)
+    if fmt == "webdataset":
+        if staging is None:
+            raise ManifestError("reading WebDataset shards needs a staging folder for their images")
+        return read_webdataset(source, staging)
+    raise ManifestError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "ColumnMapping", "assign_splits", "import_dataset", "read_coco_captions", "read_karpathy",
+           "read_mimic", "read_pedes", "read_source", "read_table", "read_webdataset"]
