@@ -5,6 +5,7 @@ parameters so the Prefect UI renders a form.
 from __future__ import annotations
 
 import math
+import os
 
 from pydantic import BaseModel, Field
 
@@ -109,4 +110,4 @@ class ValidationConfig(BaseModel):
     max_aspect_ratio: float = Field(8.0, ge=1, description="long side / short side; beyond it, rejected")
     max_caption_chars: int = Field(1000, ge=1)
     min_unique_caption_fraction: float = Field(0.05, ge=0, le=1)
-    workers: int = Field(8, ge=1, description="threads scanning images")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="parallel image scans")

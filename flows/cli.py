@@ -139,6 +139,18 @@ def data_add(
     typer.echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
 
 
+@data_app.command("get")
+@user_errors
+def data_get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add` prints it")],
+             dest: Path) -> None:
+    """Materialise the exact bytes of a dataset version (pulled from the remote when not cached)."""
+    from components.data.versioning import checkout_version
+    from flows.settings import Platform
+
+    checkout_version(Platform.from_env().open_workspace(), ref, dest)
+    typer.echo(f"{ref} -> {dest} (hash verified)")
+
+
 @data_app.command("validate")
 @user_errors
 def data_validate(
@@ -146,14 +158,14 @@ def data_validate(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for quarantine.csv, images.parquet and Data Docs")] = None,
     max_rejected_fraction: float = 0.05,
-    workers: int = 8,
+    workers: Annotated[int | None, typer.Option(help="parallel scans (default: the core count)")] = None,
 ) -> None:
     """Scan images and captions and run the GX suite. Exit code 0: pass, 1: fail."""
     from components.config import ValidationConfig
     from components.validation.validate import validate_dataset, write_report
     from flows.report import console, rich_table, verdict_mark
 
-    config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, workers=workers)
+    config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
     with console.status(f"Validating {dataset}"):
         report = validate_dataset(dataset, config, out)
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],

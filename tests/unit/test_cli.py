@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -42,3 +43,25 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     assert result.exit_code == 1 and "no manifest.parquet in" in result.output and "Traceback" not in result.output
     result = invoke("package", "../escape@production")
     assert result.exit_code == 1 and "invalid model name '../escape'" in result.output
+
+
+@pytest.mark.slow
+def test_data_import_add_get_shard(tiny_dataset, tmp_path):
+    import shutil
+
+    from components.data.versioning import directory_md5
+    from flows.settings import Platform
+
+    workspace = Platform.from_env().open_workspace()
+    shutil.copytree(tiny_dataset, workspace / "cli-tiny")
+    added = invoke("data", "add", str(workspace / "cli-tiny"), "--message", "tiny for the CLI test")
+    assert added.exit_code == 0, added.output
+    ref = added.output.split()[0]
+    assert ref.startswith("cli-tiny@") and directory_md5(tiny_dataset) in added.output
+    got = invoke("data", "get", ref, str(tmp_path / "copy"))
+    assert got.exit_code == 0 and directory_md5(tmp_path / "copy") == directory_md5(tiny_dataset)
+    assert "shards" in invoke("data", "shard", str(tiny_dataset), str(tmp_path / "shards")).output
+    back = invoke("data", "import", "webdataset", str(tmp_path / "shards"), str(tmp_path / "back"))
+    assert back.exit_code == 0 and "980 rows, 196 images" in back.output  # 196 x 5, all back
+    assert not (tmp_path / "back" / ".staging").exists()
+    assert invoke("data", "get", "cli-tiny@0000000", str(tmp_path / "nope")).exit_code == 1

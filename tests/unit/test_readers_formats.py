@@ -138,3 +138,18 @@ def test_webdataset_round_trip_and_reference_reader(tiny_dataset, tmp_path):
     assert {"__key__", "json", "txt", "png"} <= set(samples[0]) or {"__key__", "json", "txt", "jpg"} <= set(samples[0])
     with tarfile.open(shards[0]) as tar:
         assert all(m.mtime == 0 for m in tar.getmembers())
+
+
+def test_malformed_and_undecodable_annotation_files(tmp_path):
+    from components.data.manifest import ManifestError
+
+    (tmp_path / "wrong.json").write_text('{"images": [{"filename": "a.jpg"}]}')  # no sentences
+    with pytest.raises(ManifestError, match="does not look like karpathy .*'sentences'"):
+        read_source("karpathy", tmp_path / "wrong.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="is not valid JSON"):
+        read_source("coco", tmp_path / "broken.json")
+    (tmp_path / "bytes.json").write_bytes(b'[{"split": "train", "id": 1, "file_path": "a.jpg", '
+                                          b'"captions": ["caf\\u00e9", "bad \xff byte"]}]')
+    frame = read_source("cuhk-pedes", tmp_path / "bytes.json")
+    assert frame["caption"].tolist() == ["caf\u00e9", "bad \ufffd byte"]

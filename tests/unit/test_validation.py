@@ -172,3 +172,14 @@ def test_counts_must_add_up():
     with pytest.raises(ValueError, match="rows in must equal"):
         ValidationReport(dataset="d", rows_in=3, rows_kept=1, rows_quarantined=1, max_rejected_fraction=0.1,
                          checks=[], quarantine=[])
+
+
+def test_process_pool_scan_equals_thread_scan(tiny_dataset, monkeypatch):
+    from components.data.manifest import read_manifest
+    from components.validation import image_scan
+
+    images = read_manifest(tiny_dataset)["image"].unique().tolist()
+    threads = image_scan.scan_images(tiny_dataset, images, ValidationConfig(workers=2))
+    monkeypatch.setattr(image_scan, "PROCESS_POOL_FROM", 1)
+    processes = image_scan.scan_images(tiny_dataset, images, ValidationConfig(workers=2))
+    pd.testing.assert_frame_equal(threads, processes)

@@ -30,6 +30,15 @@ def read_source(fmt: str, source: Path, images: Path | None = None, columns: Col
     source = Path(source)
     if not source.exists():
         raise ManifestError(f"{source} does not exist")
+    try:
+        return _read(fmt, source, images, columns, staging, report_sections)
+    except (KeyError, TypeError, AttributeError) as error:  # a file of another shape than the format's
+        raise ManifestError(f"{source} does not look like {fmt} annotations (missing or malformed field "
+                            f"{error}); check the FORMAT argument") from None
+
+
+def _read(fmt: str, source: Path, images: Path | None, columns: ColumnMapping | None, staging: Path | None,
+          report_sections: tuple[str, ...]) -> pd.DataFrame:
     root = Path(images) if images else (source if source.is_dir() else source.parent)
     if fmt in TABLE_FORMATS:
         return read_table(source, columns, images, fmt)

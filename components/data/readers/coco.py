@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from components.data.manifest import ManifestError
+from components.data.readers.jsonfile import load_json
 
 
 def read_coco_captions(annotations: Path, image_root: Path) -> pd.DataFrame:
-    data = json.loads(Path(annotations).read_text(encoding="utf-8"))
+    data = load_json(annotations)
     licenses = {lic["id"]: lic.get("name", str(lic["id"])) for lic in data.get("licenses", [])}
     images = {img["id"]: img for img in data["images"]}
     rows = []

@@ -3,16 +3,17 @@ sentences[].raw`; `restval` counts as train."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from components.data.readers.jsonfile import load_json
 
 SPLIT_NAMES = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 
 
 def read_karpathy(annotations: Path, image_root: Path) -> pd.DataFrame:
-    data = json.loads(Path(annotations).read_text(encoding="utf-8"))
+    data = load_json(annotations)
     source = data.get("dataset", Path(annotations).stem)
     rows = []
     for n, image in enumerate(data["images"]):

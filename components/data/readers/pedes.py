@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from components.data.readers.jsonfile import load_json
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "test": "test"}
 
 
 def read_pedes(annotations: Path, image_root: Path, source: str = "pedes") -> pd.DataFrame:
-    records = json.loads(Path(annotations).read_text(encoding="utf-8"))
+    records = load_json(annotations)
     rows = []
     for n, record in enumerate(records):
         relative = record.get("file_path") or record.get("img_path")

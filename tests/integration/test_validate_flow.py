@@ -1,0 +1,53 @@
+"""The `validate_data` flow on the Prefect test API: its policy, its artifacts, and its cache."""
+
+import shutil
+
+import pytest
+
+from components.config import ValidationConfig
+from components.data.versioning import directory_md5
+from flows import validate_data as flow_module
+from flows.validate_data import DatasetRejected, validate_data
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dataset(tiny_dataset, tmp_path):
+    path = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, path)
+    (path / "images" / "train" / "syn-train-00000.jpg").write_bytes(b"")  # 5 of 1,000 rows go bad
+    return path
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    calls = []
+    original = flow_module.validate_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(flow_module, "validate_dataset", counting)
+    return calls
+
+
+def test_policy_fails_and_passes_the_flow_and_caches_by_version(prefect_harness, dataset, scans):
+    from prefect.client.orchestration import get_client
+
+    version = directory_md5(dataset)
+    with pytest.raises(DatasetRejected, match=r"rejected fraction 0.5% \(limit 0%\)"):
+        validate_data(str(dataset), "ds@test", version, ValidationConfig(max_rejected_fraction=0.0))
+    report = validate_data(str(dataset), "ds@test", version, ValidationConfig(max_rejected_fraction=0.01))
+    assert report.passed and report.rows_quarantined == 5 and len(scans) == 2  # another policy: scanned again
+    assert {q.reason for q in report.quarantine} == {"empty (0-byte) file"}
+
+    again = validate_data(str(dataset), "ds@test", version, ValidationConfig(max_rejected_fraction=0.01))
+    assert again == report and len(scans) == 2  # the same version and suite: not scanned again
+    validate_data(str(dataset), "ds@unversioned", "", ValidationConfig(max_rejected_fraction=0.01))
+    assert len(scans) == 3  # no DVC hash, no cache
+
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert {"validation-checks", "validation-summary", "validation-data-docs"} <= keys
