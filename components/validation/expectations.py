@@ -30,6 +30,7 @@ def manifest_suite(config: ValidationConfig) -> list[tuple[gxe.Expectation, bool
                                                              min_value=config.min_unique_caption_fraction), False),
         (gxe.ExpectColumnValuesToBeInSet(column="image_problem", value_set=["ok"]), False),
         (gxe.ExpectColumnValuesToBeInSet(column="duplicate_image", value_set=[False]), False),
+        (gxe.ExpectColumnValuesToBeInSet(column="leaked_from_train", value_set=[False]), False),
         (gxe.ExpectCompoundColumnsToBeUnique(column_list=["image_sha256", "caption"]), False),
     ]
 

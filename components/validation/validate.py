@@ -13,6 +13,7 @@ from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
 from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
 
+LEAK = "image also in the train split (train/test leakage)"
 REPORT_FILE, QUARANTINE_FILE, SCAN_FILE, DOCS_DIR = "validation.json", "quarantine.csv", "images.parquet", "data-docs"
 
 
@@ -26,8 +27,9 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
     frame = manifest.assign(**derived_columns(manifest, images))
     docs = out_dir / DOCS_DIR if out_dir else None
     checks = run_suite(frame, config, docs)
-    reasons = [image if image != "ok" else caption_problem(caption, config)
-               for image, caption in zip(frame["image_problem"], frame["caption"], strict=True)]
+    reasons = [image if image != "ok" else LEAK if leaked else caption_problem(caption, config)
+               for image, leaked, caption in zip(frame["image_problem"], frame["leaked_from_train"], frame["caption"],
+                                                 strict=True)]
     quarantine = [QuarantinedRow(sample_id=str(sid), reason=reason)
                   for sid, reason in zip(frame["sample_id"], reasons, strict=True) if reason]
     if out_dir:
@@ -41,13 +43,15 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
 
 
 def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, pd.Series]:
-    """Per row: the image's problem ("ok" if none), its sha256, and whether the same bytes also appear
-    under another image_id (a duplicate image)."""
+    """Per row: the image's problem ("ok" if none), its sha256, whether the same bytes also appear under
+    another image_id (a duplicate image), and whether a val/test row's image is also in train (leakage)."""
     by_image = images.set_index("image")
     sha = manifest["image"].astype(str).map(by_image["sha256"])
     ids_per_sha = manifest.assign(sha=sha).dropna(subset=["sha"]).groupby("sha")["image_id"].nunique()
+    train_shas = set(sha[manifest["split"] == "train"].dropna())
     return {"image_problem": manifest["image"].astype(str).map(by_image["problem"]).fillna("ok"),
-            "image_sha256": sha.fillna(""), "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1)}
+            "image_sha256": sha.fillna(""), "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1),
+            "leaked_from_train": (manifest["split"] != "train") & sha.isin(train_shas)}
 
 
 def image_facts(images: pd.DataFrame) -> ImageFacts:

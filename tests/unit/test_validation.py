@@ -183,3 +183,18 @@ def test_process_pool_scan_equals_thread_scan(tiny_dataset, monkeypatch):
     monkeypatch.setattr(image_scan, "PROCESS_POOL_FROM", 1)
     processes = image_scan.scan_images(tiny_dataset, images, ValidationConfig(workers=2))
     pd.testing.assert_frame_equal(threads, processes)
+
+
+def test_held_out_copies_of_training_images_are_quarantined(tmp_path):
+    blue = png_bytes(Image.new("RGB", (32, 32), "blue"))
+    make_dataset(tmp_path, [("images/a.png", GOOD, "a red tile"), ("images/b.png", blue, "a blue tile")])
+    (tmp_path / "images" / "a-copy.png").write_bytes(GOOD)
+    frame = pd.read_parquet(tmp_path / "manifest.parquet")
+    extra = pd.DataFrame([{"sample_id": "t0", "image": "images/a-copy.png", "caption": "red again",
+                           "image_id": "a-copy", "split": "test"}])
+    pd.concat([frame, extra]).to_parquet(tmp_path / "manifest.parquet")
+    report = validate_dataset(tmp_path, ValidationConfig(max_rejected_fraction=0.5))
+    assert [(q.sample_id, q.reason) for q in report.quarantine] == [
+        ("t0", "image also in the train split (train/test leakage)")]
+    leak = next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(leaked_from_train)")
+    assert not leak.passed and leak.failures == 1
