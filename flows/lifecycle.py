@@ -64,6 +64,7 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     promote(config.model_name, record.version, config.promote_to, reason="gate passed in the lifecycle flow")
     result.promoted_to = config.promote_to
     if config.package:
-        result.bento_tag, result.smoke = package(f"{config.model_name}:{record.version}")
+        result.bento_tag, result.smoke = package(f"{config.model_name}:{record.version}", config.dataset_dir,
+                                                 config.eval_split)
     return result
 

@@ -11,17 +11,20 @@ from prefect.artifacts import create_markdown_artifact
 from flows.settings import Platform
 from registry.records import Event
 from registry.registry import current_actor
-from serving.package import build_bento, import_model
+from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import SmokeResult, smoke_test
 
 
 @task
-def build(name: str, version: int, artifact_dir: str) -> str:
+def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | None, gallery_split: str) -> str:
     record = Platform.from_env().registry().get_version(name, version)
     datasets = record.lineage.get("datasets", {})
     labels = {"registry-model": name, "registry-version": str(version),
               **{f"dataset-{role}": ref for role, ref in datasets.items()}}
-    model_tag = import_model(Path(artifact_dir), f"alignops-{name}", labels)
+    gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset), gallery_split) if gallery_dataset else None
+    if gallery is not None:
+        labels["gallery"] = f"{Path(gallery_dataset).name}/{gallery_split} ({len(gallery.items)} images)"
+    model_tag = import_model(Path(artifact_dir), f"alignops-{name}", labels, gallery)
     return build_bento(model_tag, labels)
 
 
@@ -31,20 +34,23 @@ def smoke(bento_tag: str, artifact_dir: str) -> SmokeResult:
 
 
 @flow(name="package", log_prints=True)
-def package(model_ref: str) -> tuple[str, SmokeResult]:
-    """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes."""
+def package(model_ref: str, gallery_dataset: str | None = None, gallery_split: str = "test",
+            ) -> tuple[str, SmokeResult]:
+    """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes,
+    with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now."""
     registry = Platform.from_env().registry()
     record = registry.resolve(model_ref)
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record.name, record.version, artifact_dir)
+        bento_tag = build(record.name, record.version, artifact_dir, gallery_dataset, gallery_split)
         result = smoke(bento_tag, artifact_dir)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))
     create_markdown_artifact(key="bento", description=f"{record.name}:{record.version} packaged", markdown=(
         f"# Bento `{bento_tag}`\n\nFrom `{record.name}:{record.version}`. Smoke test on {result.url}: "
         f"{'passed' if result.passed else 'FAILED'} (max abs diff text {result.text_max_abs_diff:.2e}, "
-        f"image {result.image_max_abs_diff:.2e}; ready in {result.startup_s:.1f} s).\n\n"
+        f"image {result.image_max_abs_diff:.2e}; classify and search answered; ready in {result.startup_s:.1f} s)."
+        f"\n\n"
         f"Serve it: `alignops serve {bento_tag}`"))
     if not result.passed:
         raise RuntimeError(f"smoke test of {bento_tag} failed: {result}")

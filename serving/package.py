@@ -1,4 +1,5 @@
-"""Package a model artifact: import it into the BentoML model store and build a bento around it."""
+"""Package a model artifact: import it into the BentoML model store (with a search gallery embedded
+now) and build a bento around it."""
 
 from __future__ import annotations
 
@@ -7,25 +8,42 @@ from pathlib import Path
 
 import bentoml
 
+from components.data.manifest import read_manifest
+from components.evaluation.embed import encode_split
+from components.evaluation.gallery import GALLERY_DIR, Gallery
+from components.models.embedder import Embedder
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:EmbeddingService"
 # What the served code imports, for the bento's container image (see README: deploying a bento).
 RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "safetensors>=0.5",
-                    "pillow>=11", "numpy>=2", "pydantic>=2.9"]
+                    "pillow>=11", "numpy>=2", "pandas>=2.2", "pyarrow>=17", "pydantic>=2.9"]
 
 
-def import_model(artifact_dir: Path, name: str, labels: dict[str, str]) -> str:
-    """Copy the artifact into the BentoML model store, with lineage facts as labels; return its tag."""
+def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") -> Gallery:
+    """Embed a dataset split's images; each item carries its image_id, split and first caption."""
+    encoded = encode_split(Embedder.load(artifact_dir), dataset_dir, split)
+    manifest = read_manifest(dataset_dir)
+    first = manifest[manifest["split"] == split].drop_duplicates("image_id").set_index("image")
+    items = [{"image_id": first.loc[path, "image_id"], "image": path, "caption": str(first.loc[path, "caption"])}
+             for path in encoded.image_paths]
+    return Gallery.build(encoded.image_emb.numpy(), items)
+
+
+def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery: Gallery | None = None) -> str:
+    """Copy the artifact (and the gallery) into the BentoML model store, lineage facts as labels."""
     with bentoml.models.create(name, labels=labels) as model:
         shutil.copytree(artifact_dir, model.path, dirs_exist_ok=True)
+        if gallery is not None:
+            gallery.save(Path(model.path) / GALLERY_DIR)
     return str(model.tag)
 
 
-def build_bento(model_tag: str, labels: dict[str, str]) -> str:
+def build_bento(model_tag: str, labels: dict[str, str], batching: bool = True) -> str:
     """Build a bento serving `model_tag`; package locking is off (no public index is reachable here)."""
     bento = bentoml.bentos.build(
         SERVICE,
-        args={"model_tag": model_tag},
+        args={"model_tag": model_tag, "batching": batching},
         labels=labels,
         include=["serving/*.py", "components/**/*.py"],
         build_ctx=str(PROJECT_ROOT),

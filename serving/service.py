@@ -1,7 +1,10 @@
-"""The BentoML embedding service over one model artifact.
+"""The BentoML embedding service: a front service and an internal, batching encoder service.
 
-Which model it serves is a bento argument (`model_tag`), fixed at `bentoml build` and restored by
-`bentoml serve`, so one service definition packages any registry version.
+`EmbeddingService` (public) checks and decodes every request on its own (bad input gets a 4xx naming
+the item) and runs rank / classify / search. It hands clean texts and pixels to `Encoder`, whose
+batchable endpoints merge concurrent requests (adaptive batching). A bad request therefore never
+fails a batch it shares with others. Which model is served, and the batching and input limits, are
+bento arguments fixed at `bentoml build` (or `bentoml serve --arg`).
 """
 
 from __future__ import annotations
@@ -13,52 +16,165 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 from bentoml.models import BentoModel
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from components.evaluation.gallery import GALLERY_DIR, Gallery
+from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
+from components.text.prompts import TEMPLATES, prompts
+from serving.inputs import Limits, check_texts, decode_images
 
 
 class ServiceArgs(BaseModel):
     model_tag: str = "alignops-model:latest"
+    batching: bool = True
+    max_batch_size: int = 64
+    max_latency_ms: int = 20
+    limits: Limits = Field(default_factory=Limits)
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
+BATCHING = {"batchable": True, "max_batch_size": ARGS.max_batch_size, "max_latency_ms": ARGS.max_latency_ms} \
+    if ARGS.batching else {}
 
 
-class RankResult(BaseModel):
-    similarity: list[list[float]]  # texts x images, cosine
-    probabilities: list[list[float]]  # per text, softmax over images with the model's logit scale
+@bentoml.service(name="alignops-encoder", workers=1, traffic={"timeout": 60})
+class Encoder:
+    """Internal: the model. Its inputs are already checked; batches merge concurrent requests."""
 
-
-def _require(items: list, what: str) -> None:
-    if not items:
-        raise InvalidArgument(f"{what} must be a non-empty list")
-
-
-@bentoml.service(name="alignops-embedding", traffic={"timeout": 60}, workers=1)
-class EmbeddingService:
     bento_model = BentoModel(ARGS.model_tag)
 
     def __init__(self) -> None:
         self.embedder = Embedder.load(Path(self.bento_model.path))
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=50)
-    def encode_text(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised text embeddings, one row per text."""
+    @bentoml.api(**BATCHING)
+    def texts(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode_texts(texts)
 
-    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=50)
-    def encode_image(self, images: list[Image.Image]) -> np.ndarray:
-        """L2-normalised image embeddings, one row per image."""
-        return self.embedder.encode_images(images)
+    @bentoml.api(**BATCHING)
+    def pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return self.embedder.encode_pixels(pixels)
+
+
+class TextEmbeddings(BaseModel):
+    embeddings: list[list[float]]
+    truncated: list[int] = Field(description="indices of texts cut to the model's context length")
+
+
+class ImageEmbeddings(BaseModel):
+    embeddings: list[list[float]]
+
+
+class Ranking(BaseModel):
+    similarity: list[list[float]] = Field(description="texts x images, cosine")
+    probabilities: list[list[float]] = Field(description="per text, softmax over images with the logit scale")
+    truncated: list[int]
+
+
+class Classification(BaseModel):
+    labels: list[str]
+    probabilities: list[list[float]] = Field(description="per image, softmax over labels")
+    predictions: list[str]
+
+
+class Hit(BaseModel):
+    rank: int
+    score: float
+    item: dict
+
+
+class SearchResult(BaseModel):
+    hits: list[list[Hit]] = Field(description="per query, the k best gallery items")
+    gallery_size: int
+    indexed: bool
+
+
+@bentoml.service(name="alignops-embedding", traffic={"timeout": 60, "concurrency": 64})
+class EmbeddingService:
+    """Embeddings, ranking, zero-shot classification and gallery search over one registry version."""
+
+    encoder = bentoml.depends(Encoder)
+    bento_model = BentoModel(ARGS.model_tag)
+
+    def __init__(self) -> None:
+        path = Path(self.bento_model.path)
+        artifact = ModelArtifact.load_light(path)
+        self.tokenizer, self.transform = artifact.tokenizer, Embedder.transform_for(artifact.config)
+        self.logit_scale = artifact.logit_scale
+        self.gallery = Gallery.load(path / GALLERY_DIR) if (path / GALLERY_DIR).exists() else None
+        self.limits = ARGS.limits
+
+    async def _texts(self, texts: object, what: str = "texts") -> tuple[np.ndarray, list[int]]:
+        texts = check_texts(texts, self.limits, what)
+        truncated = [i for i, cut in enumerate(self.tokenizer.truncated(texts)) if cut]
+        return np.asarray(await self.encoder.to_async.texts(texts)), truncated
+
+    async def _images(self, images: object) -> np.ndarray:
+        pixels = np.stack([self.transform(image).numpy() for image in decode_images(images, self.limits)])
+        return np.asarray(await self.encoder.to_async.pixels(pixels))
 
     @bentoml.api
-    def rank(self, texts: list[str], images: list[Image.Image]) -> RankResult:
+    async def encode_text(self, texts: list[str]) -> TextEmbeddings:
+        """L2-normalised text embeddings; texts longer than the context are truncated (and listed)."""
+        embeddings, truncated = await self._texts(texts)
+        return TextEmbeddings(embeddings=embeddings.tolist(), truncated=truncated)
+
+    @bentoml.api
+    async def encode_image(self, images: list[Image.Image]) -> ImageEmbeddings:
+        """L2-normalised image embeddings; images as files (multipart) or base64 strings (JSON)."""
+        return ImageEmbeddings(embeddings=(await self._images(images)).tolist())
+
+    @bentoml.api
+    async def rank(self, texts: list[str], images: list[Image.Image]) -> Ranking:
         """Score every text against every image."""
-        _require(texts, "texts")
-        _require(images, "images")
-        similarity = self.embedder.encode_texts(texts) @ self.embedder.encode_images(images).T
-        logits = self.embedder.logit_scale * similarity
-        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        return RankResult(similarity=similarity.tolist(), probabilities=probabilities.tolist())
+        text_emb, truncated = await self._texts(texts)
+        similarity = text_emb @ (await self._images(images)).T
+        return Ranking(similarity=similarity.tolist(), probabilities=_softmax(self.logit_scale * similarity).tolist(),
+                       truncated=truncated)
+
+    @bentoml.api
+    async def classify(self, images: list[Image.Image], labels: list[str], templates: list[str] | None = None,
+                       domain: str = "general") -> Classification:
+        """Zero-shot: each label becomes prompts (the templates, else the domain's); the mean prompt
+        embedding is the class embedding."""
+        labels = check_texts(labels, self.limits, "labels")
+        if domain not in TEMPLATES:
+            raise InvalidArgument(f"unknown domain {domain!r}; choose one of {sorted(TEMPLATES)}")
+        try:
+            per_label = prompts(labels, templates, domain)
+        except ValueError as error:
+            raise InvalidArgument(str(error)) from None
+        flat, _ = await self._texts([p for group in per_label for p in group], "prompts")
+        classes = flat.reshape(len(labels), -1, flat.shape[-1]).mean(axis=1)
+        classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+        probabilities = _softmax(self.logit_scale * (await self._images(images)) @ classes.T)
+        return Classification(labels=labels, probabilities=probabilities.tolist(),
+                              predictions=[labels[i] for i in probabilities.argmax(axis=1)])
+
+    @bentoml.api
+    async def search(self, texts: list[str], k: int = 5) -> SearchResult:
+        """Top-k gallery images (embedded at package time) for each text query."""
+        self._check_search(k)
+        return self._hits((await self._texts(texts))[0], k)
+
+    @bentoml.api
+    async def search_images(self, images: list[Image.Image], k: int = 5) -> SearchResult:
+        """Top-k gallery images for each image query (files or base64)."""
+        self._check_search(k)
+        return self._hits(await self._images(images), k)
+
+    def _check_search(self, k: int) -> None:
+        if self.gallery is None:
+            raise InvalidArgument("this bento was packaged without a gallery; package it with one to search")
+        if not 1 <= k <= 100:
+            raise InvalidArgument("k must be between 1 and 100")
+
+    def _hits(self, queries: np.ndarray, k: int) -> SearchResult:
+        hits = [[Hit(rank=r + 1, score=score, item=self.gallery.items[i]) for r, (i, score) in enumerate(found)]
+                for found in self.gallery.search(queries, k)]
+        return SearchResult(hits=hits, gallery_size=len(self.gallery.items), indexed=self.gallery.indexed)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -29,12 +29,15 @@ class SmokeResult(BaseModel):
     text_max_abs_diff: float
     image_max_abs_diff: float
     rank_shape: tuple[int, int]
+    classify_predictions: list[str]
+    search_hits: int
     startup_s: float
 
     @property
     def passed(self) -> bool:
-        return max(self.text_max_abs_diff, self.image_max_abs_diff) <= TOLERANCE and self.rank_shape == (
-            len(PROBE_TEXTS), len(PROBE_TEXTS))
+        return (max(self.text_max_abs_diff, self.image_max_abs_diff) <= TOLERANCE
+                and self.rank_shape == (len(PROBE_TEXTS), len(PROBE_TEXTS))
+                and len(self.classify_predictions) == len(PROBE_TEXTS) and self.search_hits > 0)
 
 
 class BentoServer:
@@ -93,15 +96,19 @@ def probe_images(directory: Path) -> list[Path]:
 
 
 def smoke_test(bento_tag: str, artifact_dir: Path) -> SmokeResult:
+    """Served embeddings must equal the artifact's; rank, classify and search must answer."""
     reference = Embedder.load(artifact_dir)
     with tempfile.TemporaryDirectory() as tmp, BentoServer(bento_tag) as server:
         images = probe_images(Path(tmp))
         with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
-            served_text = np.asarray(client.encode_text(texts=PROBE_TEXTS))
-            served_image = np.asarray(client.encode_image(images=images))
+            served_text = np.asarray(client.encode_text(texts=PROBE_TEXTS)["embeddings"])
+            served_image = np.asarray(client.encode_image(images=images)["embeddings"])
             ranked = client.rank(texts=PROBE_TEXTS, images=images)
+            classified = client.classify(images=images, labels=["red", "blue", "yellow"])
+            found = client.search(texts=PROBE_TEXTS[:1], k=3)
         return SmokeResult(
             bento_tag=bento_tag, url=server.url, startup_s=server.startup_s,
             text_max_abs_diff=float(np.abs(served_text - reference.encode_texts(PROBE_TEXTS)).max()),
             image_max_abs_diff=float(np.abs(served_image - reference.encode_images(images)).max()),
-            rank_shape=np.asarray(ranked["similarity"]).shape)
+            rank_shape=np.asarray(ranked["similarity"]).shape, classify_predictions=classified["predictions"],
+            search_hits=len(found["hits"][0]))

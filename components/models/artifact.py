@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from components.config import ModelConfig
@@ -42,6 +43,16 @@ def config_hash(*configs: BaseModel) -> str:
 
 
 @dataclass
+class ArtifactInfo:
+    """An artifact without its towers: enough to tokenize, preprocess and scale logits."""
+
+    config: ModelConfig
+    tokenizer: CaptionTokenizer
+    lineage: Lineage
+    logit_scale: float
+
+
+@dataclass
 class ModelArtifact:
     model: DualEncoder
     tokenizer: CaptionTokenizer
@@ -63,14 +74,20 @@ class ModelArtifact:
 
     @classmethod
     def load(cls, directory: Path) -> ModelArtifact:
+        info = cls.load_light(directory)
+        model = DualEncoder(info.config)
+        model.load_state_dict(load_file(str(Path(directory) / WEIGHTS_FILE)), strict=True)
+        return cls(model.eval(), info.tokenizer, info.lineage)
+
+    @staticmethod
+    def load_light(directory: Path) -> ArtifactInfo:
+        """Config, tokenizer, lineage and logit scale, without building the towers."""
         directory = Path(directory)
         missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR, LINEAGE_FILE) if not (directory / f).exists()]
         if missing:
             raise FileNotFoundError(f"{directory} is not a model artifact: missing {missing}")
         config = ModelConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-        model = DualEncoder(config)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
-        model.eval()
-        tokenizer = CaptionTokenizer.load(directory / TOKENIZER_DIR, config.tokenizer)
-        lineage = Lineage.model_validate_json((directory / LINEAGE_FILE).read_text())
-        return cls(model, tokenizer, lineage)
+        with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as weights:
+            logit_scale = float(weights.get_tensor("logit_scale").exp())
+        return ArtifactInfo(config, CaptionTokenizer.load(directory / TOKENIZER_DIR, config.tokenizer),
+                            Lineage.model_validate_json((directory / LINEAGE_FILE).read_text()), logit_scale)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from components.config import ModelConfig
 from components.data.transforms import ImageTransform
 from components.models.artifact import ModelArtifact
 
@@ -18,9 +19,12 @@ from components.models.artifact import ModelArtifact
 class Embedder:
     def __init__(self, artifact: ModelArtifact, batch_size: int = 256):
         self.artifact, self.batch_size = artifact, batch_size
-        c = artifact.config
-        self.transform = ImageTransform(c.vision.image_size, c.image_mean, c.image_std)
+        self.transform = self.transform_for(artifact.config)
         self.model = artifact.model.eval()
+
+    @staticmethod
+    def transform_for(config: ModelConfig) -> ImageTransform:
+        return ImageTransform(config.vision.image_size, config.image_mean, config.image_std)
 
     @classmethod
     def load(cls, directory: Path) -> Embedder:
@@ -36,8 +40,12 @@ class Embedder:
                   for i in range(0, len(texts), self.batch_size)]
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
 
-    @torch.inference_mode()
     def encode_images(self, images: list[Image.Image | Path]) -> np.ndarray:
-        chunks = [self.model.encode_image(torch.stack([self.transform(im) for im in images[i:i + self.batch_size]]))
+        chunks = [self.encode_pixels(torch.stack([self.transform(im) for im in images[i:i + self.batch_size]]).numpy())
                   for i in range(0, len(images), self.batch_size)]
-        return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed images (N, 3, H, W), as `transform` makes them."""
+        return self.model.encode_image(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))).numpy()

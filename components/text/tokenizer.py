@@ -50,6 +50,10 @@ class CaptionTokenizer:
         encodings = self.tokenizer.encode_batch([str(t) for t in texts])
         return torch.tensor([e.ids for e in encodings], dtype=torch.long)
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Which texts were cut to fit the context length."""
+        return [bool(e.overflowing) for e in self.tokenizer.encode_batch([str(t) for t in texts])]
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(directory / TOKENIZER_FILE))

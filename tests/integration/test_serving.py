@@ -1,49 +1,111 @@
-"""A real bento built from an artifact, served by `bentoml serve` on 127.0.0.1, stopped by PID."""
+"""A real bento (front + batching encoder service) built from an artifact with a gallery, served by
+`bentoml serve` on 127.0.0.1 and stopped by PID; bad requests get 4xx and the server keeps serving."""
 
+import base64
 import json
 
 import httpx
 import numpy as np
 import pytest
+from corpus import bomb_png, png_bytes
+from PIL import Image
 
 from components.models.embedder import Embedder
-from serving.package import build_bento, import_model
-from serving.smoke import PROBE_TEXTS, BentoServer, smoke_test
+from serving.package import build_bento, build_gallery, import_model
+from serving.smoke import PROBE_TEXTS, BentoServer, probe_images, smoke_test
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def bento_tag(tiny_artifact):
-    model_tag = import_model(tiny_artifact, "alignops-test", {"registry-version": "0"})
+def bento_tag(tiny_artifact, tiny_dataset):
+    gallery = build_gallery(tiny_artifact, tiny_dataset, "test")
+    model_tag = import_model(tiny_artifact, "alignops-test", {"registry-version": "0"}, gallery)
     return build_bento(model_tag, {"registry-model": "test"})
+
+
+@pytest.fixture(scope="module")
+def server(bento_tag):
+    with BentoServer(bento_tag) as running:
+        yield running
+    assert running.process.poll() is not None  # stopped by PID
+
+
+def post(server, route, **kwargs):
+    return httpx.post(f"{server.url}/{route}", timeout=60, **kwargs)
 
 
 def test_smoke_test_of_built_bento(bento_tag, tiny_artifact):
     result = smoke_test(bento_tag, tiny_artifact)
     assert result.passed and result.text_max_abs_diff <= 1e-5 and result.image_max_abs_diff <= 1e-5
-    assert result.url.startswith("http://127.0.0.1:")
+    assert result.url.startswith("http://127.0.0.1:") and result.search_hits == 3
 
 
-def test_rank_and_bad_requests(bento_tag, tiny_artifact, tmp_path):
-    from serving.smoke import probe_images
-
+def test_rank_classify_search_and_base64(server, tiny_artifact, tmp_path):
     images = probe_images(tmp_path)
     reference = Embedder.load(tiny_artifact)
-    with BentoServer(bento_tag) as server:
-        files = [("images", (p.name, p.read_bytes(), "image/png")) for p in images]
-        ranked = httpx.post(f"{server.url}/rank", data={"texts": json.dumps(PROBE_TEXTS[:2])},
-                            files=files, timeout=30)
-        assert ranked.status_code == 200, ranked.text
-        body = ranked.json()
-        expected = reference.encode_texts(PROBE_TEXTS[:2]) @ reference.encode_images(images).T
-        np.testing.assert_allclose(body["similarity"], expected, atol=1e-5)
-        np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, atol=1e-6)
+    files = [("images", (p.name, p.read_bytes(), "image/png")) for p in images]
+    ranked = post(server, "rank", data={"texts": json.dumps(PROBE_TEXTS[:2])}, files=files)
+    assert ranked.status_code == 200, ranked.text
+    expected = reference.encode_texts(PROBE_TEXTS[:2]) @ reference.encode_images(images).T
+    np.testing.assert_allclose(ranked.json()["similarity"], expected, atol=1e-5)
+    np.testing.assert_allclose(np.sum(ranked.json()["probabilities"], axis=1), 1.0, atol=1e-6)
 
-        empty = httpx.post(f"{server.url}/rank", data={"texts": "[]"}, files=files, timeout=30)
-        assert 400 <= empty.status_code < 500 and "texts must be a non-empty list" in empty.text
-        wrong_type = httpx.post(f"{server.url}/encode_text", json={"texts": 42}, timeout=30)
-        assert 400 <= wrong_type.status_code < 500
-        still_up = httpx.post(f"{server.url}/encode_text", json={"texts": ["a red circle"]}, timeout=30)
-        assert still_up.status_code == 200 and len(still_up.json()[0]) == reference.artifact.config.embed_dim
-    assert server.process.poll() is not None  # stopped by PID
+    as_base64 = [base64.b64encode(p.read_bytes()).decode() for p in images]
+    encoded = post(server, "encode_image", json={"images": [as_base64[0], "data:image/png;base64," + as_base64[1]]})
+    assert encoded.status_code == 200, encoded.text
+    np.testing.assert_allclose(encoded.json()["embeddings"], reference.encode_images(images[:2]), atol=1e-5)
+
+    classified = post(server, "classify", json={"images": as_base64, "labels": ["red", "blue"],
+                                                "templates": ["a {} thing"]})
+    assert classified.status_code == 200 and len(classified.json()["predictions"]) == 3
+    assert np.allclose(np.sum(classified.json()["probabilities"], axis=1), 1.0)
+    found = post(server, "search", json={"texts": ["two red circles on the left"], "k": 4}).json()
+    assert found["gallery_size"] == 20 and [h["rank"] for h in found["hits"][0]] == [1, 2, 3, 4]
+    scores = [h["score"] for h in found["hits"][0]]
+    assert scores == sorted(scores, reverse=True) and {"image_id", "caption"} <= set(found["hits"][0][0]["item"])
+    by_image = post(server, "search_images", json={"images": as_base64[:1], "k": 2})
+    assert by_image.status_code == 200 and len(by_image.json()["hits"][0]) == 2
+
+
+def test_long_texts_are_truncated_and_said(server):
+    long_text = " ".join(["red circle"] * 200)
+    response = post(server, "encode_text", json={"texts": ["a blue square", long_text]})
+    assert response.status_code == 200 and response.json()["truncated"] == [1]
+
+
+BAD_REQUESTS = [  # (route, request kwargs, words the 4xx message must contain)
+    ("encode_image", {"files": [("images", ("a.png", b"plain text", "image/png"))]}, "not an image"),
+    ("encode_image", {"files": [("images", ("a.png", png_bytes(Image.new("RGB", (64, 64)))[:60], "image/png"))]},
+     "does not decode"),
+    ("encode_image", {"files": [("images", ("a.png", bomb_png(), "image/png"))]}, "pixels"),
+    ("encode_image", {"json": {"images": ["/etc/hostname"]}}, "not base64"),
+    ("encode_image", {"json": {"images": [base64.b64encode(b"junk!").decode()]}}, "not an image"),
+    ("encode_image", {"json": {"images": []}}, "non-empty list"),
+    ("encode_text", {"json": {"texts": []}}, "non-empty list"),
+    ("encode_text", {"json": {"texts": ["a"] * 65}}, "over the limit of 64"),
+    ("encode_text", {"json": {"texts": [" "]}}, "is empty"),
+    ("encode_text", {"json": {"texts": "not a list"}}, ""),
+    ("encode_text", {"json": {"texts": [42]}}, ""),
+    ("encode_text", {"content": b"{broken json", "headers": {"content-type": "application/json"}}, ""),
+    ("classify", {"json": {"images": [], "labels": ["x"]}}, "non-empty list"),
+    ("classify", {"json": {"images": ["AAAA"], "labels": ["x"], "domain": "underwater"}}, "unknown domain"),
+    ("search", {"json": {"k": 3}}, ""),
+    ("search_images", {"json": {"images": [], "k": 3}}, "non-empty list"),
+    ("search", {"json": {"texts": ["x"], "k": 1000}}, "k must be between"),
+]
+
+
+@pytest.mark.parametrize("route, kwargs, words", BAD_REQUESTS)
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, route, kwargs, words):
+    response = post(server, route, **kwargs)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert words in response.text
+    assert post(server, "encode_text", json={"texts": ["still here"]}).status_code == 200
+
+
+def test_readyz_metrics_and_openapi(server):
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+    assert "bentoml_service_request" in httpx.get(f"{server.url}/metrics").text
+    paths = httpx.get(f"{server.url}/docs.json").json()["paths"]
+    assert {"/encode_text", "/encode_image", "/rank", "/classify", "/search", "/search_images"} <= set(paths)

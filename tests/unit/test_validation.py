@@ -1,41 +1,18 @@
 """The bad-input corpus: every case built as a real file, each reported by name, the counts adding up."""
 
 import hashlib
-import io
 import json
-import struct
-import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from corpus import bomb_png, jpeg_bytes, png_bytes
 from PIL import Image
 
 from components.config import ValidationConfig
 from components.data.manifest import write_manifest
 from components.data.transforms import load_image
 from components.validation.validate import validate_dataset, write_report
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg_bytes(image: Image.Image, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", **options)
-    return buffer.getvalue()
-
-
-def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
-    """A valid PNG header declaring a huge image, with almost no data behind it."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    data = chunk(b"IDAT", zlib.compress(b"\0" * 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + data + chunk(b"IEND", b"")
 
 
 def rotated_jpeg() -> bytes:

@@ -1,0 +1,109 @@
+"""Request inputs checked before they reach the model: every failure is a clear 4xx, never a 5xx, and
+never touches another request's batch.
+
+Images arrive as uploaded files (multipart) or as base64 strings (JSON, optionally a `data:` URI). A
+string is never taken as a path on the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+from _bentoml_sdk.validators import PILImageEncoder
+from bentoml.exceptions import InvalidArgument
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+
+from components.data.transforms import load_image
+
+
+class Limits(BaseModel):
+    max_items: int = 64  # texts or images in one request
+    max_pixels: int = 40_000_000
+    max_image_bytes: int = 20 * 2**20
+    max_text_chars: int = 10_000
+
+
+def check_list(items: object, what: str, limits: Limits) -> list:
+    if not isinstance(items, list) or not items:
+        raise InvalidArgument(f"{what} must be a non-empty list")
+    if len(items) > limits.max_items:
+        raise InvalidArgument(f"{what}: {len(items)} items, over the limit of {limits.max_items} per request; "
+                              "split the request")
+    return items
+
+
+def check_texts(texts: object, limits: Limits, what: str = "texts") -> list[str]:
+    for i, text in enumerate(check_list(texts, what, limits)):
+        if not isinstance(text, str):
+            raise InvalidArgument(f"{what}[{i}] must be a string, not {type(text).__name__}")
+        if not text.strip():
+            raise InvalidArgument(f"{what}[{i}] is empty")
+        if len(text) > limits.max_text_chars:
+            raise InvalidArgument(f"{what}[{i}] has {len(text)} characters, over the limit of {limits.max_text_chars}")
+    return texts
+
+
+def decode_images(images: object, limits: Limits) -> list[Image.Image]:
+    """RGB images, fully decoded; the first bad one is named in a 400."""
+    return [_decode(item, i, limits) for i, item in enumerate(check_list(images, "images", limits))]
+
+
+def _decode(item: object, index: int, limits: Limits) -> Image.Image:
+    where = f"images[{index}]"
+    if isinstance(item, str):
+        payload = item.split(",", 1)[1] if item.startswith("data:") else item
+        try:
+            item = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(f"{where} is a string but not base64 image data") from None
+    if isinstance(item, bytes | bytearray):
+        if len(item) > limits.max_image_bytes:
+            raise InvalidArgument(f"{where} has {len(item)} bytes, over the limit of {limits.max_image_bytes}")
+        item = io.BytesIO(item)
+    elif not isinstance(item, Image.Image):
+        raise InvalidArgument(f"{where} must be an image file or base64 string, not {type(item).__name__}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = item if isinstance(item, Image.Image) else Image.open(item)
+            if image.width * image.height > limits.max_pixels:
+                raise InvalidArgument(f"{where} is {image.width}x{image.height}, over the limit of "
+                                      f"{limits.max_pixels} pixels")
+            return load_image(image)  # decodes fully: truncated data fails here
+    except InvalidArgument:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidArgument(f"{where} is not an image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidArgument(f"{where} declares too many pixels") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidArgument(f"{where} does not decode: {error}") from None
+
+
+def _reject_unreadable_uploads() -> None:
+    """BentoML opens uploaded image files while parsing the request, before any handler runs. An upload
+    Pillow cannot identify, or one declaring a bomb's size, raises there as an OSError, which BentoML
+    answers with a 500. Re-raised as ValueError, it becomes a validation error: a 400 naming the item."""
+    decode = PILImageEncoder.decode
+    if getattr(decode, "rejects_unreadable", False):
+        return
+
+    def decode_or_reject(self, obj):
+        try:
+            return decode(self, obj)
+        except UnidentifiedImageError:
+            raise ValueError("not an image") from None
+        except Image.DecompressionBombError:
+            raise ValueError("declares too many pixels (a decompression bomb?)") from None
+        except OSError as error:
+            raise ValueError(f"does not decode: {error}") from None
+
+    decode_or_reject.rejects_unreadable = True
+    PILImageEncoder.decode = decode_or_reject
+
+
+_reject_unreadable_uploads()
