@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
@@ -29,11 +30,12 @@ class ServiceArgs(BaseModel):
     model_tag: str = "alignops-model:latest"
     batching: bool = True
     max_batch_size: int = 64
-    max_latency_ms: int = 20
+    max_latency_ms: int = 1000  # a deadline: the dispatcher rejects (503) what it cannot answer in time
     limits: Limits = Field(default_factory=Limits)
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
+ENCODER_ATTEMPTS = 3
 BATCHING = {"batchable": True, "max_batch_size": ARGS.max_batch_size, "max_latency_ms": ARGS.max_latency_ms} \
     if ARGS.batching else {}
 
@@ -104,14 +106,25 @@ class EmbeddingService:
         self.gallery = Gallery.load(path / GALLERY_DIR) if (path / GALLERY_DIR).exists() else None
         self.limits = ARGS.limits
 
+    async def _encode(self, endpoint: str, payload: list[str] | np.ndarray) -> np.ndarray:
+        """Call the encoder, again when its keep-alive connection was dropped under load (a known
+        BentoML issue, bentoml/BentoML#3669); safe, because encoding has no side effects."""
+        for attempt in range(ENCODER_ATTEMPTS):
+            try:
+                return np.asarray(await getattr(self.encoder.to_async, endpoint)(payload))
+            except aiohttp.ClientConnectionError:
+                if attempt == ENCODER_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     async def _texts(self, texts: object, what: str = "texts") -> tuple[np.ndarray, list[int]]:
         texts = check_texts(texts, self.limits, what)
         truncated = [i for i, cut in enumerate(self.tokenizer.truncated(texts)) if cut]
-        return np.asarray(await self.encoder.to_async.texts(texts)), truncated
+        return await self._encode("texts", texts), truncated
 
     async def _images(self, images: object) -> np.ndarray:
         pixels = np.stack([self.transform(image).numpy() for image in decode_images(images, self.limits)])
-        return np.asarray(await self.encoder.to_async.pixels(pixels))
+        return await self._encode("pixels", pixels)
 
     @bentoml.api
     async def encode_text(self, texts: list[str]) -> TextEmbeddings:

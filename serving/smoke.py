@@ -49,6 +49,13 @@ class BentoServer:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> BentoServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> BentoServer:
+        """Start and wait until `/readyz` answers."""
         self.log = tempfile.TemporaryFile()
         started = time.monotonic()
         self.process = subprocess.Popen(
@@ -65,14 +72,15 @@ class BentoServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        self.__exit__()
+        self.stop()
         raise TimeoutError(f"{self.bento_tag} was not ready within {self.timeout:.0f} s:\n{self._output()}")
 
     def _output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-3000:]
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """SIGTERM to the process group (the server finishes in-flight requests), SIGKILL after 20 s."""
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=20)
