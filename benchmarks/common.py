@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_artifact(directory: Path) -> Path:
-    """A tiny-preset model (untrained: serving cost does not depend on the weights' values)."""
+def untrained_artifact(directory: Path, preset_name: str = "tiny") -> Path:
+    """A model of the preset (untrained: serving cost does not depend on the weights' values)."""
     import torch
 
     from components.config import preset
@@ -15,7 +15,7 @@ def tiny_artifact(directory: Path) -> Path:
     from components.text.tokenizer import train_tokenizer
 
     torch.manual_seed(0)
-    config = preset("tiny")
+    config = preset(preset_name)
     tokenizer = train_tokenizer(["two red circles on the left", "a blue square at the top"] * 50, config.tokenizer)
     config.tokenizer.vocab_size = tokenizer.vocab_size
     return ModelArtifact(DualEncoder(config).eval(), tokenizer, Lineage()).save(directory / "artifact")

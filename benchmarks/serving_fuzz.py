@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import gallery_dataset, tiny_artifact
+from benchmarks.common import gallery_dataset, untrained_artifact
 from components.runtime import configure_environment
 
 
@@ -28,7 +28,7 @@ def main() -> None:
         from serving.package import build_bento, build_gallery, import_model
         from serving.smoke import BentoServer
 
-        artifact = tiny_artifact(Path(tmp))
+        artifact = untrained_artifact(Path(tmp))
         gallery = build_gallery(artifact, gallery_dataset(Path(tmp)), "test")
         bento = build_bento(import_model(artifact, "alignops-fuzz", {}, gallery), {})
         with BentoServer(bento) as server:
@@ -38,8 +38,9 @@ def main() -> None:
                  "--max-time", str(args.max_time), "--seed", "0", "--no-color"],
                 capture_output=True, text=True)
             alive = httpx.post(f"{server.url}/encode_text", json={"texts": ["still here"]}, timeout=30)
-    summary = [line for line in run.stdout.splitlines() if line.strip()][-25:]
-    print("\n".join(summary))
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    failures = [i for i, line in enumerate(lines) if line.lstrip().startswith(("_____", "1. ", "[500]", "curl "))]
+    print("\n".join(lines[failures[0]:] if failures else lines[-25:]))
     print(f"schemathesis exit code {run.returncode} (0: no check failed); server alive after the run: "
           f"{alive.status_code == 200}")
 

@@ -4,7 +4,7 @@ Two bentos of the same artifact differ only in batching. For each, closed-loop c
 1, 8 and 32 send single-item `encode_text` and `encode_image` requests. Every level is bounded in count
 (--requests) and time (--seconds) and stops by itself. The client shares the machine's cores with the
 server, which caps absolute figures on a 2-core machine; compare the ratio.
-Usage: python -m benchmarks.serving_load [--requests 300] [--seconds 60]
+Usage: python -m benchmarks.serving_load [--requests 300] [--seconds 60] [--preset tiny|base]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from benchmarks.common import tiny_artifact
+from benchmarks.common import untrained_artifact
 from components.runtime import configure_environment
 
 LEVELS = (1, 8, 32)
@@ -30,7 +30,7 @@ LEVELS = (1, 8, 32)
 
 def payloads() -> dict[str, dict]:
     buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, format="PNG")
+    Image.new("RGB", (224, 224), (200, 40, 40)).save(buffer, format="PNG")
     return {"encode_text": {"texts": ["two red circles on the left and a blue square at the top"]},
             "encode_image": {"images": [base64.b64encode(buffer.getvalue()).decode()]}}
 
@@ -64,13 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--preset", default="tiny", help="model size: serving cost, not quality, matters here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         configure_environment(Path(tmp) / "home")
         from serving.package import build_bento, import_model
         from serving.smoke import BentoServer
 
-        artifact = tiny_artifact(Path(tmp))
+        artifact = untrained_artifact(Path(tmp), args.preset)
         model_tag = import_model(artifact, "alignops-bench", {})
         results: dict[tuple[str, str, int], dict] = {}
         for batching in (True, False):
@@ -81,6 +82,7 @@ def main() -> None:
                     for concurrency in LEVELS:
                         results[(mode, route, concurrency)] = asyncio.run(
                             level(server.url, route, payload, concurrency, args.requests, args.seconds))
+    print(f"preset {args.preset}")
     print(f"{'mode':13s} {'route':13s} {'conc':>4s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} "
           f"{'n':>5s} {'errors':>6s}")
     for (mode, route, concurrency), r in results.items():

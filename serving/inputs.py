@@ -12,7 +12,6 @@ import binascii
 import io
 import warnings
 
-from _bentoml_sdk.validators import PILImageEncoder
 from bentoml.exceptions import InvalidArgument
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
@@ -83,27 +82,3 @@ def _decode(item: object, index: int, limits: Limits) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidArgument(f"{where} does not decode: {error}") from None
 
-
-def _reject_unreadable_uploads() -> None:
-    """BentoML opens uploaded image files while parsing the request, before any handler runs. An upload
-    Pillow cannot identify, or one declaring a bomb's size, raises there as an OSError, which BentoML
-    answers with a 500. Re-raised as ValueError, it becomes a validation error: a 400 naming the item."""
-    decode = PILImageEncoder.decode
-    if getattr(decode, "rejects_unreadable", False):
-        return
-
-    def decode_or_reject(self, obj):
-        try:
-            return decode(self, obj)
-        except UnidentifiedImageError:
-            raise ValueError("not an image") from None
-        except Image.DecompressionBombError:
-            raise ValueError("declares too many pixels (a decompression bomb?)") from None
-        except OSError as error:
-            raise ValueError(f"does not decode: {error}") from None
-
-    decode_or_reject.rejects_unreadable = True
-    PILImageEncoder.decode = decode_or_reject
-
-
-_reject_unreadable_uploads()

@@ -23,7 +23,10 @@ from components.evaluation.gallery import GALLERY_DIR, Gallery
 from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
+from serving import hardening
 from serving.inputs import Limits, check_texts, decode_images
+
+hardening.apply()
 
 
 class ServiceArgs(BaseModel):

@@ -88,6 +88,10 @@ BAD_REQUESTS = [  # (route, request kwargs, words the 4xx message must contain)
     ("encode_text", {"json": {"texts": "not a list"}}, ""),
     ("encode_text", {"json": {"texts": [42]}}, ""),
     ("encode_text", {"content": b"{broken json", "headers": {"content-type": "application/json"}}, ""),
+    ("encode_image", {"data": {"images": "http://169.254.169.254/latest/meta-data/"}, "files": [
+        ("other", ("x.txt", b"x", "text/plain"))]}, "URLs are not fetched"),
+    ("encode_text", {"content": b'{"texts": []}', "headers": {"content-type": "multipart/form-data"}},
+     "Missing boundary"),
     ("classify", {"json": {"images": [], "labels": ["x"]}}, "non-empty list"),
     ("classify", {"json": {"images": ["AAAA"], "labels": ["x"], "domain": "underwater"}}, "unknown domain"),
     ("search", {"json": {"k": 3}}, ""),
