@@ -39,11 +39,17 @@ def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery:
     return str(model.tag)
 
 
-def build_bento(model_tag: str, labels: dict[str, str], batching: bool = True) -> str:
-    """Build a bento serving `model_tag`; package locking is off (no public index is reachable here)."""
+def build_bento(model_tag: str, labels: dict[str, str], batching: bool = True,
+                max_latency_ms: int | None = None) -> str:
+    """Build a bento serving `model_tag`; package locking is off (no public index is reachable here).
+    `max_latency_ms`: the batching deadline (default in serving.service.ServiceArgs); raise it for
+    models whose batches take longer on the target hardware."""
+    args = {"model_tag": model_tag, "batching": batching}
+    if max_latency_ms is not None:
+        args["max_latency_ms"] = max_latency_ms
     bento = bentoml.bentos.build(
         SERVICE,
-        args={"model_tag": model_tag, "batching": batching},
+        args=args,
         labels=labels,
         include=["serving/*.py", "components/**/*.py"],
         build_ctx=str(PROJECT_ROOT),
