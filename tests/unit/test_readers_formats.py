@@ -68,11 +68,12 @@ def make_mimic(root):
                "57375967": "FINDINGS:\n  Small left pleural effusion.\nIMPRESSION: Effusion.",
                "50771383": "WET READ: none"}  # no findings/impression: the caption is missing, and said so
     meta, split = [], []
-    for subject, study, dicom_id, part, ext in studies:
+    for n, (subject, study, dicom_id, part, ext) in enumerate(studies):
         folder = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder.parent / f"s{study}.txt").write_text(reports[study])
         gradient = np.tile(np.linspace(0, 4095, 64, dtype=np.uint16), (64, 1))
+        gradient[-1, :n + 1] = 0  # each image its own pixels: identical ones would be flagged as leakage
         if ext == "dcm":
             write_dicom(folder / f"{dicom_id}.dcm", gradient, window=(1024, 2048), monochrome1=dicom_id == "d3")
         else:
