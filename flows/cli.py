@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -171,7 +172,7 @@ def data_validate(
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],
                              [(c.name, verdict_mark(c.passed), c.critical, c.failures, ", ".join(c.examples))
                               for c in report.checks]))
-    reasons = reason_counts([q.reason.split(" (")[0].split(":")[0] for q in report.quarantine])
+    reasons = Counter(q.reason.split(" (")[0].split(":")[0] for q in report.quarantine).most_common()
     if reasons:
         console.print(rich_table("quarantined rows by reason", ["reason", "rows"], reasons))
     facts = report.image_facts
@@ -185,12 +186,6 @@ def data_validate(
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json") | {"passed": report.passed}, indent=2))
     raise typer.Exit(0 if report.passed else 1)
-
-
-def reason_counts(values: list[str]) -> list[tuple[str, int]]:
-    from collections import Counter
-
-    return Counter(values).most_common()
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]

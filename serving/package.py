@@ -8,7 +8,6 @@ from pathlib import Path
 
 import bentoml
 
-from components.data.manifest import read_manifest
 from components.evaluation.embed import encode_split
 from components.evaluation.gallery import GALLERY_DIR, Gallery
 from components.models.embedder import Embedder
@@ -23,10 +22,11 @@ RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "
 def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") -> Gallery:
     """Embed a dataset split's images; each item carries its image_id, split and first caption."""
     encoded = encode_split(Embedder.load(artifact_dir), dataset_dir, split)
-    manifest = read_manifest(dataset_dir)
-    first = manifest[manifest["split"] == split].drop_duplicates("image_id").set_index("image")
-    items = [{"image_id": first.loc[path, "image_id"], "image": path, "caption": str(first.loc[path, "caption"])}
-             for path in encoded.image_paths]
+    first_caption = {}
+    for caption, image in zip(encoded.captions, encoded.text_to_image.tolist(), strict=True):
+        first_caption.setdefault(image, caption)
+    items = [{"image_id": image_id, "image": path, "caption": first_caption[i]}
+             for i, (image_id, path) in enumerate(zip(encoded.image_ids, encoded.image_paths, strict=True))]
     return Gallery.build(encoded.image_emb.numpy(), items)
 
 

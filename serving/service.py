@@ -112,13 +112,13 @@ class EmbeddingService:
     async def _encode(self, endpoint: str, payload: list[str] | np.ndarray) -> np.ndarray:
         """Call the encoder, again when its keep-alive connection was dropped under load (a known
         BentoML issue, bentoml/BentoML#3669); safe, because encoding has no side effects."""
-        for attempt in range(ENCODER_ATTEMPTS):
+        call = getattr(self.encoder.to_async, endpoint)
+        for _ in range(ENCODER_ATTEMPTS - 1):
             try:
-                return np.asarray(await getattr(self.encoder.to_async, endpoint)(payload))
+                return np.asarray(await call(payload))
             except aiohttp.ClientConnectionError:
-                if attempt == ENCODER_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return np.asarray(await call(payload))
 
     async def _texts(self, texts: object, what: str = "texts") -> tuple[np.ndarray, list[int]]:
         texts = check_texts(texts, self.limits, what)

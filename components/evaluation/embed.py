@@ -17,6 +17,7 @@ class EncodedSplit:
     text_emb: torch.Tensor
     text_to_image: torch.Tensor  # caption j belongs to image text_to_image[j]
     image_paths: list[str]
+    image_ids: list[str]
     captions: list[str]
 
 
@@ -34,4 +35,4 @@ def encode_split(embedder: Embedder, dataset_dir: Path, split: str = "test",
         image_emb=torch.from_numpy(embedder.encode_images([resolve_image(dataset_dir, p) for p in image_paths])),
         text_emb=torch.from_numpy(embedder.encode_texts(captions)),
         text_to_image=torch.tensor([index[i] for i in rows["image_id"]]),
-        image_paths=image_paths, captions=captions)
+        image_paths=image_paths, image_ids=images["image_id"].tolist(), captions=captions)

@@ -5,6 +5,7 @@ EXIF rotations are recorded, not rejected: `load_image` converts and rotates the
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -40,7 +41,7 @@ def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data)) as img:  # the bytes already read for sha256
                 width, height = img.size
                 facts |= {"width": width, "height": height, "mode": img.mode,
                           "aspect_ratio": max(width, height) / max(1, min(width, height)),
