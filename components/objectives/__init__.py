@@ -1,3 +1,7 @@
-from components.objectives.clip_loss import ClipLoss
+"""Training objectives as plug-ins: config names map to modules in `OBJECTIVES`; importing this package
+registers them all."""
 
-__all__ = ["ClipLoss"]
+from components.objectives import captioning, clip, distill, identity, matching, siglip  # noqa: F401 - registers
+from components.objectives.base import OBJECTIVES, Batch, Objective, Outputs, WeightedObjectives, build_objective
+
+__all__ = ["OBJECTIVES", "Batch", "Objective", "Outputs", "WeightedObjectives", "build_objective"]

@@ -31,14 +31,19 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> CaptionTok
 
 
 class CaptionTokenizer:
+    """Ours or a pretrained tower's `tokenizer.json`, with the special tokens its config names."""
+
     def __init__(self, tokenizer: Tokenizer, config: TokenizerConfig):
-        sos, eos = tokenizer.token_to_id(SOS), tokenizer.token_to_id(EOS)
-        if (tokenizer.token_to_id(PAD), eos) != (config.pad_id, config.eos_id):
-            raise ValueError("tokenizer special token ids do not match its config")
+        ids = [tokenizer.token_to_id(t) if t else None for t in (config.pad_token, config.sos_token, config.eos_token)]
+        if ids != [config.pad_id, config.sos_id, config.eos_id]:
+            raise ValueError(f"tokenizer ids {ids} of {config.pad_token, config.sos_token, config.eos_token} "
+                             f"do not match its config {[config.pad_id, config.sos_id, config.eos_id]}")
+        sos, eos = config.sos_token, config.eos_token
+        specials = [(eos, config.eos_id)] + ([(sos, config.sos_id)] if sos else [])
         tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{SOS} $A {EOS}", special_tokens=[(SOS, sos), (EOS, eos)])
+            single=f"{sos} $A {eos}" if sos else f"$A {eos}", special_tokens=specials)
         tokenizer.enable_truncation(config.context_length)
-        tokenizer.enable_padding(pad_id=config.pad_id, pad_token=PAD, length=config.context_length)
+        tokenizer.enable_padding(pad_id=config.pad_id, pad_token=config.pad_token, length=config.context_length)
         self.tokenizer, self.config = tokenizer, config
 
     @property

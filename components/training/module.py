@@ -1,4 +1,4 @@
-"""The LightningModule for contrastive pretraining of a dual encoder."""
+"""The LightningModule that pretrains (or finetunes) a dual encoder with any mix of objectives."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from components.config import ModelConfig
+from components.config import ModelConfig, ObjectiveSpec, TowerLock
 from components.models.dual_encoder import DualEncoder
-from components.objectives.clip_loss import ClipLoss
+from components.models.towers import lock_tower
+from components.objectives import Batch, Outputs, WeightedObjectives, build_objective
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -26,45 +27,79 @@ def warmup_cosine(warmup_steps: int, max_steps: int):
 
 
 def no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
-    """Norms, biases, embeddings' 1-D gains and the logit scale take no weight decay."""
-    return parameter.ndim < 2 or "norm" in name or name.endswith(".bias") or "logit_scale" in name
+    """Norms, biases, embeddings' 1-D gains and the logit scale and bias take no weight decay."""
+    return parameter.ndim < 2 or "norm" in name or name.endswith(".bias") or "logit_" in name
+
+
+def to_batch(collated: dict[str, Any]) -> Batch:
+    return Batch(collated["pixels"], collated["token_ids"], collated["image_group"], collated.get("person_id"),
+                 list(collated.get("caption", [])))
 
 
 class ContrastivePretraining(L.LightningModule):
-    def __init__(self, model_config: dict[str, Any], learning_rate: float = 1e-3, weight_decay: float = 0.1,
-                 warmup_steps: int = 50, max_steps: int = 1000):
+    def __init__(self, model_config: dict[str, Any], objectives: list[dict[str, Any]] | None = None,
+                 learning_rate: float = 1e-3, weight_decay: float = 0.1, warmup_steps: int = 50, max_steps: int = 1000,
+                 lock_image: dict[str, Any] | None = None, lock_text: dict[str, Any] | None = None,
+                 gradient_checkpointing: bool = False, compile: bool = False):
+        """Plain dicts (of `ModelConfig`, `ObjectiveSpec`, `TowerLock`) so that checkpoints load without pickle."""
         super().__init__()
         self.save_hyperparameters()
-        self.model = DualEncoder(ModelConfig.model_validate(model_config))
-        self.loss = ClipLoss()
+        config = ModelConfig.model_validate(model_config)
+        self.model = DualEncoder(config)
+        specs = [ObjectiveSpec.model_validate(s) for s in objectives or [ObjectiveSpec().model_dump()]]
+        self.objectives = WeightedObjectives(
+            {s.name: build_objective(s.name, s.options, 0, 1, model_config=config) for s in specs},
+            {s.name: s.weight for s in specs})
+        for tower, lock in ((self.model.vision, lock_image), (self.model.text, lock_text)):
+            lock = TowerLock.model_validate(lock or {})
+            if lock.locked:
+                lock_tower(tower, lock.unlocked_layers)
+            if gradient_checkpointing:
+                tower.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            self.model.vision.compile()  # in place: parameter names, hence checkpoints and artifacts, stay the same
+            self.model.text.compile()
 
     def setup(self, stage: str) -> None:
         # Ranks are known only once the strategy has started.
-        self.loss = ClipLoss(rank=self.global_rank, world_size=self.trainer.world_size)
+        for objective in self.objectives.parts.values():
+            objective.rank, objective.world_size = self.global_rank, self.trainer.world_size
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        pixels, tokens = batch
-        return self.loss(*self.model(pixels, tokens))
+    def losses(self, collated: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = to_batch(collated)
+        encoded = self.model(batch.pixels, batch.token_ids)
+        outputs = Outputs(encoded.image_emb, encoded.text_emb, self.model.logit_scale.exp(), self.model.logit_bias,
+                          encoded.image_tokens, encoded.text_tokens, self.global_step)
+        return self.objectives(batch, outputs)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch)
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, parts = self.losses(batch)
         self.log("train/loss", loss, prog_bar=True)
+        if len(parts) > 1:
+            self.log_dict({f"train/{name}": value for name, value in parts.items()})
         self.log("train/logit_scale", self.model.logit_scale.exp())
+        if self.model.logit_bias is not None:
+            self.log("train/logit_bias", self.model.logit_bias)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=batch[0].shape[0])
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log("val/loss", self.losses(batch)[0], prog_bar=True, batch_size=batch["pixels"].shape[0])
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Right after the step, before any callback (a checkpoint) sees the weights.
         self.model.clamp_logit_scale()
 
     def configure_optimizers(self):
-        named = list(self.model.named_parameters())
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         groups = [
             {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": self.hparams.weight_decay},
             {"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98), eps=1e-6)
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98), eps=1e-6,
+                                      fused=self.device.type == "cuda")
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(self.hparams.warmup_steps, self.hparams.max_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

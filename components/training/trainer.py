@@ -7,21 +7,26 @@ from `checkpoints/last.ckpt`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import fsspec
 import lightning as L
 import pandas as pd
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
-from components.config import TokenizerConfig, TrainConfig, preset
+from components.config import ModelConfig, TokenizerConfig, TrainConfig, preset
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
 from components.models.artifact import Lineage, ModelArtifact, config_hash
+from components.models.dual_encoder import DualEncoder
+from components.models.pretrained import with_pretrained_text
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.module import ContrastivePretraining
 from components.training.report import plot_loss_curves
@@ -37,8 +42,9 @@ class TrainResult:
     artifact: ModelArtifact
     run_dir: Path
     loss_curve: Path
-    resumed_from: Path | None
+    resumed_from: str | None
     wandb_run_id: str | None
+    is_global_zero: bool = True
 
 
 def run_tokenizer(run_dir: Path, captions: list[str], config: TokenizerConfig) -> CaptionTokenizer:
@@ -51,6 +57,20 @@ def run_tokenizer(run_dir: Path, captions: list[str], config: TokenizerConfig) -
     return tokenizer
 
 
+def run_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) -> tuple[ModelConfig, CaptionTokenizer]:
+    """The preset, adapted to the run: a pretrained text tower brings its own tokenizer; SigLIP needs a bias."""
+    model_config = preset(config.preset)
+    if config.text_pretrained:
+        model_config.text.pretrained = config.text_pretrained
+        model_config, tokenizer = with_pretrained_text(model_config)
+    else:
+        tokenizer = run_tokenizer(run_dir, captions, model_config.tokenizer)
+        model_config.tokenizer.vocab_size = tokenizer.vocab_size
+    if any(o.name == "siglip" for o in config.objectives) and model_config.init_logit_bias is None:
+        model_config.init_logit_scale, model_config.init_logit_bias = math.log(10), -10.0  # SigLIP's init
+    return model_config, tokenizer
+
+
 def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineage,
           exclude_sample_ids: frozenset[str] = frozenset()) -> TrainResult:
     run_dir = Path(run_dir)
@@ -58,50 +78,85 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
     L.seed_everything(config.seed, workers=True, verbose=False)
     manifest = read_manifest(dataset_dir)
     train_rows = manifest[(manifest["split"] == "train") & ~manifest["sample_id"].isin(exclude_sample_ids)]
-    if len(train_rows) < config.batch_size:
+    if len(train_rows) < config.batch_size and not config.train_shards:
         raise ValueError(f"{len(train_rows)} training rows in {dataset_dir} after excluding {len(exclude_sample_ids)} "
                          f"quarantined: fewer than one batch of {config.batch_size}")
-    model_config = preset(config.preset)
-    tokenizer = run_tokenizer(run_dir, train_rows["caption"].astype(str).tolist(), model_config.tokenizer)
-    model_config.tokenizer.vocab_size = tokenizer.vocab_size
+    model_config, tokenizer = run_model_config(config, run_dir, train_rows["caption"].astype(str).tolist())
     transform = ImageTransform(model_config.vision.image_size, model_config.image_mean, model_config.image_std)
     data = PairDataModule(str(dataset_dir), tokenizer, transform, config.batch_size, config.num_workers,
-                          exclude_sample_ids)
-    module = ContrastivePretraining(model_config.model_dump(mode="json"), config.learning_rate,
-                                    config.weight_decay, config.warmup_steps, config.max_steps)
-    # One CSV log per attempt: Lightning's CSVLogger would overwrite the history of the interrupted attempt.
-    attempt = len(list((run_dir / "logs").glob("attempt-*")))
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}")]
-    if config.wandb:
-        loggers.append(_wandb_logger(config, run_dir))
+                          exclude_sample_ids, config.seed, config.train_shards or None)
+    module = ContrastivePretraining(
+        model_config.model_dump(mode="json"), [o.model_dump() for o in config.objectives], config.learning_rate,
+        config.weight_decay, config.warmup_steps, config.max_steps, config.lock_image.model_dump(),
+        config.lock_text.model_dump(), config.gradient_checkpointing, config.compile)
+    checkpoints = config.checkpoint_dir or str(run_dir / "checkpoints")
+    loggers = _loggers(config, run_dir, model_config, lineage)
     trainer = L.Trainer(
-        max_steps=config.max_steps, accelerator="auto", devices=1, logger=loggers, log_every_n_steps=10,
-        val_check_interval=config.val_every_n_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        callbacks=[ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
-                                   every_n_train_steps=config.checkpoint_every_n_steps)],
-        enable_model_summary=False, default_root_dir=run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resumed_from = last if last.exists() else None
+        max_steps=config.max_steps, accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
+        strategy=config.strategy, precision=_precision(config), accumulate_grad_batches=config.accumulate_grad_batches,
+        deterministic=config.deterministic or None, logger=loggers, log_every_n_steps=min(10, config.max_steps),
+        val_check_interval=config.val_every_n_steps * config.accumulate_grad_batches, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
+                                   every_n_train_steps=config.checkpoint_every_n_steps)])
+    resumed_from = _last_checkpoint(checkpoints)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resumed_from, weights_only=True)
     finally:
         wandb_run_id = _finish_wandb(loggers)
     lineage = lineage.model_copy(update={
         "config_hash": config_hash(model_config, config),
-        "training": {**lineage.training, **config.model_dump(), "steps": trainer.global_step,
+        "training": {**lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
                      "wandb_run_id": wandb_run_id},
     })
-    history = pd.concat([pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt-*/metrics.csv"))])
-    return TrainResult(ModelArtifact(module.model.eval(), tokenizer, lineage), run_dir,
-                       plot_loss_curves(history, run_dir / "loss_curve.png"), resumed_from, wandb_run_id)
+    model = _trained_model(trainer, model_config)
+    loss_curve = run_dir / "loss_curve.png"
+    if trainer.is_global_zero:
+        history = pd.concat([pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt-*/metrics.csv"))])
+        plot_loss_curves(history, loss_curve)
+    return TrainResult(ModelArtifact(model, tokenizer, lineage), run_dir, loss_curve, resumed_from, wandb_run_id,
+                       trainer.is_global_zero)
 
 
-def _wandb_logger(config: TrainConfig, run_dir: Path) -> Logger:
+def _precision(config: TrainConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _last_checkpoint(directory: str) -> str | None:
+    """`last.ckpt` in a local directory or under an s3:// prefix, where an earlier attempt left one."""
+    fs, path = fsspec.core.url_to_fs(directory)
+    last = f"{path.rstrip('/')}/last.ckpt"
+    if not fs.exists(last):
+        return None
+    return f"{directory.rstrip('/')}/last.ckpt"
+
+
+def _trained_model(trainer: L.Trainer, config: ModelConfig) -> DualEncoder:
+    """The dual encoder's full weights, gathered from every shard under FSDP (a collective: all ranks call it)."""
+    state = trainer.strategy.lightning_module_state_dict()
+    model = DualEncoder(config, load_pretrained=False)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    return model.eval()
+
+
+def _loggers(config: TrainConfig, run_dir: Path, model_config: ModelConfig, lineage: Lineage) -> list[Logger]:
+    # One CSV log per attempt: Lightning's CSVLogger would overwrite the history of the interrupted attempt.
+    attempt = len(list((run_dir / "logs").glob("attempt-*")))
+    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}")]
+    if config.wandb:
+        loggers.append(_wandb_logger(config, run_dir, {"train": config.model_dump(mode="json"),
+                                                       "model": model_config.model_dump(mode="json"),
+                                                       "lineage": lineage.model_dump(mode="json")}))
+    return loggers
+
+
+def _wandb_logger(config: TrainConfig, run_dir: Path, run_config: dict) -> Logger:
     from lightning.pytorch.loggers import WandbLogger
 
     offline = os.environ.get("WANDB_MODE", "offline") != "online"
-    return WandbLogger(project=config.wandb_project, save_dir=str(run_dir), offline=offline,
-                       config=config.model_dump())
+    return WandbLogger(project=config.wandb_project, save_dir=str(run_dir), offline=offline, config=run_config)
 
 
 def _finish_wandb(loggers: list[Logger]) -> str | None:

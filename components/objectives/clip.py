@@ -1,0 +1,24 @@
+"""Symmetric InfoNCE (CLIP) with the local loss: each rank scores its own rows against the gathered batch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from components.objectives.base import Batch, Objective, Outputs, register
+from components.objectives.distributed import gather_with_grad
+
+
+def local_labels(local_size: int, rank: int, device: torch.device) -> torch.Tensor:
+    """Column of each local row's positive in the gathered batch (ranks hold equal, ordered slices)."""
+    return torch.arange(local_size, device=device) + rank * local_size
+
+
+@register("clip")
+class ClipObjective(Objective):
+    def forward(self, batch: Batch, outputs: Outputs) -> torch.Tensor:
+        images, texts, scale = outputs.image_emb, outputs.text_emb, outputs.logit_scale
+        all_images, all_texts = gather_with_grad(images, self.world_size), gather_with_grad(texts, self.world_size)
+        labels = local_labels(images.shape[0], self.rank, images.device)
+        return (F.cross_entropy(scale * images @ all_texts.T, labels)
+                + F.cross_entropy(scale * texts @ all_images.T, labels)) / 2

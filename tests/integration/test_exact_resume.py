@@ -1,0 +1,67 @@
+"""Kill a training run with SIGKILL mid-epoch, resume it, and get the uninterrupted run's weights bit for bit."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from components.config import TrainConfig
+
+pytestmark = pytest.mark.slow
+
+# 800 training pairs / 64 = 12 batches an epoch; checkpoints every 5 steps are never at an epoch boundary,
+# and 30 steps cross two of them.
+CONFIG = TrainConfig(max_steps=30, batch_size=64, warmup_steps=3, checkpoint_every_n_steps=5, val_every_n_steps=50,
+                     deterministic=True, wandb=False)
+
+
+def launch(tiny_dataset, run_dir, config_file) -> subprocess.Popen:
+    command = [sys.executable, "-m", "components.training.launch", "--config", str(config_file),
+               "--dataset", str(tiny_dataset), "--run-dir", str(run_dir)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def finish(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def saved_step(checkpoint) -> int:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_dataset, tmp_path):
+    config_file = tmp_path / "train.json"
+    config_file.write_text(CONFIG.model_dump_json())
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    reference = launch(tiny_dataset, straight, config_file)
+
+    victim = launch(tiny_dataset, interrupted, config_file)
+    last = interrupted / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = saved_step(last)
+    assert 0 < killed_at < CONFIG.max_steps and killed_at % 12 != 0  # mid-epoch
+    assert not (interrupted / "artifact").exists()
+
+    finish(launch(tiny_dataset, interrupted, config_file))
+    finish(reference)
+    resumed, uninterrupted = (load_file(str(d / "artifact" / "model.safetensors")) for d in (interrupted, straight))
+    assert resumed.keys() == uninterrupted.keys()
+    differing = [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])]
+    assert not differing, f"{len(differing)} tensors differ after resuming from step {killed_at}: {differing[:5]}"
+    lineage = json.loads((interrupted / "artifact" / "lineage.json").read_text())
+    assert lineage["training"]["steps"] == CONFIG.max_steps
+    # the resumed attempt logged only the steps after the checkpoint it resumed from
+    assert len(list((interrupted / "logs").glob("attempt-*"))) == 2
