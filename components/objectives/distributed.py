@@ -7,8 +7,14 @@ embeddings' gradient (with two ranks, the encoder gradients come out halved).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
+
+# The public autograd all-gather is marked deprecated in favour of a private API; it is still the supported one.
+warnings.filterwarnings("ignore", message=r".*distributed\.nn\.functional\.all_gather is deprecated",
+                        category=FutureWarning)
 
 
 def gather_with_grad(x: torch.Tensor, world_size: int) -> torch.Tensor:

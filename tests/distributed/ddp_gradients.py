@@ -1,0 +1,114 @@
+"""Two-process DDP on CPU (gloo): loss and every gradient of the dual encoder against the single-process
+full-batch computation. Run as a script (by tests/integration/test_distributed.py) because DDP inside
+pytest's process can hang.
+
+    python tests/distributed/ddp_gradients.py --objective clip --out result.json [--plain-gather]
+
+`--plain-gather` swaps the autograd all-gather for `dist.all_gather`, the classic bug, to show that the
+comparison catches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from components.config import preset
+from components.models.dual_encoder import DualEncoder
+from components.objectives import Batch, Outputs, build_objective
+
+GLOBAL_BATCH, WORLD = 8, 2
+
+
+class Step(nn.Module):
+    """Model and objective in one module, as Lightning runs a training step inside the DDP forward."""
+
+    def __init__(self, objective_name: str, rank: int, world_size: int):
+        super().__init__()
+        torch.manual_seed(0)
+        config = preset("tiny")
+        config.tokenizer.vocab_size = 100
+        config.init_logit_bias = -5.0 if objective_name == "siglip" else None
+        self.model = DualEncoder(config)
+        self.objective = build_objective(objective_name, {}, rank, world_size, model_config=config)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        encoded = self.model(batch.pixels, batch.token_ids)
+        return self.objective(batch, Outputs(encoded.image_emb, encoded.text_emb, self.model.logit_scale.exp(),
+                                             self.model.logit_bias, encoded.image_tokens, encoded.text_tokens))
+
+
+def global_batch() -> Batch:
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.randint(4, 100, (GLOBAL_BATCH, 32), generator=generator)
+    tokens[:, 12] = 3  # EOS
+    persons = torch.tensor([0, 1, 0, 2, 3, 1, 4, 2])
+    return Batch(torch.randn(GLOBAL_BATCH, 3, 64, 64, generator=generator), tokens, torch.arange(GLOBAL_BATCH),
+                 persons)
+
+
+def shard(batch: Batch, rank: int) -> Batch:
+    part = slice(rank * GLOBAL_BATCH // WORLD, (rank + 1) * GLOBAL_BATCH // WORLD)
+    return Batch(batch.pixels[part], batch.token_ids[part], batch.image_groups[part], batch.person_ids[part])
+
+
+def plain_all_gather(x: torch.Tensor, world_size: int) -> torch.Tensor:
+    if world_size == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size)]
+    dist.all_gather(parts, x.contiguous())
+    parts[dist.get_rank()] = x  # the local part keeps its gradient; the others arrive as constants
+    return torch.cat(parts)
+
+
+def worker(rank: int, objective_name: str, port: int, out: str, plain_gather: bool) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    torch.set_num_threads(1)
+    if plain_gather:
+        module = __import__(f"components.objectives.{objective_name}", fromlist=["gather_with_grad"])
+        module.gather_with_grad = plain_all_gather
+    step = DistributedDataParallel(Step(objective_name, rank, WORLD))
+    loss = step(shard(global_batch(), rank))
+    loss.backward()  # DDP averages the gradients over ranks
+    mean_loss = loss.detach().clone()
+    dist.all_reduce(mean_loss)
+    if rank == 0:
+        reference = Step(objective_name, 0, 1)
+        single = reference(global_batch())
+        single.backward()
+        single = single.detach()
+        ddp_grads = dict(step.module.named_parameters())
+        differences = {name: float((ddp_grads[name].grad - p.grad).abs().max())
+                       for name, p in reference.named_parameters() if p.grad is not None}
+        worst = max(differences, key=differences.get)
+        with open(out, "w") as f:
+            json.dump({"ddp_loss": float(mean_loss) / WORLD, "single_loss": float(single), "parameters":
+                       len(differences), "max_grad_difference": differences[worst], "worst_parameter": worst,
+                       "logit_scale_grad": [float(ddp_grads["model.logit_scale"].grad),
+                                            float(reference.model.logit_scale.grad)],
+                       "logit_bias_grad": [float(ddp_grads["model.logit_bias"].grad),
+                                           float(reference.model.logit_bias.grad)]
+                       if reference.model.logit_bias is not None else None}, f)
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--objective", default="clip")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--port", type=int, default=29511)
+    parser.add_argument("--plain-gather", action="store_true")
+    args = parser.parse_args()
+    mp.spawn(worker, args=(args.objective, args.port, args.out, args.plain_gather), nprocs=WORLD, join=True)
+
+
+if __name__ == "__main__":
+    main()
