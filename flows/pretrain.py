@@ -1,17 +1,49 @@
-"""Flow `pretrain`: train a dual encoder on a validated dataset and save the model artifact."""
+"""Flow `pretrain`: train a dual encoder on a validated dataset and save the model artifact.
+
+Training runs in the flow's process, or is handed to torchrun (`TrainConfig.launcher`), which starts one
+process per device running `components.training.launch`: the entry point the SLURM script and the
+Kubernetes PyTorchJob in `infra/training` run on every node.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from components.config import TrainConfig
-from components.models.artifact import Lineage
+from components.models.artifact import Lineage, ModelArtifact
+from components.training.launch import ARTIFACT_DIR
 from components.training.trainer import train
 from flows.report import inline_png
 from flows.settings import Platform, code_revision
+
+
+def torchrun_command(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineage,
+                     quarantined: list[str]) -> list[str]:
+    """Write the run's inputs next to it and return the torchrun command that trains on them."""
+    inputs = run_dir / "launch"
+    inputs.mkdir(parents=True, exist_ok=True)
+    (inputs / "train.json").write_text(config.model_dump_json(indent=2))
+    (inputs / "lineage.json").write_text(lineage.model_dump_json(indent=2))
+    (inputs / "exclude.txt").write_text("\n".join(quarantined))
+    processes = config.devices if isinstance(config.devices, int) else "gpu"
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "components.training.launch", "--config", str(inputs / "train.json"), "--dataset", str(dataset_dir),
+            "--run-dir", str(run_dir), "--lineage", str(inputs / "lineage.json"),
+            "--exclude", str(inputs / "exclude.txt")]
+
+
+def run_torchrun(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineage,
+                 quarantined: list[str]) -> Path:
+    completed = subprocess.run(torchrun_command(config, dataset_dir, run_dir, lineage, quarantined), check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"torchrun training exited with {completed.returncode}; the ranks' output is above, and "
+                           f"re-running the flow with the same run name resumes from {run_dir}/checkpoints")
+    return run_dir / ARTIFACT_DIR
 
 
 @task
@@ -19,14 +51,20 @@ def train_model(train_config: TrainConfig, dataset_dir: str, dataset_version: st
                 quarantined: list[str]) -> str:
     lineage = Lineage(datasets={"train": dataset_version}, dataset_hashes={"train": dataset_hash},
                       code_revision=code_revision())
-    result = train(train_config, Path(dataset_dir), Path(run_dir), lineage, frozenset(quarantined))
-    artifact_dir = result.artifact.save(Path(run_dir) / "artifact")
-    resumed = f"resumed from `{result.resumed_from}`" if result.resumed_from else "from scratch"
+    run = Path(run_dir)
+    attempts_before = len(list((run / "logs").glob("attempt-*")))
+    if train_config.launcher == "torchrun":
+        artifact_dir = run_torchrun(train_config, Path(dataset_dir), run, lineage, quarantined)
+    else:
+        artifact_dir = train(train_config, Path(dataset_dir), run, lineage, frozenset(quarantined)).artifact.save(
+            run / ARTIFACT_DIR)
+    training = ModelArtifact.load_light(artifact_dir).lineage.training
+    resumed = f"resumed (attempt {attempts_before + 1})" if attempts_before else "from scratch"
     create_markdown_artifact(key="training-run", description=f"Training on {dataset_version}", markdown=(
-        f"# Training run `{Path(run_dir).name}`\n\n{result.artifact.lineage.training['steps']} steps, {resumed}; "
-        f"W&B run `{result.wandb_run_id}` (offline files in `{run_dir}/wandb`).\n\n"
-        f"Artifact: `{artifact_dir}`\n\n{inline_png(result.loss_curve, 'loss curve')}"))
-    get_run_logger().info("trained %s steps; artifact at %s", result.artifact.lineage.training["steps"], artifact_dir)
+        f"# Training run `{run.name}`\n\n{training['steps']} steps, {resumed}, launcher `{train_config.launcher}`; "
+        f"W&B run `{training.get('wandb_run_id')}` (offline files in `{run_dir}/wandb`).\n\n"
+        f"Artifact: `{artifact_dir}`\n\n{inline_png(run / 'loss_curve.png', 'loss curve')}"))
+    get_run_logger().info("trained %s steps; artifact at %s", training["steps"], artifact_dir)
     return str(artifact_dir)
 
 

@@ -19,14 +19,18 @@ from components.training.trainer import train
 ARTIFACT_DIR = "artifact"
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="TrainConfig as JSON")
     parser.add_argument("--dataset", type=Path, required=True, help="dataset directory (manifest + files)")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--lineage", type=Path, help="Lineage as JSON (dataset versions, code revision)")
     parser.add_argument("--exclude", type=Path, help="file of quarantined sample ids, one per line")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     configure_environment()
     config = TrainConfig.model_validate_json(args.config.read_text())
     lineage = Lineage.model_validate_json(args.lineage.read_text()) if args.lineage else Lineage()

@@ -74,6 +74,8 @@ def run_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) ->
 
 def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineage,
           exclude_sample_ids: frozenset[str] = frozenset()) -> TrainResult:
+    if config.strategy == "fsdp" and not torch.cuda.is_available():
+        raise ValueError("strategy 'fsdp' needs CUDA GPUs (Lightning's FSDP has no CPU path): use 'ddp' on CPU")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)

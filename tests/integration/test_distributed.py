@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from registry.local_s3 import free_port
 
@@ -37,3 +38,22 @@ def test_a_plain_all_gather_is_caught(tmp_path):
     result = run_ddp("clip", tmp_path / "result.json", "--plain-gather")
     assert result["ddp_loss"] == pytest.approx(result["single_loss"], abs=1e-5)
     assert result["max_grad_difference"] > 1e-3
+
+
+def test_pretrain_flow_hands_training_to_torchrun_with_two_ranks(prefect_harness, tiny_dataset, tmp_path, monkeypatch):
+    """Lightning's DDP over gloo in two torchrun processes: the flow gets the artifact rank 0 wrote."""
+    strategy = "ddp"
+    from components.config import TrainConfig
+    from components.models.artifact import ModelArtifact
+    from flows.pretrain import pretrain
+
+    monkeypatch.setenv("ALIGNOPS_HOME", str(tmp_path / "home"))
+    config = TrainConfig(max_steps=4, batch_size=16, warmup_steps=1, checkpoint_every_n_steps=2, val_every_n_steps=2,
+                         wandb=False, strategy=strategy, devices=2, launcher="torchrun")
+    artifact_dir = pretrain(str(tiny_dataset), "tiny@1", "", config, f"{strategy}-run", ["missing-id"])
+    artifact = ModelArtifact.load(artifact_dir)
+    assert artifact.lineage.training["steps"] == 4 and artifact.lineage.datasets == {"train": "tiny@1"}
+    assert artifact.lineage.training["devices"] == 2
+    checkpoint = torch.load(tmp_path / "home" / "runs" / f"{strategy}-run" / "checkpoints" / "last.ckpt",
+                            weights_only=True)
+    assert checkpoint["global_step"] == 4

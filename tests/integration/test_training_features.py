@@ -136,3 +136,9 @@ def test_local_shards_need_one_shard_per_consumer(tiny_dataset, tmp_path):
     assert result.artifact.lineage.training["steps"] == 4
     with pytest.raises(ValueError, match="1 shards for 1 ranks x 2 workers"):
         train(quick(train_shards=shards, num_workers=2), tiny_dataset, tmp_path / "run2", Lineage())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_fsdp_without_gpus_is_refused_up_front(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="'fsdp' needs CUDA GPUs.*use 'ddp'"):
+        train(quick(strategy="fsdp"), tiny_dataset, tmp_path / "run", Lineage())
