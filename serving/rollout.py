@@ -84,12 +84,21 @@ async def _client_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))  # needs the running loop
 
 
+class DrainTimeout(TimeoutError):
+    """The old version did not drain in time; traffic already goes to `new`, and both are still running."""
+
+    def __init__(self, message: str, new: BentoServer):
+        super().__init__(message)
+        self.new = new
+
+
 def rolling_switch(router: Router, current: BentoServer, new_bento_tag: str,
                    drain_timeout_s: float = 30) -> BentoServer:
     """Start `new_bento_tag`, switch the router to it once ready, drain and stop `current`."""
     new = BentoServer(new_bento_tag).start()
     router.switch(new.port)
     if not router.wait_drained(current.port, drain_timeout_s):
-        raise TimeoutError(f"{current.bento_tag} still had requests in flight after {drain_timeout_s:.0f} s")
+        raise DrainTimeout(f"{current.bento_tag} still had requests in flight after {drain_timeout_s:.0f} s; "
+                           f"traffic goes to {new.bento_tag} already: stop the old server when it is idle", new)
     current.stop()
     return new

@@ -11,7 +11,7 @@ import torch
 from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from serving.package import build_bento, import_model
-from serving.rollout import Router, rolling_switch
+from serving.rollout import DrainTimeout, Router, rolling_switch
 from serving.smoke import BentoServer
 
 pytestmark = pytest.mark.slow
@@ -52,11 +52,16 @@ def test_rolling_switch_under_load_drops_nothing(two_versions):
     first = BentoServer(first_tag).start()
     router = Router(first.port)
     threads = [threading.Thread(target=client) for _ in range(4)]
+    second = None
     try:
         for thread in threads:
             thread.start()
         time.sleep(2)
-        second = rolling_switch(router, first, second_tag)
+        try:
+            second = rolling_switch(router, first, second_tag)
+        except DrainTimeout as error:
+            error.new.stop()  # leave no server behind
+            raise
         switched_at = len(answers)
         time.sleep(3)
     finally:
@@ -64,6 +69,8 @@ def test_rolling_switch_under_load_drops_nothing(two_versions):
         for thread in threads:
             thread.join()
         router.close()
+        if second is None:
+            first.stop()
     try:
         assert failures == []
         assert first.process.poll() is not None  # the old version was stopped, by PID
