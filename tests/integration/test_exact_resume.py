@@ -24,13 +24,16 @@ CONFIG = TrainConfig(max_steps=30, batch_size=64, warmup_steps=3, checkpoint_eve
 def launch(tiny_dataset, run_dir, config_file) -> subprocess.Popen:
     command = [sys.executable, "-m", "components.training.launch", "--config", str(config_file),
                "--dataset", str(tiny_dataset), "--run-dir", str(run_dir)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(run_dir.parent / f"{run_dir.name}.err").open(
+        "ab"), env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def finish(process: subprocess.Popen) -> None:
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-3000:]
+def finish(process: subprocess.Popen, run_dir) -> int:
+    """Wait for a run; return its peak resident memory in bytes."""
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, (run_dir.parent / f"{run_dir.name}.err").read_text()[-3000:]
+    return usage.ru_maxrss * 1024
 
 
 def saved_step(checkpoint) -> int:
@@ -55,8 +58,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_dataset, tm
     assert 0 < killed_at < CONFIG.max_steps and killed_at % 12 != 0  # mid-epoch
     assert not (interrupted / "artifact").exists()
 
-    finish(launch(tiny_dataset, interrupted, config_file))
-    finish(reference)
+    resume_peak = finish(launch(tiny_dataset, interrupted, config_file), interrupted)
+    original_peak = finish(reference, straight)
+    assert resume_peak < original_peak * 1.1  # resuming holds no second copy of the run's state
     resumed, uninterrupted = (load_file(str(d / "artifact" / "model.safetensors")) for d in (interrupted, straight))
     assert resumed.keys() == uninterrupted.keys()
     differing = [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])]

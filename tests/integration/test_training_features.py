@@ -142,3 +142,26 @@ def test_local_shards_need_one_shard_per_consumer(tiny_dataset, tmp_path):
 def test_fsdp_without_gpus_is_refused_up_front(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="'fsdp' needs CUDA GPUs.*use 'ddp'"):
         train(quick(strategy="fsdp"), tiny_dataset, tmp_path / "run", Lineage())
+
+
+def test_compiled_towers_match_eager_and_keep_parameter_names():
+    from components.config import preset
+
+    modules = []
+    for compile_towers in (False, True):
+        torch.manual_seed(0)
+        module = ContrastivePretraining(preset("tiny").model_dump(mode="json"), compile=compile_towers)
+        module.configure_model()
+        modules.append(module)
+    eager, compiled = modules
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints and artifacts unchanged
+    tokens = torch.randint(4, 1000, (4, 32), generator=torch.Generator().manual_seed(0))
+    tokens[:, 20] = 3
+    batch = {"pixels": torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1)), "token_ids": tokens,
+             "image_group": torch.arange(4)}
+    losses = [m.losses(batch)[0] for m in modules]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
+    for (name, a), (_, b) in zip(eager.named_parameters(), compiled.named_parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)

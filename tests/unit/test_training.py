@@ -29,6 +29,8 @@ def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
     assert first.resumed_from is None and first.artifact.lineage.training["steps"] == 6
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and first.loss_curve.stat().st_size > 0
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*")) and first.wandb_run_id
+    records = next((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()  # protobuf records
+    assert all(key in records for key in (b"lineage", b"dataset_hashes", b"embed_dim", b"train/loss"))
     history = pd.read_csv(tmp_path / "run" / "logs" / "attempt-0" / "metrics.csv")
     assert history["val/loss"].notna().sum() == 2 and history["step"].max() == 5
     scale = first.artifact.model.logit_scale.item()
