@@ -40,9 +40,10 @@ def saved_step(checkpoint) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])  # with workers, batches are prefetched ahead of the checkpoint
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, tiny_dataset, tmp_path):
     config_file = tmp_path / "train.json"
-    config_file.write_text(CONFIG.model_dump_json())
+    config_file.write_text(CONFIG.model_copy(update={"num_workers": workers}).model_dump_json())
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     reference = launch(tiny_dataset, straight, config_file)
 
