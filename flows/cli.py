@@ -14,14 +14,14 @@ from typing import Annotated
 
 import typer
 
-from components.data.manifest import ManifestError
 from components.data.versioning import VersioningError
 from components.runtime import configure_environment
 from registry.names import InvalidName
 from registry.registry import RegistryError
 
-# Errors that describe a problem with the user's input or state; shown as one line, not a traceback.
-USER_ERRORS = (ManifestError, VersioningError, RegistryError, InvalidName, FileNotFoundError)
+# Errors that describe a problem with the user's input or state; shown as one line, not a traceback. Our
+# ValueErrors (ManifestError, pydantic's ValidationError, config checks) all say what to change.
+USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError)
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -71,6 +71,26 @@ def demo(
                                  train=TrainConfig(max_steps=steps), package=not no_package))
     if not result.evaluation.verdict.passed or (result.smoke and not result.smoke.passed):
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[Path, typer.Argument(help="dataset directory (manifest.parquet + images)")],
+    config: Annotated[Path | None, typer.Option(help="TrainConfig as YAML or JSON (see the README)")] = None,
+    run_name: Annotated[str, typer.Option(help="re-using a run name resumes that run")] = "pretrain",
+    dataset_version: Annotated[str | None, typer.Option(help="the dataset's `path@rev`, for lineage")] = None,
+) -> None:
+    """Run the `pretrain` flow on a dataset and print the model artifact's directory."""
+    import yaml
+
+    from components.config import TrainConfig
+    from components.data.manifest import read_manifest
+    from flows.pretrain import pretrain
+
+    read_manifest(dataset)  # a bad dataset fails before Prefect starts
+    train_config = TrainConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config else TrainConfig()
+    typer.echo(pretrain(str(dataset), dataset_version or str(dataset), "", train_config, run_name))
 
 
 @data_app.command("generate")
@@ -314,6 +334,26 @@ def registry_history(name: str, as_json: JsonOption = False) -> None:
                              [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason,
                                ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None))
                               for e in events]))
+
+
+@registry_app.command("import-hf")
+@user_errors
+def registry_import_hf(
+    directory: Annotated[Path, typer.Argument(help="a CLIP or SigLIP checkpoint in Hugging Face format")],
+    name: Annotated[str, typer.Argument(help="model name in the registry")],
+) -> None:
+    """Register a pretrained CLIP/SigLIP checkpoint as a new version (evaluate it before promoting)."""
+    import tempfile
+
+    from components.models.pretrained import import_hf_checkpoint
+
+    artifact = import_hf_checkpoint(directory)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = _registry().register(name, artifact.save(Path(tmp) / "artifact"),
+                                      lineage=artifact.lineage.model_dump(mode="json"),
+                                      tags={"source": "huggingface", "family": artifact.config.family},
+                                      reason=f"imported from {directory.name}")
+    typer.echo(f"{name}:{record.version} ({artifact.config.family}, embed_dim {artifact.config.embed_dim})")
 
 
 @registry_app.command("promote")

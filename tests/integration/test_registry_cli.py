@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -123,3 +124,31 @@ def test_cli_on_an_s3_registry(s3_bucket, tmp_path, monkeypatch):
     assert [(r["name"], r["version"]) for r in json.loads(listing.output)] == [("remote", 1)]
     assert url in invoke("registry", "list").output
     assert "testing" not in listing.output  # the access key of the test credentials
+
+
+def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path):
+    from tests.unit.test_towers import hf_checkpoint
+
+    hf_checkpoint("siglip", tmp_path / "hf", tiny_dataset)
+    name = f"hf-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
+    result = invoke("registry", "import-hf", str(tmp_path / "hf"), name)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"{name}:1 (siglip, embed_dim 64)")  # after transformers' progress bar
+    record = Platform.from_env().registry().get_version(name, 1)
+    assert record.tags == {"source": "huggingface", "family": "siglip"} and record.gate is None
+    bad = invoke("registry", "import-hf", str(tmp_path), name)
+    assert bad.exit_code == 1 and "config.json" in bad.output
+
+
+def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness, tiny_dataset, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("max_steps: 2\nbatch_size: 16\nwarmup_steps: 1\nwandb: false\n"
+                      "objectives:\n  - {name: siglip}\n")
+    result = invoke("train", str(tiny_dataset), "--config", str(config), "--run-name", f"cli-{tmp_path.name[-8:]}")
+    assert result.exit_code == 0, result.output
+    artifact = result.output.strip().splitlines()[-1]
+    lineage = json.loads((Path(artifact) / "lineage.json").read_text())
+    assert lineage["training"]["steps"] == 2 and lineage["training"]["objectives"][0]["name"] == "siglip"
+    config.write_text("max_stepz: 2\n")
+    typo = invoke("train", str(tiny_dataset), "--config", str(config))
+    assert typo.exit_code == 1 and "max_stepz" in typo.output and "Extra inputs are not permitted" in typo.output
