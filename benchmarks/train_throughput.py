@@ -40,7 +40,7 @@ def _setup(args: argparse.Namespace, dataset: Path):
     train_rows = read_manifest(dataset).query("split == 'train'")
     model_config, tokenizer = run_model_config(config, dataset.parent / f"tok-{args.preset}",
                                                train_rows["caption"].tolist())
-    transform = ImageTransform(model_config.vision.image_size, model_config.image_mean, model_config.image_std)
+    transform = ImageTransform.for_model(model_config)
     data = PairDataModule(str(dataset), tokenizer, transform, config.batch_size, config.num_workers)
     data.setup()
     module = ContrastivePretraining(model_config.model_dump(mode="json"), max_steps=config.max_steps,

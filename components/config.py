@@ -59,6 +59,7 @@ class ModelConfig(BaseModel):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
+    image_fit: Literal["crop", "pad"] = Field("crop", description="square by centre crop, or by padding (tall crops)")
     init_logit_scale: float = math.log(1 / 0.07)
     max_logit_scale: float = math.log(100)
     init_logit_bias: float | None = Field(None, description="learnable logit bias (SigLIP: -10); none for CLIP")

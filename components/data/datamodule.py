@@ -9,18 +9,20 @@ would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning as L
 import pandas as pd
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from components.data.manifest import read_manifest, resolve_image
-from components.data.streaming import ShardPairs
-from components.data.transforms import ImageTransform
+from components.data.streaming import ShardPairs, rank_and_world
+from components.data.transforms import ImageTransform, load_image
 from components.text.tokenizer import CaptionTokenizer
 
 
@@ -29,11 +31,16 @@ def codes(values: pd.Series) -> list[int]:
     return pd.factorize(values.astype(str))[0].tolist()
 
 
-class PairDataset(Dataset):
-    """One item per manifest row."""
+Augment = Callable[[Image.Image, random.Random], Image.Image]
 
-    def __init__(self, dataset_dir: Path, rows: pd.DataFrame, tokenizer: CaptionTokenizer, transform: ImageTransform):
-        self.dataset_dir, self.transform = Path(dataset_dir), transform
+
+class PairDataset(Dataset):
+    """One item per manifest row. Training samplers pass keys `epoch * len + row`, so an augmentation's
+    randomness is a function of (seed, epoch, row), the same in any worker and after a resume."""
+
+    def __init__(self, dataset_dir: Path, rows: pd.DataFrame, tokenizer: CaptionTokenizer, transform: ImageTransform,
+                 augment: Augment | None = None, seed: int = 0):
+        self.dataset_dir, self.transform, self.augment, self.seed = Path(dataset_dir), transform, augment, seed
         self.images, self.captions = rows["image"].tolist(), rows["caption"].astype(str).tolist()
         self.tokens = tokenizer(self.captions)
         self.groups = codes(rows["image_id"])
@@ -43,18 +50,26 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict:
-        item = {"pixels": self.transform(resolve_image(self.dataset_dir, self.images[index])),
-                "token_ids": self.tokens[index], "image_group": self.groups[index], "caption": self.captions[index]}
+    def __getitem__(self, key: int) -> dict:
+        index = key % len(self.images)
+        image = load_image(resolve_image(self.dataset_dir, self.images[index]))
+        if self.augment is not None:
+            image = self.augment(image, random.Random(f"{self.seed}:{key}"))
+        item = {"pixels": self.transform(image), "token_ids": self.tokens[index], "image_group": self.groups[index],
+                "caption": self.captions[index]}
         if self.persons is not None:
             item["person_id"] = self.persons[index]
         return item
 
 
+def _generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
 class EpochPermutationSampler(Sampler[int]):
-    """A permutation that is a pure function of (seed, epoch): Lightning sets the epoch on resume, and the
-    loader skips what the checkpoint says was consumed, so the order never depends on generator state
-    carried across epochs."""
+    """A permutation that is a pure function of (seed, epoch), split evenly across ranks: Lightning sets the
+    epoch on resume, and the loader skips what the checkpoint says was consumed, so the order never depends
+    on generator state carried across epochs."""
 
     def __init__(self, size: int, seed: int):
         self.size, self.seed, self.epoch = size, seed, 0
@@ -63,23 +78,63 @@ class EpochPermutationSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        return self.size // rank_and_world()[1]
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        rank, world = rank_and_world()
+        order = torch.randperm(self.size, generator=_generator(self.seed, self.epoch))
+        share = len(self)
+        return iter((order[rank * share:(rank + 1) * share] + self.epoch * self.size).tolist())
+
+
+class IdentityBatchSampler(Sampler[list[int]]):
+    """Person search's P x K batches: P identities, K images of each (drawn again, with repeats, for an
+    identity with fewer), so every row has positives in its batch. Batches are split across ranks."""
+
+    def __init__(self, person_ids: list[int], identities_per_batch: int, images_per_identity: int, seed: int):
+        self.size, self.p, self.k, self.seed, self.epoch = len(person_ids), identities_per_batch, images_per_identity, \
+            seed, 0
+        self.rows: dict[int, list[int]] = {}
+        for row, person in enumerate(person_ids):
+            self.rows.setdefault(person, []).append(row)
+        if len(self.rows) < identities_per_batch:
+            raise ValueError(f"{len(self.rows)} identities in the training split: fewer than the "
+                             f"{identities_per_batch} a batch needs; lower batch_size or images_per_identity")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows) // self.p // rank_and_world()[1]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rank, world = rank_and_world()
+        generator = _generator(self.seed, self.epoch)
+        people = [list(self.rows)[i] for i in torch.randperm(len(self.rows), generator=generator)]
+        batches = []
+        for start in range(0, len(people) - self.p + 1, self.p):
+            batch = []
+            for person in people[start:start + self.p]:
+                rows = self.rows[person]
+                picks = torch.randperm(len(rows), generator=generator).tolist()
+                batch += [rows[picks[i % len(rows)]] + self.epoch * self.size for i in range(self.k)]
+            batches.append(batch)
+        return iter(batches[rank::world][:len(self)])
 
 
 class PairDataModule(L.LightningDataModule):
     def __init__(self, dataset_dir: str, tokenizer: CaptionTokenizer, transform: ImageTransform,
                  batch_size: int = 128, num_workers: int = 0, exclude_sample_ids: frozenset[str] = frozenset(),
-                 seed: int = 0, train_shards: list[str] | None = None):
+                 seed: int = 0, train_shards: list[str] | None = None, augment: Augment | None = None,
+                 images_per_identity: int = 0):
         """`train_shards`: WebDataset shard paths or s3:// URLs to stream training pairs from instead of the
-        manifest's train split (validation still reads the manifest)."""
+        manifest's train split (validation still reads the manifest). `augment`: applied to training images
+        only. `images_per_identity` > 0: P x K identity batches (needs `person_id`)."""
         super().__init__()
         self.dataset_dir, self.tokenizer, self.transform = Path(dataset_dir), tokenizer, transform
         self.batch_size, self.num_workers, self.exclude = batch_size, num_workers, exclude_sample_ids
-        self.seed, self.train_shards = seed, train_shards
+        self.seed, self.train_shards, self.augment = seed, train_shards, augment
+        self.images_per_identity = images_per_identity
 
     def setup(self, stage: str | None = None) -> None:
         manifest = read_manifest(self.dataset_dir)
@@ -87,11 +142,12 @@ class PairDataModule(L.LightningDataModule):
         if self.train_shards:
             self.train_set = ShardPairs(self.train_shards, self.tokenizer, self.transform, self.seed, self.exclude)
         else:
-            self.train_set = self._pairs(manifest, "train")
+            self.train_set = self._pairs(manifest, "train", self.augment)
         self.val_set = self._pairs(manifest, "val")
 
-    def _pairs(self, manifest: pd.DataFrame, split: str) -> PairDataset:
-        return PairDataset(self.dataset_dir, manifest[manifest["split"] == split], self.tokenizer, self.transform)
+    def _pairs(self, manifest: pd.DataFrame, split: str, augment: Augment | None = None) -> PairDataset:
+        rows = manifest[manifest["split"] == split]
+        return PairDataset(self.dataset_dir, rows, self.tokenizer, self.transform, augment, self.seed)
 
     def _loader_options(self) -> dict:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers,
@@ -99,8 +155,16 @@ class PairDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> StatefulDataLoader:
         # drop_last keeps every contrastive batch (and every rank's slice) the same size.
-        streaming = isinstance(self.train_set, ShardPairs)
-        sampler = None if streaming else EpochPermutationSampler(len(self.train_set), self.seed)
+        if isinstance(self.train_set, ShardPairs):
+            return StatefulDataLoader(self.train_set, drop_last=True, **self._loader_options())
+        if self.images_per_identity:
+            if self.train_set.persons is None:
+                raise ValueError("identity batches need a `person_id` for every training row")
+            sampler = IdentityBatchSampler(self.train_set.persons, self.batch_size // self.images_per_identity,
+                                           self.images_per_identity, self.seed)
+            options = {k: v for k, v in self._loader_options().items() if k != "batch_size"}
+            return StatefulDataLoader(self.train_set, batch_sampler=sampler, **options)
+        sampler = EpochPermutationSampler(len(self.train_set), self.seed)
         return StatefulDataLoader(self.train_set, sampler=sampler, drop_last=True, **self._loader_options())
 
     def val_dataloader(self) -> DataLoader:

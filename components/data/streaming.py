@@ -30,7 +30,7 @@ def stable_code(value: object) -> int:
     return zlib.crc32(str(value).encode())
 
 
-def _rank_and_world() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -63,7 +63,7 @@ class ShardPairs(IterableDataset):
         self.epoch = epoch
 
     def my_shards(self) -> list[str]:
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         worker = get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
         consumers = world * workers

@@ -29,15 +29,23 @@ def load_image(source: Path | Image.Image) -> Image.Image:
 
 
 class ImageTransform:
-    """Resize the short side, centre-crop to a square, scale to [0, 1], normalise per channel."""
+    """Fit to a square (resize the short side and centre-crop, or resize the long side and pad with the mean
+    colour, for tall person crops), scale to [0, 1], normalise per channel."""
 
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...]):
-        self.size = size
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], fit: str = "crop"):
+        self.size, self.fit, self.fill = size, fit, tuple(round(255 * m) for m in mean)
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
+    @classmethod
+    def for_model(cls, config) -> ImageTransform:
+        """The preprocessing a model artifact's config (`ModelConfig`) prescribes."""
+        return cls(config.vision.image_size, config.image_mean, config.image_std, config.image_fit)
+
     def __call__(self, image: Image.Image | Path) -> torch.Tensor:
         image = load_image(image)
+        if self.fit == "pad" and image.size != (self.size, self.size):
+            image = self._pad(image)
         scale = self.size / min(image.size)
         if image.size != (self.size, self.size):
             resized = (max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale)))
@@ -46,3 +54,11 @@ class ImageTransform:
             image = image.crop((left, top, left + self.size, top + self.size))
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return (pixels - self.mean) / self.std
+
+    def _pad(self, image: Image.Image) -> Image.Image:
+        scale = self.size / max(image.size)
+        resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                               Image.Resampling.BICUBIC)
+        canvas = Image.new("RGB", (self.size, self.size), self.fill)
+        canvas.paste(resized, ((self.size - resized.width) // 2, (self.size - resized.height) // 2))
+        return canvas

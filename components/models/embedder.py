@@ -24,7 +24,7 @@ class Embedder:
 
     @staticmethod
     def transform_for(config: ModelConfig) -> ImageTransform:
-        return ImageTransform(config.vision.image_size, config.image_mean, config.image_std)
+        return ImageTransform.for_model(config)
 
     @classmethod
     def load(cls, directory: Path) -> Embedder:

@@ -85,7 +85,7 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
         raise ValueError(f"{len(train_rows)} training rows in {dataset_dir} after excluding {len(exclude_sample_ids)} "
                          f"quarantined: fewer than one batch of {config.batch_size}")
     model_config, tokenizer = run_model_config(config, run_dir, train_rows["caption"].astype(str).tolist())
-    transform = ImageTransform(model_config.vision.image_size, model_config.image_mean, model_config.image_std)
+    transform = ImageTransform.for_model(model_config)
     data = PairDataModule(str(dataset_dir), tokenizer, transform, config.batch_size, config.num_workers,
                           exclude_sample_ids, config.seed, config.train_shards or None)
     module = ContrastivePretraining(
@@ -100,6 +100,7 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
         deterministic=config.deterministic or None, logger=loggers, log_every_n_steps=min(10, config.max_steps),
         val_check_interval=config.val_every_n_steps * config.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
+        use_distributed_sampler=False,  # our samplers split the data across ranks themselves
         callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
                                    every_n_train_steps=config.checkpoint_every_n_steps)])
     resumed_from = _last_checkpoint(checkpoints)
