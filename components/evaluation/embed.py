@@ -19,6 +19,9 @@ class EncodedSplit:
     image_paths: list[str]
     image_ids: list[str]
     captions: list[str]
+    image_labels: list[str | None]  # the manifest's `label`, where it has one
+    image_persons: list[str | None]  # `person_id`, per image and per caption
+    text_persons: list[str | None]
 
 
 def encode_split(embedder: Embedder, dataset_dir: Path, split: str = "test",
@@ -35,4 +38,12 @@ def encode_split(embedder: Embedder, dataset_dir: Path, split: str = "test",
         image_emb=torch.from_numpy(embedder.encode_images([resolve_image(dataset_dir, p) for p in image_paths])),
         text_emb=torch.from_numpy(embedder.encode_texts(captions)),
         text_to_image=torch.tensor([index[i] for i in rows["image_id"]]),
-        image_paths=image_paths, image_ids=images["image_id"].tolist(), captions=captions)
+        image_paths=image_paths, image_ids=images["image_id"].tolist(), captions=captions,
+        image_labels=_column(images, "label"), image_persons=_column(images, "person_id"),
+        text_persons=_column(rows, "person_id"))
+
+
+def _column(frame, name: str) -> list[str | None]:
+    if name not in frame.columns:
+        return [None] * len(frame)
+    return [None if value is None or value != value else str(value) for value in frame[name]]

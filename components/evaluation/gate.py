@@ -18,6 +18,8 @@ class GatePolicy(BaseModel):
     non_regression: dict[str, float] = Field(
         default_factory=dict, description="metric -> tolerated drop below the incumbent")
     ceilings: dict[str, float] = Field(default_factory=dict, description="metric -> maximum (e.g. latency)")
+    forgetting: dict[str, float] = Field(
+        default_factory=dict, description="metric -> tolerated drop below the parent model (finetuning)")
 
     @classmethod
     def from_yaml(cls, path: Path) -> GatePolicy:
@@ -53,9 +55,10 @@ def _compare(rule: str, metric: str, value: float | None, threshold: float, at_l
                       reason=f"{metric} = {value:.4f} {sign} {what} {threshold:.4f}")
 
 
-def evaluate_gate(policy: GatePolicy, metrics: dict[str, float],
-                  incumbent: dict[str, float] | None = None) -> GateVerdict:
-    """Judge `metrics`; `incumbent` holds the metrics of the version the candidate would replace, if any."""
+def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict[str, float] | None = None,
+                  parent: dict[str, float] | None = None) -> GateVerdict:
+    """Judge `metrics`; `incumbent` holds the metrics of the version the candidate would replace, if any;
+    `parent` those of the model it was finetuned from, measured on the same sets."""
     rules = [_compare("floor", m, metrics.get(m), t, True, "floor") for m, t in policy.floors.items()]
     rules += [_compare("ceiling", m, metrics.get(m), t, False, "ceiling") for m, t in policy.ceilings.items()]
     for metric, tolerance in policy.non_regression.items():
@@ -65,4 +68,11 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float],
         else:
             rules.append(_compare("non_regression", metric, metrics.get(metric), incumbent[metric] - tolerance,
                                   True, f"incumbent {incumbent[metric]:.4f} - {tolerance}"))
+    for metric, tolerance in policy.forgetting.items():
+        if parent is None or metric not in parent:
+            rules.append(RuleResult(rule="forgetting", metric=metric, value=metrics.get(metric), threshold=None,
+                                    passed=False, reason=f"{metric}: the parent model's value was not measured"))
+        else:
+            rules.append(_compare("forgetting", metric, metrics.get(metric), parent[metric] - tolerance, True,
+                                  f"parent {parent[metric]:.4f} - {tolerance}"))
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)

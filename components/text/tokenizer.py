@@ -13,9 +13,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from components.config import TokenizerConfig
+from components.text.preprocessing import DEID, preprocessor
 
 PAD, UNK, SOS, EOS = "[PAD]", "[UNK]", "[SOS]", "[EOS]"
-SPECIAL_TOKENS = (PAD, UNK, SOS, EOS)  # ids 0..3; EOS is not 2, which transformers' CLIP treats as legacy
+# ids 0..4; EOS is not 2, which transformers' CLIP treats as legacy; DEID keeps report blanks one token.
+SPECIAL_TOKENS = (PAD, UNK, SOS, EOS, DEID)
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -44,7 +46,7 @@ class CaptionTokenizer:
             single=f"{sos} $A {eos}" if sos else f"$A {eos}", special_tokens=specials)
         tokenizer.enable_truncation(config.context_length)
         tokenizer.enable_padding(pad_id=config.pad_id, pad_token=config.pad_token, length=config.context_length)
-        self.tokenizer, self.config = tokenizer, config
+        self.tokenizer, self.config, self.preprocess = tokenizer, config, preprocessor(config.preprocessing)
 
     @property
     def vocab_size(self) -> int:
@@ -52,12 +54,12 @@ class CaptionTokenizer:
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """Token ids, shape (len(texts), context_length)."""
-        encodings = self.tokenizer.encode_batch([str(t) for t in texts])
+        encodings = self.tokenizer.encode_batch([self.preprocess(str(t)) for t in texts])
         return torch.tensor([e.ids for e in encodings], dtype=torch.long)
 
     def truncated(self, texts: list[str]) -> list[bool]:
         """Which texts were cut to fit the context length."""
-        return [bool(e.overflowing) for e in self.tokenizer.encode_batch([str(t) for t in texts])]
+        return [bool(e.overflowing) for e in self.tokenizer.encode_batch([self.preprocess(str(t)) for t in texts])]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

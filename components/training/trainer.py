@@ -19,12 +19,14 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from safetensors.torch import load_file
 
 from components.config import ModelConfig, TokenizerConfig, TrainConfig, preset
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
-from components.models.artifact import Lineage, ModelArtifact, config_hash
+from components.domains import domain
+from components.models.artifact import WEIGHTS_FILE, Lineage, ModelArtifact, config_hash
 from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
@@ -59,7 +61,24 @@ def run_tokenizer(run_dir: Path, captions: list[str], config: TokenizerConfig) -
 
 
 def run_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) -> tuple[ModelConfig, CaptionTokenizer]:
-    """The preset, adapted to the run: a pretrained text tower brings its own tokenizer; SigLIP needs a bias."""
+    """The preset (or the starting artifact's config), adapted to the run: a pretrained text tower brings its
+    own tokenizer; SigLIP needs a bias; a domain sets text preprocessing and image fit."""
+    if config.init_from:
+        info = ModelArtifact.load_light(Path(config.init_from))
+        model_config, tokenizer = info.config.model_copy(deep=True), info.tokenizer
+    else:
+        model_config, tokenizer = _fresh_model_config(config, run_dir, captions)
+    if config.domain:
+        preset_ = domain(config.domain)
+        model_config.tokenizer.preprocessing, model_config.image_fit = preset_.text_preprocessing, preset_.image_fit
+        tokenizer = CaptionTokenizer(tokenizer.tokenizer, model_config.tokenizer)
+    if any(o.name == "siglip" for o in config.objectives) and model_config.init_logit_bias is None:
+        model_config.init_logit_scale, model_config.init_logit_bias = math.log(10), -10.0  # SigLIP's init
+    return model_config, tokenizer
+
+
+def _fresh_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) -> tuple[ModelConfig,
+                                                                                           CaptionTokenizer]:
     model_config = preset(config.preset)
     if config.text_pretrained:
         model_config.text.pretrained = config.text_pretrained
@@ -67,8 +86,6 @@ def run_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) ->
     else:
         tokenizer = run_tokenizer(run_dir, captions, model_config.tokenizer)
         model_config.tokenizer.vocab_size = tokenizer.vocab_size
-    if any(o.name == "siglip" for o in config.objectives) and model_config.init_logit_bias is None:
-        model_config.init_logit_scale, model_config.init_logit_bias = math.log(10), -10.0  # SigLIP's init
     return model_config, tokenizer
 
 
@@ -86,12 +103,16 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
                          f"quarantined: fewer than one batch of {config.batch_size}")
     model_config, tokenizer = run_model_config(config, run_dir, train_rows["caption"].astype(str).tolist())
     transform = ImageTransform.for_model(model_config)
+    preset_ = domain(config.domain) if config.domain else None
     data = PairDataModule(str(dataset_dir), tokenizer, transform, config.batch_size, config.num_workers,
-                          exclude_sample_ids, config.seed, config.train_shards or None)
+                          exclude_sample_ids, config.seed, config.train_shards or None,
+                          preset_.augment if preset_ else None, preset_.images_per_identity if preset_ else 0)
     module = ContrastivePretraining(
         model_config.model_dump(mode="json"), [o.model_dump() for o in config.objectives], config.learning_rate,
         config.weight_decay, config.warmup_steps, config.max_steps, config.lock_image.model_dump(),
         config.lock_text.model_dump(), config.gradient_checkpointing, config.compile)
+    if config.init_from:  # a resume then overwrites these with the checkpoint's
+        module.model.load_state_dict(load_file(str(Path(config.init_from) / WEIGHTS_FILE)))
     checkpoints = config.checkpoint_dir or str(run_dir / "checkpoints")
     loggers = _loggers(config, run_dir, model_config, lineage)
     trainer = L.Trainer(

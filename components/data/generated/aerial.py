@@ -85,7 +85,8 @@ def generate_karpathy(root: Path, images_per_split: dict[str, int], seed: int = 
             filename = f"{scene}_{n:05d}.jpg"
             draw_tile(scene, density, feature, rng).save(root / "images" / filename, quality=95)
             sentences = [{"raw": describe(scene, density, feature, rng), "sentid": 5 * n + k} for k in range(5)]
-            images.append({"filename": filename, "imgid": n, "split": split, "sentences": sentences})
+            images.append({"filepath": "images", "filename": filename, "imgid": n, "split": split,
+                           "sentences": sentences})
             n += 1
     path = root / f"dataset_{dataset}.json"
     path.write_text(json.dumps({"dataset": dataset, "images": images}))

@@ -12,7 +12,24 @@ from components.data.manifest import ManifestError
 from components.text.reports import report_caption
 
 SPLIT_NAMES = {"train": "train", "validate": "val", "val": "val", "test": "test"}
-METADATA, SPLITS = "mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-split.csv"
+METADATA, SPLITS, CHEXPERT = ("mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-split.csv",
+                              "mimic-cxr-2.0.0-chexpert.csv")
+
+
+def chexpert_labels(root: Path) -> dict[str, str]:
+    """study_id -> its one positive finding (lower case), from the CheXpert labeler's CSV when present;
+    studies with none or several positives get no label (zero-shot evaluation needs exactly one)."""
+    path = root / CHEXPERT
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"study_id": str, "subject_id": str})
+    findings = [c for c in table.columns if c not in ("subject_id", "study_id")]
+    labels = {}
+    for row in table.to_dict("records"):
+        positive = [f for f in findings if row[f] == 1.0]
+        if len(positive) == 1:
+            labels[row["study_id"]] = positive[0].lower()
+    return labels
 
 
 def read_mimic(root: Path, sections: tuple[str, ...] = ("findings", "impression"),
@@ -28,7 +45,7 @@ def read_mimic(root: Path, sections: tuple[str, ...] = ("findings", "impression"
     frame = metadata.merge(splits, on="dicom_id", how="left")
     if views:
         frame = frame[frame["ViewPosition"].isin(views)]
-    rows, reports = [], {}
+    rows, reports, labels = [], {}, chexpert_labels(root)
     for record in frame.itertuples():
         study_dir = root / "files" / f"p{record.subject_id[:2]}" / f"p{record.subject_id}"
         report = study_dir / f"s{record.study_id}.txt"
@@ -40,5 +57,6 @@ def read_mimic(root: Path, sections: tuple[str, ...] = ("findings", "impression"
                      study_dir / f"s{record.study_id}" / f"{record.dicom_id}.jpg")
         rows.append({"sample_id": f"mimic-{record.dicom_id}", "image": str(image), "caption": reports[report],
                      "image_id": f"mimic-{record.dicom_id}", "split": SPLIT_NAMES.get(record.split, record.split),
-                     "source": "mimic-cxr", "view": getattr(record, "ViewPosition", None)})
+                     "source": "mimic-cxr", "view": getattr(record, "ViewPosition", None),
+                     "label": labels.get(record.study_id)})
     return pd.DataFrame(rows)
