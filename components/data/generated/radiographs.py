@@ -21,10 +21,10 @@ CHEXPERT_COLUMNS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pl
 SIDES = ("left", "right")
 SIZE = 96
 
-FINDING_TEXT = {
-    "atelectasis": ("{side} lower lobe volume loss w/ linear opacity.", "{abbr} basilar atelectasis."),
-    "cardiomegaly": ("the heart is enlarged.", "cardiac silhouette is enlarged, mod cardiomegaly."),
-    "consolidation": ("dense consolidation in the {side} {zone} zone.", "focal opacity in the {side} {zone} lung."),
+FINDING_TEXT = {  # the main finding leads the FINDINGS section and names the finding
+    "atelectasis": ("{side} lower lobe atelectasis w/ volume loss.", "{abbr} basilar atelectasis."),
+    "cardiomegaly": ("cardiomegaly, the heart is enlarged.", "mod cardiomegaly."),
+    "consolidation": ("dense consolidation in the {side} {zone} zone.", "{side} {zone} lung consolidation."),
     "edema": ("b/l perihilar haziness c/w pulmonary edema.", "diffuse interstitial edema, b/l."),
     "pleural effusion": ("{size} {side} pleural eff. w/ blunting of the costophrenic angle.",
                          "{side} pleural effusion, {size}."),
@@ -81,7 +81,6 @@ def draw_radiograph(finding: str, side: str, zone: str, size_word: str, rng: ran
 def write_report(finding: str, side: str, zone: str, size_word: str, rng: random.Random) -> str:
     values = {"side": side, "zone": zone, "size": size_word, "abbr": {"left": "L", "right": "R"}[side]}
     findings = [rng.choice(FINDING_TEXT[finding]).format(**values), *rng.sample(NORMAL, rng.randint(1, 2))]
-    rng.shuffle(findings)
     text = (f"{rng.choice(PREAMBLE)}\nFINDINGS: {' '.join(findings)}\n\n"
             f"IMPRESSION: {IMPRESSION[finding].format(**values)} Dr. ___ was notified.\n")
     return text
