@@ -62,13 +62,15 @@ def demo(
     train_images: Annotated[int, typer.Option(help="training images (5 captions each)")] = 2000,
     steps: Annotated[int, typer.Option(help="training steps")] = 700,
     no_package: Annotated[bool, typer.Option("--no-package", help="skip the bento build")] = False,
+    no_finetune: Annotated[bool, typer.Option("--no-finetune", help="skip the domain finetunes")] = False,
 ) -> None:
-    """Generate data, version it with DVC, run the whole lifecycle, print a summary."""
+    """Generate data, version it with DVC, run the whole lifecycle and the domain finetunes, print a summary."""
     from components.config import SyntheticDataConfig, TrainConfig
     from flows.demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(data=SyntheticDataConfig(train_images=train_images),
-                                 train=TrainConfig(max_steps=steps), package=not no_package))
+                                 train=TrainConfig(max_steps=steps), package=not no_package,
+                                 **({"domains": []} if no_finetune else {})))
     if not result.evaluation.verdict.passed or (result.smoke and not result.smoke.passed):
         raise typer.Exit(1)
 

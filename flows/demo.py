@@ -10,9 +10,12 @@ from pydantic import BaseModel, Field
 from rich.panel import Panel
 
 from components.config import SyntheticDataConfig, TrainConfig
+from components.data.generated import generate_domain_dataset
 from components.data.manifest import MANIFEST_FILE
 from components.data.synthetic import generate_dataset
 from components.data.versioning import DatasetVersion, track_dataset
+from components.domains import DOMAINS
+from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
 from flows.settings import Platform
@@ -21,12 +24,16 @@ DATASET_NAME = "synthetic"
 REQUIRED_CHANCE_MULTIPLE = 5.0
 
 
+DOMAIN_IMAGES = 800
+
+
 class DemoConfig(BaseModel):
     data: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     model_name: str = "general"
     gate_policy: str | None = None
     package: bool = True
+    domains: list[str] = Field(default_factory=lambda: sorted(DOMAINS), description="finetuned after pretraining")
 
 
 def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVersion:
@@ -55,12 +62,36 @@ def run_demo(config: DemoConfig) -> LifecycleResult:
         dataset_version=version.ref, dataset_hash=version.dvc_md5, train=config.train, package=config.package,
         **({"gate_policy": config.gate_policy} if config.gate_policy else {}))
     result = lifecycle(lifecycle_config)
-    print_summary(platform, result, time.monotonic() - started)
-    (platform.home / "demo-summary.json").write_text(json.dumps(result.model_dump(mode="json"), indent=2))
+    finetunes = finetune_domains(platform, config, result, lifecycle_config.dataset_dir)
+    print_summary(platform, result, finetunes, time.monotonic() - started)
+    (platform.home / "demo-summary.json").write_text(json.dumps(
+        {"lifecycle": result.model_dump(mode="json"), "finetune": [f.model_dump(mode="json") for f in finetunes]},
+        indent=2))
     return result
 
 
-def print_summary(platform: Platform, result: LifecycleResult, elapsed_s: float) -> None:
+def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleResult,
+                     general_dir: str) -> list[FinetuneResult]:
+    """Adapt the promoted general model to each domain, on generated data in that domain's native format."""
+    if not config.domains or result.promoted_to is None:
+        return []
+    results = []
+    for name in config.domains:
+        dataset_dir = platform.workspace / f"{name}-data"
+        with console.status(f"Generating {DOMAIN_IMAGES} {name} images in their native format and importing them"):
+            if not (dataset_dir / "dataset" / MANIFEST_FILE).exists():
+                generate_domain_dataset(name, dataset_dir, DOMAIN_IMAGES)
+            version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
+        console.rule(f"[bold]finetune: {name}")
+        results.append(finetune(FinetuneConfig(
+            base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
+            dataset_dir=str(platform.workspace / version.path), dataset_version=version.ref,
+            dataset_hash=version.dvc_md5, general_dataset_dir=general_dir)))
+    return results
+
+
+def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[FinetuneResult],
+                  elapsed_s: float) -> None:
     v, e = result.validation, result.evaluation
     console.rule("[bold]Summary")
     console.print(f"Dataset {result.dataset_version}: validation {verdict_mark(v.passed)} — rows in {v.rows_in} = "
@@ -93,6 +124,23 @@ def print_summary(platform: Platform, result: LifecycleResult, elapsed_s: float)
         console.print(f"Serve it: [bold]alignops serve {result.bento_tag}[/bold]")
     else:
         console.print("No bento: the version was not promoted.")
+    if finetunes:
+        print_finetunes(finetunes)
     console.print(Panel(
         f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under {platform.runs}.\n"
         f"Prefect artifacts: PREFECT_HOME={platform.home / 'prefect'} prefect artifact ls", expand=False))
+
+
+def print_finetunes(finetunes: list[FinetuneResult]) -> None:
+    rows = []
+    for f in finetunes:
+        general = next(m for m in f.metrics if m.endswith("_test/mean_recall") and not m.startswith(f.model))
+        rows.append((f"{f.model}:{f.version}", f.primary_metric, f"{f.base_metrics[f.primary_metric]:.3f}",
+                     f"{f.metrics[f.primary_metric]:.3f}", f"{f.base_metrics[general]:.3f} -> {f.metrics[general]:.3f}",
+                     f"{f.mix:.2f}", verdict_mark(f.verdict.passed)))
+    console.print(rich_table(f"Domain finetunes from {finetunes[0].parent}",
+                             ["version", "domain metric", "base", "finetuned", "general mean recall", "WiSE-FT mix",
+                              "gate"], rows))
+    for f in finetunes:
+        for rule in f.verdict.failures:
+            console.print(f"  {f.model} gate {rule.rule}: {rule.reason} — {verdict_mark(False)}")

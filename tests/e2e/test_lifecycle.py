@@ -1,5 +1,7 @@
 """The whole lifecycle on a small generated dataset: DVC, validation, training, gate, registry, bento."""
 
+import json
+
 import pytest
 
 from components.config import SyntheticDataConfig, TrainConfig
@@ -25,7 +27,7 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
     config = DemoConfig(data=SyntheticDataConfig(train_images=200, val_images=20, test_images=20),
                         train=TrainConfig(max_steps=40, batch_size=64, warmup_steps=5, checkpoint_every_n_steps=20,
                                           val_every_n_steps=20),
-                        gate_policy=str(policy))
+                        gate_policy=str(policy), domains=["remote_sensing"])
     first = run_demo(config)
     registry = Platform.from_env().registry()
     assert first.validation.passed and first.validation.rows_in == 240 * 5 == first.validation.rows_kept
@@ -45,8 +47,13 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
     assert {"validation-checks", "validation-summary", "training-run", "evaluation", "registry-change",
             "bento"} <= keys
 
+    summary = json.loads((Platform.from_env().home / "demo-summary.json").read_text())
+    (adapted,) = summary["finetune"]  # the promoted general model, adapted to the domain
+    assert adapted["parent"] == "general:1" and adapted["model"] == "remote_sensing"
+    assert registry.get_version("remote_sensing", adapted["version"]).lineage["parent_model"] == "general:1"
+
     # Same data and config: the validated version is cached and the finished run is reused, not retrained.
-    second = run_demo(config.model_copy(update={"package": False}))
+    second = run_demo(config.model_copy(update={"package": False, "domains": []}))
     assert second.dataset_version == first.dataset_version and second.version == 2
     non_regression = next(r for r in second.evaluation.verdict.rules if r.rule == "non_regression")
     assert non_regression.threshold == pytest.approx(first.evaluation.metrics["synthetic_test/mean_recall"] - 0.05)
