@@ -95,14 +95,51 @@ def train(
     typer.echo(pretrain(str(dataset), dataset_version or str(dataset), "", train_config, run_name))
 
 
+@app.command("finetune")
+@user_errors
+def finetune_cmd(
+    domain_name: Annotated[str, typer.Argument(metavar="DOMAIN", help="medical, remote_sensing or person")],
+    dataset: Annotated[Path, typer.Argument(help="the domain dataset directory")],
+    general: Annotated[Path, typer.Option(help="the general eval dataset (forgetting rule, replay)")],
+    base: Annotated[str, typer.Option(help="registry reference of the model to adapt")] = "general@production",
+    dataset_version: Annotated[str | None, typer.Option(help="the dataset's `path@rev`, for lineage")] = None,
+    mode: Annotated[str, typer.Option(help="full, lit or last_n")] = "full",
+    max_general_drop: Annotated[float, typer.Option(help="tolerated drop of general mean recall")] = 0.10,
+) -> None:
+    """Run the `finetune` flow: adapt a registry version to a domain and register the gated result."""
+    from components.data.manifest import read_manifest
+    from components.domains import domain
+    from flows.finetune import FinetuneConfig, finetune
+
+    domain(domain_name)
+    read_manifest(dataset), read_manifest(general)  # bad inputs fail before Prefect starts
+    _registry().resolve(base)
+    result = finetune(FinetuneConfig(base_model=base, domain=domain_name, dataset_dir=str(dataset),
+                                     dataset_version=dataset_version or str(dataset), general_dataset_dir=str(general),
+                                     mode=mode, max_general_drop=max_general_drop))
+    primary = result.primary_metric
+    typer.echo(f"{result.model}:{result.version} from {result.parent}: {primary} {result.base_metrics[primary]:.3f} "
+               f"-> {result.metrics[primary]:.3f}; gate {'passed' if result.verdict.passed else 'FAILED'}")
+    if not result.verdict.passed:
+        raise typer.Exit(1)
+
+
 @data_app.command("generate")
 @user_errors
-def data_generate(dest: Path, train_images: int = 2000, seed: int = 0) -> None:
+def data_generate(dest: Path, train_images: int = 2000, seed: int = 0,
+                  domain_name: Annotated[str | None, typer.Option(
+                      "--domain", help="medical, remote_sensing or person: write that domain's native format "
+                                       "under DEST/source and import it into DEST/dataset")] = None) -> None:
     """Write a generated captioned-image dataset to DEST."""
     from components.config import SyntheticDataConfig
+    from components.data.generated import generate_domain_dataset
     from components.data.synthetic import generate_dataset
 
-    frame = generate_dataset(SyntheticDataConfig(train_images=train_images, seed=seed), dest)
+    if domain_name:
+        frame = generate_domain_dataset(domain_name, dest, images=train_images, seed=seed)
+        dest = dest / "dataset"
+    else:
+        frame = generate_dataset(SyntheticDataConfig(train_images=train_images, seed=seed), dest)
     typer.echo(f"{len(frame)} captions of {frame['image_id'].nunique()} images in {dest}")
 
 

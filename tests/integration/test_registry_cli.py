@@ -152,3 +152,13 @@ def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness
     config.write_text("max_stepz: 2\n")
     typo = invoke("train", str(tiny_dataset), "--config", str(config))
     assert typo.exit_code == 1 and "max_stepz" in typo.output and "Extra inputs are not permitted" in typo.output
+
+
+def test_finetune_command_checks_its_inputs_before_starting(tmp_path):
+    bad = invoke("finetune", "dermatology", str(tmp_path), "--general", str(tmp_path))
+    assert bad.exit_code == 1 and "unknown domain 'dermatology'" in bad.output
+    generated = invoke("data", "generate", str(tmp_path / "rs"), "--domain", "remote_sensing", "--train-images", "20")
+    assert generated.exit_code == 0 and generated.output.strip().endswith(f"{tmp_path / 'rs' / 'dataset'}")
+    missing = invoke("finetune", "remote_sensing", str(tmp_path / "rs" / "dataset"), "--general",
+                     str(tmp_path / "nowhere"))
+    assert missing.exit_code == 1 and "nowhere" in missing.output
