@@ -16,6 +16,7 @@ import time
 from collections import Counter
 
 import aiohttp
+import httpx
 from aiohttp import web
 
 from registry.local_s3 import free_port
@@ -84,6 +85,13 @@ async def _client_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))  # needs the running loop
 
 
+def warm_up(server: BentoServer, timeout_s: float = 120) -> None:
+    """One request through both services before any client's: `/readyz` answers before the encoder's first
+    batch has run, and that first batch is slow (lazy initialisation), slow enough to time clients out."""
+    response = httpx.post(f"{server.url}/encode_text", json={"texts": ["warm-up"]}, timeout=timeout_s)
+    response.raise_for_status()
+
+
 class DrainTimeout(TimeoutError):
     """The old version did not drain in time; traffic already goes to `new`, and both are still running."""
 
@@ -96,6 +104,7 @@ def rolling_switch(router: Router, current: BentoServer, new_bento_tag: str,
                    drain_timeout_s: float = 30) -> BentoServer:
     """Start `new_bento_tag`, switch the router to it once ready, drain and stop `current`."""
     new = BentoServer(new_bento_tag).start()
+    warm_up(new)
     router.switch(new.port)
     if not router.wait_drained(current.port, drain_timeout_s):
         raise DrainTimeout(f"{current.bento_tag} still had requests in flight after {drain_timeout_s:.0f} s; "

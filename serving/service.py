@@ -9,6 +9,7 @@ bento arguments fixed at `bentoml build` (or `bentoml serve --arg`).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +35,7 @@ class ServiceArgs(BaseModel):
     batching: bool = True
     max_batch_size: int = 64
     max_latency_ms: int = 1000  # a deadline: the dispatcher rejects (503) what it cannot answer in time
+    encoder_timeout_s: float = 15.0  # one call to the encoder service; a call past it is retried
     limits: Limits = Field(default_factory=Limits)
 
 
@@ -111,12 +113,13 @@ class EmbeddingService:
 
     async def _encode(self, endpoint: str, payload: list[str] | np.ndarray) -> np.ndarray:
         """Call the encoder, again when its keep-alive connection was dropped under load (a known
-        BentoML issue, bentoml/BentoML#3669); safe, because encoding has no side effects."""
+        BentoML issue, bentoml/BentoML#3669) or a call hangs past `encoder_timeout_s`; safe, because
+        encoding has no side effects."""
         call = getattr(self.encoder.to_async, endpoint)
         for _ in range(ENCODER_ATTEMPTS - 1):
             try:
-                return np.asarray(await call(payload))
-            except aiohttp.ClientConnectionError:
+                return np.asarray(await asyncio.wait_for(call(payload), ARGS.encoder_timeout_s))
+            except (aiohttp.ClientConnectionError, TimeoutError):
                 continue
         return np.asarray(await call(payload))
 
