@@ -134,13 +134,14 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
 def print_finetunes(finetunes: list[FinetuneResult]) -> None:
     rows = []
     for f in finetunes:
-        general = next(m for m in f.metrics if m.endswith("_test/mean_recall") and not m.startswith(f.model))
-        rows.append((f"{f.model}:{f.version}", f.primary_metric, f"{f.base_metrics[f.primary_metric]:.3f}",
-                     f"{f.metrics[f.primary_metric]:.3f}", f"{f.base_metrics[general]:.3f} -> {f.metrics[general]:.3f}",
-                     f"{f.mix:.2f}", verdict_mark(f.verdict.passed)))
-    console.print(rich_table(f"Domain finetunes from {finetunes[0].parent}",
-                             ["version", "domain metric", "base", "finetuned", "general mean recall", "WiSE-FT mix",
-                              "gate"], rows))
+        domain_set = f.primary_metric.split("/")[0]
+        general = next(m for m in f.metrics if m.endswith("_test/mean_recall") and not m.startswith(domain_set))
+        rows.append((f"{f.model}:{f.version}", f.primary_metric.split("/")[-1],
+                     f"{f.base_metrics[f.primary_metric]:.3f}", f"{f.metrics[f.primary_metric]:.3f}",
+                     f"{f.base_metrics[general]:.3f}→{f.metrics[general]:.3f}", f"{f.mix:.2f}",
+                     verdict_mark(f.verdict.passed)))
+    console.print(rich_table(f"Domain finetunes from {finetunes[0].parent} (test sets)",
+                             ["version", "metric", "base", "tuned", "general mR", "mix", "gate"], rows))
     for f in finetunes:
         for rule in f.verdict.failures:
             console.print(f"  {f.model} gate {rule.rule}: {rule.reason} — {verdict_mark(False)}")
