@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 
 WARMUP = 3
@@ -81,8 +82,6 @@ def plain_loop(args: argparse.Namespace, dataset: Path) -> float:
 
 
 def lightning_loop(args: argparse.Namespace, dataset: Path) -> float:
-    import lightning as L
-
     from components.training.trainer import _precision
 
     config, module, data = _setup(args, dataset)
@@ -100,27 +99,20 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _make_step_timer():
-    import lightning as L
+class StepTimer(L.Callback):
+    """From the start of the first measured step to the end of training (the plain loop's span)."""
 
-    class StepTimer(L.Callback):
-        """From the start of the first measured step to the end of training (the plain loop's span)."""
-
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if trainer.global_step == WARMUP and not hasattr(self, "started"):
-                _sync()
-                self.started = time.perf_counter()
-
-        def on_train_end(self, trainer, module):
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == WARMUP and not hasattr(self, "started"):
             _sync()
-            self.seconds = time.perf_counter() - self.started
+            self.started = time.perf_counter()
 
-    return StepTimer
+    def on_train_end(self, trainer, module):
+        _sync()
+        self.seconds = time.perf_counter() - self.started
 
 
 def _child(variant: str, args: argparse.Namespace, dataset: Path, results) -> None:
-    global StepTimer
-    StepTimer = _make_step_timer()
     torch.set_num_threads(args.threads)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

@@ -110,7 +110,8 @@ class IdentityBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rank, world = rank_and_world()
         generator = _generator(self.seed, self.epoch)
-        people = [list(self.rows)[i] for i in torch.randperm(len(self.rows), generator=generator)]
+        identities = list(self.rows)
+        people = [identities[i] for i in torch.randperm(len(identities), generator=generator)]
         batches = []
         for start in range(0, len(people) - self.p + 1, self.p):
             batch = []

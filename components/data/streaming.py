@@ -74,8 +74,9 @@ class ShardPairs(IterableDataset):
         return order[rank * workers + worker_id::consumers]
 
     def __iter__(self) -> Iterator[dict]:
-        rng = random.Random(f"{self.seed}:{self.epoch}:{','.join(self.my_shards())}")  # str seeds are stable
-        for url in self.my_shards():
+        shards = self.my_shards()
+        rng = random.Random(f"{self.seed}:{self.epoch}:{','.join(shards)}")  # str seeds are stable
+        for url in shards:
             for sample in read_tar_samples(url):
                 item = self._item(url, sample, rng)
                 if item is not None:
