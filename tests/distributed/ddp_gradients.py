@@ -97,6 +97,7 @@ def worker(rank: int, objective_name: str, port: int, out: str, plain_gather: bo
                        "logit_bias_grad": [float(ddp_grads["model.logit_bias"].grad),
                                            float(reference.model.logit_bias.grad)]
                        if reference.model.logit_bias is not None else None}, f)
+    dist.barrier()  # leave together: a rank tearing down while the other still works can stall the group
     dist.destroy_process_group()
 
 
