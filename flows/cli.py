@@ -15,13 +15,14 @@ from typing import Annotated
 import typer
 
 from components.data.versioning import VersioningError
-from components.runtime import configure_environment
+from components.runtime import alignops_home, configure_environment
+from infra.stack import StackError
 from registry.names import InvalidName
 from registry.registry import RegistryError
 
 # Errors that describe a problem with the user's input or state; shown as one line, not a traceback. Our
 # ValueErrors (ManifestError, pydantic's ValidationError, config checks) all say what to change.
-USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError)
+USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, StackError)
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -33,7 +34,9 @@ app.add_typer(registry_app, name="registry")
 
 @app.callback()
 def main() -> None:
-    configure_environment()
+    from infra.stack import use_running_stack
+
+    use_running_stack(configure_environment())  # commands talk to the local stack while it runs
     # bentoml build runs `uv`, installed beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -447,3 +450,63 @@ def serve(bento: str, port: int = 3000, host: str = "127.0.0.1") -> None:
     """Serve a built bento (`bentoml serve`)."""
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bentoml", "serve", bento, "--host", host,
                                       "--port", str(port)]))
+
+
+@app.command()
+@user_errors
+def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = "alignops-local") -> None:
+    """Start the local stack on 127.0.0.1 (Prefect server + UI, S3, a worker) and register the deployments."""
+    from flows.report import console
+    from infra.stack import up as start_stack
+
+    with console.status("Starting the S3 server, the Prefect server and a worker; registering deployments"):
+        stack = start_stack(alignops_home(), prefect_port, s3_port, pool)
+    print_stack(stack)
+    console.print(f"Prefect UI: [bold]{stack.ui_url or stack.prefect_api_url}[/bold]   (stop with `alignops down`)")
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly what `alignops up` started in this state directory."""
+    from infra.stack import down as stop_stack
+
+    stopped = stop_stack(alignops_home())
+    typer.echo("\n".join(f"stopped {s}" for s in stopped) if stopped else "no stack was running")
+
+
+@app.command()
+def status() -> None:
+    """What the local stack runs, and the deployments and scheduled runs its Prefect API holds."""
+    from infra.stack import load_stack
+
+    stack = load_stack(alignops_home())
+    if stack is None:
+        typer.echo(f"no stack in {alignops_home()}: start one with `alignops up`")
+        raise typer.Exit(1)
+    print_stack(stack)
+
+
+def print_stack(stack) -> None:
+    from flows.report import console, rich_table
+    from infra.stack import describe_api
+
+    console.print(rich_table(f"Stack {stack.id} in {stack.home}", ["service", "pid", "state", "address"],
+                             [(s.name, s.pid, "running" if s.alive() else "[red]stopped[/red]", s.address or "")
+                              for s in stack.services]))
+    console.print(f"Registry {stack.registry}; DVC remote {stack.dvc_remote}; work pool {stack.pool}; "
+                  f"logs in {stack.home / 'stack' / 'logs'}")
+    console.print(describe_api(stack))
+
+
+@app.command()
+@user_errors
+def deploy(pool: str = "alignops-local",
+           image: Annotated[str | None, typer.Option(help="container image, for a Kubernetes pool")] = None) -> None:
+    """Create or update every deployment on a work pool of the configured Prefect API (`PREFECT_API_URL`)."""
+    import asyncio
+
+    from flows.deployments import apply_deployments, ensure_process_pool, require_pool
+
+    asyncio.run(require_pool(pool) if image else ensure_process_pool(pool))
+    names = apply_deployments(pool, {"image": image} if image else None)
+    typer.echo(f"{len(names)} deployments on work pool {pool}: " + ", ".join(names))

@@ -29,8 +29,8 @@ def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | Non
 
 
 @task
-def smoke(bento_tag: str, artifact_dir: str) -> SmokeResult:
-    return smoke_test(bento_tag, Path(artifact_dir))
+def smoke(bento_tag: str, artifact_dir: str, gallery: bool) -> SmokeResult:
+    return smoke_test(bento_tag, Path(artifact_dir), gallery)
 
 
 @flow(name="package", log_prints=True)
@@ -43,7 +43,7 @@ def package(model_ref: str, gallery_dataset: str | None = None, gallery_split: s
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
         bento_tag = build(record.name, record.version, artifact_dir, gallery_dataset, gallery_split)
-        result = smoke(bento_tag, artifact_dir)
+        result = smoke(bento_tag, artifact_dir, gallery_dataset is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))
     create_markdown_artifact(key="bento", description=f"{record.name}:{record.version} packaged", markdown=(

@@ -13,6 +13,7 @@ from pathlib import Path
 import bentoml
 import httpx
 import numpy as np
+from bentoml.exceptions import InvalidArgument
 from PIL import Image
 from pydantic import BaseModel
 
@@ -31,13 +32,14 @@ class SmokeResult(BaseModel):
     rank_shape: tuple[int, int]
     classify_predictions: list[str]
     search_hits: int
+    gallery: bool = True
     startup_s: float
 
     @property
     def passed(self) -> bool:
         return (max(self.text_max_abs_diff, self.image_max_abs_diff) <= TOLERANCE
                 and self.rank_shape == (len(PROBE_TEXTS), len(PROBE_TEXTS))
-                and len(self.classify_predictions) == len(PROBE_TEXTS) and self.search_hits > 0)
+                and len(self.classify_predictions) == len(PROBE_TEXTS) and (self.search_hits > 0 or not self.gallery))
 
 
 class BentoServer:
@@ -103,8 +105,9 @@ def probe_images(directory: Path) -> list[Path]:
     return paths
 
 
-def smoke_test(bento_tag: str, artifact_dir: Path) -> SmokeResult:
-    """Served embeddings must equal the artifact's; rank, classify and search must answer."""
+def smoke_test(bento_tag: str, artifact_dir: Path, gallery: bool = True) -> SmokeResult:
+    """Served embeddings must equal the artifact's; rank, classify and search must answer (without a
+    gallery, search must refuse with its 400)."""
     reference = Embedder.load(artifact_dir)
     with tempfile.TemporaryDirectory() as tmp, BentoServer(bento_tag) as server:
         images = probe_images(Path(tmp))
@@ -113,10 +116,24 @@ def smoke_test(bento_tag: str, artifact_dir: Path) -> SmokeResult:
             served_image = np.asarray(client.encode_image(images=images)["embeddings"])
             ranked = client.rank(texts=PROBE_TEXTS, images=images)
             classified = client.classify(images=images, labels=["red", "blue", "yellow"])
-            found = client.search(texts=PROBE_TEXTS[:1], k=3)
+            hits = search_hits(client) if gallery else refused_search(client)
         return SmokeResult(
             bento_tag=bento_tag, url=server.url, startup_s=server.startup_s,
             text_max_abs_diff=float(np.abs(served_text - reference.encode_texts(PROBE_TEXTS)).max()),
             image_max_abs_diff=float(np.abs(served_image - reference.encode_images(images)).max()),
             rank_shape=np.asarray(ranked["similarity"]).shape, classify_predictions=classified["predictions"],
-            search_hits=len(found["hits"][0]))
+            search_hits=hits, gallery=gallery)
+
+
+def search_hits(client: bentoml.SyncHTTPClient) -> int:
+    return len(client.search(texts=PROBE_TEXTS[:1], k=3)["hits"][0])
+
+
+def refused_search(client: bentoml.SyncHTTPClient) -> int:
+    try:
+        client.search(texts=PROBE_TEXTS[:1], k=3)
+    except InvalidArgument as error:
+        if "without a gallery" in str(error):
+            return 0
+        raise
+    raise AssertionError("search answered although the bento has no gallery")

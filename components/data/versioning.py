@@ -64,9 +64,7 @@ def init_workspace(workspace: Path, remote_url: str, endpoint_url: str | None = 
     _dvc(["remote", "add", "-f", "-d", "storage", remote_url], workspace)
     if endpoint_url:
         _dvc(["remote", "modify", "--local", "storage", "endpointurl", endpoint_url], workspace)
-    _git(["add", ".dvc", ".dvcignore"], workspace)
-    if _git(["diff", "--cached", "--name-only"], workspace):
-        _git(["commit", "-q", "-m", "Initialise DVC workspace"], workspace)
+    commit_files(workspace, [".dvc", ".dvcignore"], "Initialise DVC workspace")
     return workspace
 
 
@@ -86,8 +84,19 @@ def track_dataset(workspace: Path, dataset_dir: Path, message: str = "") -> Data
     return dataset_version(workspace, relative)
 
 
+def commit_files(workspace: Path, files: list[str], message: str) -> None:
+    """Commit workspace files (nothing happens when they are unchanged)."""
+    _git(["add", *files], workspace)
+    if _git(["diff", "--cached", "--name-only"], workspace):
+        _git(["commit", "-q", "-m", message], workspace)
+
+
 def dataset_version(workspace: Path, relative: str) -> DatasetVersion:
-    out = yaml.safe_load((Path(workspace) / f"{relative}.dvc").read_text())["outs"][0]
+    """The newest committed version of a tracked dataset."""
+    pointer = Path(workspace) / f"{relative}.dvc"
+    if not pointer.is_file():
+        raise VersioningError(f"no dataset {relative!r} is tracked in {workspace}: add it with `alignops data add`")
+    out = yaml.safe_load(pointer.read_text())["outs"][0]
     rev = _git(["log", "-n", "1", "--format=%H", "--", f"{relative}.dvc"], workspace)
     return DatasetVersion(path=relative, dvc_md5=out["md5"], git_rev=rev, files=out.get("nfiles", 1),
                           size=out.get("size", 0))

@@ -1,0 +1,49 @@
+"""The eval-set catalog: which tracked datasets a model is re-measured on, kept as `eval_sets.yaml` in the
+DVC workspace so that its history is versioned with the datasets it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+
+from components.data.versioning import commit_files
+from components.domains import domain as domain_preset
+
+CATALOG_FILE = "eval_sets.yaml"
+
+
+class EvalSet(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", description="prefix of its metrics, e.g. `synthetic_test`")
+    dataset: str = Field(description="workspace path of a DVC-tracked dataset; its newest revision is measured")
+    split: str = "test"
+    domain: str | None = Field(None, description="a domain preset's metric suite and prompts; none: retrieval")
+
+    @property
+    def suite(self) -> tuple[str, str]:
+        """(metric suite, prompt domain)."""
+        if self.domain is None:
+            return "retrieval", "general"
+        preset = domain_preset(self.domain)
+        return preset.suite, preset.prompt_domain
+
+
+def read_catalog(workspace: Path) -> list[EvalSet]:
+    path = Path(workspace) / CATALOG_FILE
+    if not path.is_file():
+        return []
+    return [EvalSet.model_validate(entry) for entry in yaml.safe_load(path.read_text()) or []]
+
+
+def add_eval_set(workspace: Path, entry: EvalSet) -> Path:
+    """Add `entry` (replacing the one of the same name) and commit the catalog in the workspace."""
+    if entry.domain:
+        domain_preset(entry.domain)  # an unknown domain is refused before anything is written
+    entries = {e.name: e for e in read_catalog(workspace)} | {entry.name: entry}
+    path = Path(workspace) / CATALOG_FILE
+    path.write_text(yaml.safe_dump([e.model_dump(exclude_none=True) for e in sorted(entries.values(),
+                                                                                     key=lambda e: e.name)],
+                                   sort_keys=False))
+    commit_files(workspace, [CATALOG_FILE], f"Eval set {entry.name}: {entry.dataset} ({entry.split})")
+    return path

@@ -1,0 +1,97 @@
+"""Every deployment of the platform, declared once: the local stack applies them to a process work pool,
+a cluster to a Kubernetes pool (`alignops deploy --pool ... --image ...`).
+
+Entrypoints are module paths (`flows.pretrain:pretrain`), so a worker runs whatever alignops is
+installed beside it: the virtual environment locally, the image on Kubernetes. Parameters are typed
+(pydantic), so the Prefect UI renders a form for each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.deployments.runner import EntrypointType, RunnerDeployment, deploy
+from prefect.events import DeploymentEventTrigger
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.workers.process import ProcessWorker
+
+from components.domains import DOMAINS
+from flows.evaluate import evaluate
+from flows.finetune import finetune
+from flows.finetune_on_change import finetune_on_change
+from flows.lifecycle import lifecycle
+from flows.package import package
+from flows.pretrain import pretrain
+from flows.promote import ALIAS_MOVED, promote
+from flows.reevaluate import reevaluate
+from flows.validate_data import validate_data
+
+LOCAL_POOL = "alignops-local"
+NIGHTLY = "0 2 * * *"  # 02:00 every day
+WEEKLY = "0 3 * * 1"  # 03:00 every Monday
+PACKAGE_ON_PRODUCTION = "package new production versions"
+
+
+def package_on_production() -> DeploymentEventTrigger:
+    """Run `package` for the version that `production` now points at, whoever moved it."""
+    return DeploymentEventTrigger(
+        name=PACKAGE_ON_PRODUCTION, expect={ALIAS_MOVED}, match={"alignops.alias": "production"},
+        parameters={"model_ref": "{{ event.payload.model }}:{{ event.payload.version }}"},
+        description="When promote or rollback moves a `production` alias, package that version.")
+
+
+def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeployment]:
+    common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": ["alignops"],
+              "job_variables": job_variables or {}}
+    on_demand = [
+        validate_data.to_deployment("validate-data", description="Validate a dataset version.", **common),
+        pretrain.to_deployment("pretrain", description="Pretrain on a validated dataset.", **common),
+        finetune.to_deployment("finetune", description="Adapt a registry version to a domain.", **common),
+        evaluate.to_deployment("evaluate", description="Measure an artifact and judge it by a gate.", **common),
+        promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
+        package.to_deployment("package", description="Build and smoke-test a bento of a version; runs by itself "
+                                                     "when `production` moves.", triggers=[package_on_production()],
+                              **common),
+        lifecycle.to_deployment("lifecycle", description="Validate, pretrain, evaluate, register, promote, package.",
+                                **common),
+    ]
+    scheduled = [
+        reevaluate.to_deployment("weekly-production", cron=WEEKLY, parameters={"model_ref": "general@production"},
+                                 description="Re-measure general@production on every eval set.", **common),
+        *(finetune_on_change.to_deployment(
+            f"nightly-{name}", cron=NIGHTLY, description=f"Finetune {name} when its dataset's version changed.",
+            parameters={"watched": {"domain": name, "dataset": f"{name}-data/dataset"}}, **common)
+          for name in sorted(DOMAINS)),
+    ]
+    return on_demand + scheduled
+
+
+async def ensure_process_pool(name: str) -> None:
+    """Create the process work pool `name` unless it exists."""
+    async with get_client() as client:
+        try:
+            await client.create_work_pool(WorkPoolCreate(
+                name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template()))
+        except ObjectAlreadyExists:
+            pass
+
+
+async def require_pool(name: str) -> None:
+    async with get_client() as client:
+        try:
+            await client.read_work_pool(name)
+        except ObjectNotFound:
+            raise ValueError(f"no work pool {name!r} on {client.api_url}: create it first, e.g. `prefect work-pool "
+                             f"create {name} --type kubernetes --base-job-template "
+                             "infra/kubernetes/work-pool.json`") from None
+
+
+def apply_deployments(pool: str, job_variables: dict[str, Any] | None = None) -> list[str]:
+    """Create or update every deployment on work pool `pool` of the configured Prefect API; returns their
+    names (`flow/deployment`)."""
+    items = deployments(job_variables)
+    deploy(*items, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
+           ignore_warnings=True)
+    return [f"{d.flow_name}/{d.name}" for d in items]

@@ -1,0 +1,174 @@
+"""The local stack for real: `alignops up` starts a Prefect server, the moto S3 server and a process worker
+on 127.0.0.1; deployments are triggered through the REST API; the automation packages a promoted version;
+the UI's deployments page is rendered by headless Chromium; `alignops down` leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.stack import Stack, load_stack, marked_processes
+from registry.local_s3 import free_port
+
+pytestmark = pytest.mark.slow
+
+ALIGNOPS = str(Path(sys.executable).parent / "alignops")
+FLOWS = {"validate_data", "pretrain", "finetune", "evaluate", "promote", "package", "lifecycle"}
+SCREENSHOTS = Path(os.environ.get("ALIGNOPS_TEST_OUTPUT", Path(__file__).resolve().parents[2] / "test-output"))
+
+
+def stack_env(home: Path) -> dict[str, str]:
+    """This session's environment without anything that points at other services."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "AWS_", "ALIGNOPS_REGISTRY", "ALIGNOPS_DVC", "BENTOML_", "WANDB_"))}
+    return env | {"ALIGNOPS_HOME": str(home)}
+
+
+def alignops(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run([ALIGNOPS, *args], env=stack_env(home), capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"alignops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def start(home: Path, prefect_port: int, s3_port: int) -> Stack:
+    alignops(home, "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port))
+    return load_stack(home)
+
+
+def stop(home: Path, stack: Stack) -> None:
+    alignops(home, "down")
+    assert not any(s.alive() for s in stack.services)
+    assert marked_processes(stack.id) == [], "processes started by the stack outlived `alignops down`"
+    assert not list((home / "stack").glob("*.pid"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("stack-home")
+    ports = (free_port(), free_port())
+    running = start(home, *ports)
+    yield running
+    stop(home, load_stack(home) or running)
+
+
+def api(stack: Stack, method: str, route: str, **kwargs):
+    response = httpx.request(method, f"{stack.prefect_api_url}/{route}", timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def deployments(stack: Stack) -> dict[str, dict]:
+    flows = {f["id"]: f["name"] for f in api(stack, "POST", "flows/filter", json={})}
+    return {f"{flows[d['flow_id']]}/{d['name']}": d for d in api(stack, "POST", "deployments/filter", json={})}
+
+
+def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 400) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = api(stack, "GET", f"flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(1)
+    raise TimeoutError(f"flow run {run_id} did not finish within {timeout_s:.0f} s")
+
+
+def registry(stack: Stack):
+    """The stack's registry; its boto3 client takes endpoint and credentials when it is made."""
+    from registry.registry import Registry
+
+    before = dict(os.environ)
+    os.environ.update(stack.client_environment())
+    try:
+        return Registry.from_url(stack.registry)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+
+
+def test_every_flow_is_deployed_with_a_typed_form_and_the_schedules_create_runs(stack):
+    deployed = deployments(stack)
+    assert {name.split("/")[0] for name in deployed} >= FLOWS
+    lifecycle = deployed["lifecycle/lifecycle"]["parameter_openapi_schema"]
+    assert "LifecycleConfig" in lifecycle["definitions"]  # pydantic models: the UI renders a form
+    assert "TrainConfig" in lifecycle["definitions"]
+    scheduled = {name: d for name, d in deployed.items() if d["schedules"]}
+    assert set(scheduled) == {"reevaluate/weekly-production", "finetune_on_change/nightly-medical",
+                              "finetune_on_change/nightly-person", "finetune_on_change/nightly-remote_sensing"}
+    for name, deployment in scheduled.items():
+        runs = api(stack, "POST", "flow_runs/filter", json={
+            "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        assert runs, f"the schedule of {name} created no runs"
+        hours = {run["expected_start_time"][11:16] for run in runs}
+        assert hours == ({"03:00"} if "weekly" in name else {"02:00"}), (name, hours)
+
+
+def test_status_shows_what_runs(stack):
+    out = alignops(stack.home, "status").stdout
+    for service in ("s3", "prefect-server", "worker"):
+        assert any(line.split()[1:2] == [service] and "running" in line for line in out.splitlines()), out
+    assert "ONLINE" in out and "deployments" in out
+
+
+def test_promote_through_the_api_moves_production_and_the_automation_packages_it(stack, tiny_artifact):
+    store = registry(stack)
+    record = store.register("general", tiny_artifact, metrics={"synthetic_test/mean_recall": 0.5},
+                            gate={"passed": True, "policy": "stack-test", "rules": []}, reason="stack test")
+    promote = deployments(stack)["promote/promote"]
+    run = api(stack, "POST", f"deployments/{promote['id']}/create_flow_run",
+              json={"parameters": {"name": "general", "version": record.version, "reason": "through the API"}})
+    finished = wait_for_run(stack, run["id"])
+    assert finished["state_type"] == "COMPLETED", finished["state"]
+    artifacts = api(stack, "POST", "artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert [a["key"] for a in artifacts] == ["registry-change"]
+    assert f"-> version {record.version}" in artifacts[0]["data"]
+    assert store.get_alias("general", "production").version == record.version
+
+    package = deployments(stack)["package/package"]
+    deadline, packaged = time.monotonic() + 400, None
+    while packaged is None and time.monotonic() < deadline:  # the automation creates the run
+        runs = api(stack, "POST", "flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [package["id"]]}}})
+        packaged = next((r for r in runs if r["parameters"] == {"model_ref": f"general:{record.version}"}), None)
+        time.sleep(1)
+    assert packaged is not None, "no package run followed the promotion"
+    assert wait_for_run(stack, packaged["id"])["state_type"] == "COMPLETED"
+    events = [e for e in store.events("general") if e.event == "packaged" and e.version == record.version]
+    assert len(events) == 1 and events[0].details["smoke_passed"] is True
+    bento = api(stack, "POST", "artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [packaged["id"]]}}})
+    assert events[0].details["bento"] in bento[0]["data"]
+
+
+def test_the_ui_lists_the_deployments(stack):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (the README's install step installs it)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", f"--user-data-dir={stack.home / 'chromium'}", "--window-size=1400,1000",
+             "--virtual-time-budget=20000"]
+    url = f"{stack.ui_url}/deployments"
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    names = sorted(name.split("/")[1] for name in deployments(stack))
+    assert f"{len(names)} Deployments" in dom
+    for name in names[:10]:  # the first page, A to Z
+        assert f">{name}<" in dom, f"{name} is not on the UI's deployments page"
+    screenshot = SCREENSHOTS / "prefect-ui-deployments.png"
+    subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
+                   check=True)
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_down_then_up_keeps_registry_deployments_and_automation(stack):
+    stop(stack.home, stack)
+    restarted = start(stack.home, int(stack.ui_url.rsplit(":", 1)[1]), int(stack.s3_endpoint.rsplit(":", 1)[1]))
+    assert registry(restarted).get_alias("general", "production") is not None  # the S3 snapshot came back
+    automations = api(restarted, "POST", "automations/filter", json={})
+    assert [a["name"] for a in automations] == ["package new production versions"]  # re-deploying made no copy
+    assert {name.split("/")[0] for name in deployments(restarted)} >= FLOWS
