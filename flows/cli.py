@@ -192,14 +192,25 @@ def data_shard(
 def data_add(
     dataset: Annotated[Path, typer.Argument(help="a dataset directory inside the workspace")],
     message: str = "",
+    eval_set: Annotated[str | None, typer.Option(help="also list it in the eval-set catalog under this name "
+                                                      "(re-measured weekly), e.g. `coco_test`")] = None,
+    split: Annotated[str, typer.Option(help="the split the eval set measures")] = "test",
+    domain: Annotated[str | None, typer.Option(help="metric suite of a domain preset (default: retrieval)")] = None,
 ) -> None:
     """Version a dataset with DVC in the workspace (git commit + push to the configured remote)."""
     from components.data.versioning import track_dataset
+    from components.evaluation.catalog import EvalSet, add_eval_set
     from flows.settings import Platform
 
     platform = Platform.from_env()
-    version = track_dataset(platform.open_workspace(), dataset, message)
+    workspace = platform.open_workspace()
+    # a bad eval-set name or domain fails before DVC runs
+    entry = EvalSet(name=eval_set, dataset="-", split=split, domain=domain) if eval_set else None
+    version = track_dataset(workspace, dataset, message)
     typer.echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
+    if entry:
+        add_eval_set(workspace, entry.model_copy(update={"dataset": version.path}))
+        typer.echo(f"eval set {entry.name}: {version.path} ({split}) added to {workspace / 'eval_sets.yaml'}")
 
 
 @data_app.command("get")

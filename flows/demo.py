@@ -15,6 +15,7 @@ from components.data.manifest import MANIFEST_FILE
 from components.data.synthetic import generate_dataset
 from components.data.versioning import DatasetVersion, track_dataset
 from components.domains import DOMAINS
+from components.evaluation.catalog import EvalSet, add_eval_set
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
@@ -47,7 +48,9 @@ def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVer
             generate_dataset(data, dataset_dir)
             stamp.write_text(data.model_dump_json())
     with console.status("Versioning the dataset with DVC"):
-        return track_dataset(platform.workspace, dataset_dir, f"Generated dataset ({data.model_dump_json()})")
+        version = track_dataset(platform.workspace, dataset_dir, f"Generated dataset ({data.model_dump_json()})")
+    add_eval_set(platform.workspace, EvalSet(name=f"{DATASET_NAME}_test", dataset=version.path))
+    return version
 
 
 def run_demo(config: DemoConfig) -> LifecycleResult:
@@ -82,6 +85,7 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
             if not (dataset_dir / "dataset" / MANIFEST_FILE).exists():
                 generate_domain_dataset(name, dataset_dir, DOMAIN_IMAGES)
             version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
+            add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
         console.rule(f"[bold]finetune: {name}")
         results.append(finetune(FinetuneConfig(
             base_model=f"{config.model_name}@{result.promoted_to}", domain=name,

@@ -46,7 +46,8 @@ class AliasRecord(BaseModel):
     history: list[int] = Field(default_factory=list)
 
 
-EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged"]
+EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",
+                    "reevaluated"]
 
 
 class Event(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from components.data.versioning import commit_files
 from components.domains import domain as domain_preset
@@ -19,6 +19,13 @@ class EvalSet(BaseModel):
     dataset: str = Field(description="workspace path of a DVC-tracked dataset; its newest revision is measured")
     split: str = "test"
     domain: str | None = Field(None, description="a domain preset's metric suite and prompts; none: retrieval")
+
+    @field_validator("domain")
+    @classmethod
+    def known_domain(cls, value: str | None) -> str | None:
+        if value is not None:
+            domain_preset(value)
+        return value
 
     @property
     def suite(self) -> tuple[str, str]:
@@ -38,8 +45,6 @@ def read_catalog(workspace: Path) -> list[EvalSet]:
 
 def add_eval_set(workspace: Path, entry: EvalSet) -> Path:
     """Add `entry` (replacing the one of the same name) and commit the catalog in the workspace."""
-    if entry.domain:
-        domain_preset(entry.domain)  # an unknown domain is refused before anything is written
     entries = {e.name: e for e in read_catalog(workspace)} | {entry.name: entry}
     path = Path(workspace) / CATALOG_FILE
     path.write_text(yaml.safe_dump([e.model_dump(exclude_none=True) for e in sorted(entries.values(),

@@ -1,0 +1,80 @@
+"""The flows the schedules run: `reevaluate` re-measures a registered version on the eval-set catalog at the
+datasets' newest revisions; `finetune_on_change` skips a dataset version it already finetuned on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from components.data.versioning import track_dataset
+from components.evaluation.catalog import EvalSet, add_eval_set, read_catalog
+from components.evaluation.retrieval import prefixed
+from components.evaluation.suites import measure
+from components.models.embedder import Embedder
+from flows.finetune_on_change import WatchedDataset, finetune_on_change
+from flows.reevaluate import reevaluate
+from flows.settings import Platform
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tracked(tiny_dataset):
+    platform = Platform.from_env()
+    workspace = platform.open_workspace()
+    shutil.copytree(tiny_dataset, workspace / "scheduled-tiny")
+    return track_dataset(workspace, workspace / "scheduled-tiny", "tiny dataset for the scheduled flows")
+
+
+def test_catalog_entries_are_committed_and_replaced_by_name(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    add_eval_set(tmp_path, EvalSet(name="coco_test", dataset="old"))
+    add_eval_set(tmp_path, EvalSet(name="cxr_test", dataset="cxr", domain="medical"))
+    add_eval_set(tmp_path, EvalSet(name="coco_test", dataset="coco", split="val"))
+    assert read_catalog(tmp_path) == [EvalSet(name="coco_test", dataset="coco", split="val"),
+                                      EvalSet(name="cxr_test", dataset="cxr", domain="medical")]
+    log = subprocess.run(["git", "-C", str(tmp_path), "log", "--format=%s"], capture_output=True, text=True).stdout
+    assert log.splitlines() == ["Eval set coco_test: coco (val)", "Eval set cxr_test: cxr (test)",
+                                "Eval set coco_test: old (test)"]
+    assert read_catalog(tmp_path)[1].suite == ("zero_shot", "medical")
+    with pytest.raises(ValueError, match="unknown domain"):
+        EvalSet(name="x_test", dataset="x", domain="astronomy")
+    with pytest.raises(ValueError, match="pattern"):
+        EvalSet(name="../x", dataset="x")
+
+
+def test_reevaluate_remeasures_exactly_and_flags_drops(prefect_harness, tiny_artifact, tiny_dataset, tracked):
+    platform = Platform.from_env()
+    add_eval_set(platform.workspace, EvalSet(name="tiny_test", dataset=tracked.path))
+    reference = prefixed(measure(Embedder.load(tiny_artifact), tiny_dataset, "test")[0], "tiny_test")
+    registered = reference | {"tiny_test/mean_recall": reference["tiny_test/mean_recall"] + 0.5}
+    registry = platform.registry()
+    record = registry.register("reeval", tiny_artifact, metrics=registered, reason="reevaluate test")
+
+    result = reevaluate(f"reeval:{record.version}", tolerance=0.02)
+
+    assert result.datasets == {"tiny_test": tracked.ref}
+    assert result.metrics == reference  # the same computation on the same bytes
+    assert list(result.drops) == ["tiny_test/mean_recall"]
+    assert result.drops["tiny_test/mean_recall"] == pytest.approx(0.5)
+    event = [e for e in registry.events("reeval") if e.event == "reevaluated"][-1]
+    assert event.version == record.version and event.details["metrics"] == reference
+
+
+def test_reevaluate_without_eval_sets_says_how_to_add_them(prefect_harness, tiny_artifact):
+    registry = Platform.from_env().registry()
+    record = registry.register("reeval-empty", tiny_artifact, reason="reevaluate test")
+    with pytest.raises(ValueError, match="alignops data add DATASET --eval-set"):
+        reevaluate(f"reeval-empty:{record.version}", eval_sets=[])
+
+
+def test_finetune_on_change_skips_what_it_already_trained_on(prefect_harness, tiny_artifact, tracked):
+    registry = Platform.from_env().registry()
+    registry.register("watched", tiny_artifact, lineage={"datasets": {"train": tracked.ref}}, reason="test")
+    before = len(registry.list_versions("watched"))
+    watched = WatchedDataset(domain="medical", dataset=tracked.path, model_name="watched")
+    assert finetune_on_change(watched) is None
+    assert len(registry.list_versions("watched")) == before
+    assert finetune_on_change(watched.model_copy(update={"dataset": "not-tracked"})) is None

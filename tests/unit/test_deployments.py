@@ -1,0 +1,45 @@
+"""The deployment declarations, without a server: every flow has one, entrypoints load the same flow by
+module path, parameters validate against the flows' typed configs, schedules and trigger are as documented.
+(tests/integration/test_local_stack.py applies them to a real Prefect server.)"""
+
+from prefect.flows import load_flow_from_entrypoint
+
+from components.domains import DOMAINS
+from flows.deployments import NIGHTLY, WEEKLY, deployments
+from flows.finetune_on_change import WatchedDataset
+from flows.promote import ALIAS_MOVED
+
+
+def by_name():
+    return {d.name: d for d in deployments({"image": "registry.example/alignops:1"})}
+
+
+def test_every_flow_has_a_deployment_whose_module_entrypoint_loads_it():
+    declared = by_name()
+    assert {d.flow_name for d in declared.values()} == {
+        "validate_data", "pretrain", "finetune", "evaluate", "promote", "package", "lifecycle", "reevaluate",
+        "finetune_on_change"}
+    for deployment in declared.values():
+        module = deployment.entrypoint.rsplit(".", 1)[0]
+        assert module.startswith("flows.") and ".py" not in deployment.entrypoint
+        assert load_flow_from_entrypoint(deployment.entrypoint, use_placeholder_flow=False).name == \
+            deployment.flow_name
+        assert deployment.job_variables == {"image": "registry.example/alignops:1"}
+
+
+def test_schedules_and_their_parameters():
+    declared = by_name()
+    scheduled = {name: [s.schedule.cron for s in d.schedules] for name, d in declared.items() if d.schedules}
+    assert scheduled == {"weekly-production": [WEEKLY], **{f"nightly-{n}": [NIGHTLY] for n in DOMAINS}}
+    assert declared["weekly-production"].parameters == {"model_ref": "general@production"}
+    for name in DOMAINS:
+        watched = WatchedDataset.model_validate(declared[f"nightly-{name}"].parameters["watched"])
+        assert watched.domain == name and watched.base_model == "general@production"
+
+
+def test_package_runs_when_production_moves():
+    (trigger,) = by_name()["package"].triggers
+    assert trigger.expect == {ALIAS_MOVED}
+    assert trigger.match.model_dump() == {"alignops.alias": "production"}
+    assert trigger.parameters == {"model_ref": "{{ event.payload.model }}:{{ event.payload.version }}"}
+    assert all(not d.triggers for name, d in by_name().items() if name != "package")
