@@ -157,8 +157,9 @@ class TrainConfig(BaseModel):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     devices: int | Literal["auto"] = Field(1, description="per node; with torchrun, the processes per node")
     num_nodes: int = Field(1, ge=1)
-    launcher: Literal["in_process", "torchrun"] = Field(
-        "in_process", description="torchrun starts one process per device (multi-node: infra/training)")
+    launcher: Literal["in_process", "torchrun", "kubernetes"] = Field(
+        "in_process", description="torchrun starts one process per device (multi-node: infra/training); "
+                                  "kubernetes submits a PyTorchJob of num_nodes pods and waits for it")
     num_workers: int = Field(0, ge=0, description="data loader processes; 0 loads in the training process")
     train_shards: list[str] = Field(default_factory=list,
                                     description="WebDataset shards (paths or s3:// URLs) to stream instead")

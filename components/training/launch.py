@@ -1,14 +1,18 @@
 """Entry point of one training process, for launchers that start every rank themselves (torchrun, SLURM's
 srun, a Kubernetes PyTorchJob). Lightning reads the rank layout from their environment variables.
 
-    python -m components.training.launch --config train.json --dataset DIR --run-dir DIR [--lineage FILE]
+    python -m components.training.launch --config train.json --dataset DIR|s3://... --run-dir DIR
+        [--lineage FILE] [--exclude FILE] [--artifact-uri s3://...]
 
-Rank 0 writes the model artifact to `<run dir>/artifact`; every rank resumes from the run's last checkpoint.
+Rank 0 writes the model artifact to `<run dir>/artifact` (and uploads it to `--artifact-uri`, for pods that
+share no disk with whoever waits for it); every rank resumes from the run's last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
 from pathlib import Path
 
 from components.config import TrainConfig
@@ -17,16 +21,52 @@ from components.runtime import configure_environment
 from components.training.trainer import train
 
 ARTIFACT_DIR = "artifact"
+LOSS_CURVE = "loss_curve.png"
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="TrainConfig as JSON")
-    parser.add_argument("--dataset", type=Path, required=True, help="dataset directory (manifest + files)")
+    parser.add_argument("--dataset", required=True, help="dataset directory (manifest + files), or an s3:// copy")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--lineage", type=Path, help="Lineage as JSON (dataset versions, code revision)")
     parser.add_argument("--exclude", type=Path, help="file of quarantined sample ids, one per line")
+    parser.add_argument("--artifact-uri", help="where rank 0 also uploads the artifact (s3://...)")
     return parser
+
+
+def local_dataset(dataset: str, run_dir: Path) -> Path:
+    """The dataset as a local directory: a remote copy is downloaded into the run directory once per pod (by
+    local rank 0; the pod's other ranks wait for it)."""
+    if "://" not in dataset:
+        return Path(dataset)
+    import fsspec
+
+    target, done = run_dir / "dataset", run_dir / "dataset.complete"
+    if os.environ.get("LOCAL_RANK", "0") == "0" and not done.exists():
+        fs, path = fsspec.core.url_to_fs(dataset)
+        fs.get(path.rstrip("/") + "/", str(target), recursive=True)
+        done.touch()
+    deadline = time.monotonic() + 3600
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"local rank 0 did not finish downloading {dataset} within an hour")
+        time.sleep(1)
+    return target
+
+
+def upload(directory: Path, uri: str) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    fs.put(str(directory).rstrip("/") + "/", path.rstrip("/") + "/", recursive=True)
+
+
+def upload_file(file: Path, uri: str) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    fs.put_file(str(file), path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,9 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     config = TrainConfig.model_validate_json(args.config.read_text())
     lineage = Lineage.model_validate_json(args.lineage.read_text()) if args.lineage else Lineage()
     exclude = frozenset(args.exclude.read_text().split()) if args.exclude else frozenset()
-    result = train(config, args.dataset, args.run_dir, lineage, exclude)
+    result = train(config, local_dataset(args.dataset, args.run_dir), args.run_dir, lineage, exclude)
     if result.is_global_zero:
-        result.artifact.save(args.run_dir / ARTIFACT_DIR)
+        saved = result.artifact.save(args.run_dir / ARTIFACT_DIR)
+        if args.artifact_uri:
+            upload(saved, args.artifact_uri)
+            if result.loss_curve.is_file():  # beside the artifact, for the flow's training report
+                upload_file(result.loss_curve, f"{args.artifact_uri.rstrip('/').rsplit('/', 1)[0]}/{LOSS_CURVE}")
 
 
 if __name__ == "__main__":

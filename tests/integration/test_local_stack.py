@@ -4,6 +4,7 @@ the UI's deployments page is rendered by headless Chromium; `alignops down` leav
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -69,6 +70,14 @@ def deployments(stack: Stack) -> dict[str, dict]:
     return {f"{flows[d['flow_id']]}/{d['name']}": d for d in api(stack, "POST", "deployments/filter", json={})}
 
 
+def eventually(probe, timeout_s: float = 120):
+    """`probe()`'s first truthy answer, polled every second; its last answer at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not (answer := probe()) and time.monotonic() < deadline:
+        time.sleep(1)
+    return answer
+
+
 def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 400) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -102,8 +111,8 @@ def test_every_flow_is_deployed_with_a_typed_form_and_the_schedules_create_runs(
     assert set(scheduled) == {"reevaluate/weekly-production", "finetune_on_change/nightly-medical",
                               "finetune_on_change/nightly-person", "finetune_on_change/nightly-remote_sensing"}
     for name, deployment in scheduled.items():
-        runs = api(stack, "POST", "flow_runs/filter", json={
-            "flow_runs": {"deployment_id": {"any_": [deployment["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        runs = eventually(lambda d=deployment: api(stack, "POST", "flow_runs/filter", json={  # the scheduler's loop
+            "flow_runs": {"deployment_id": {"any_": [d["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}}))
         assert runs, f"the schedule of {name} created no runs"
         hours = {run["expected_start_time"][11:16] for run in runs}
         assert hours == ({"03:00"} if "weekly" in name else {"02:00"}), (name, hours)
@@ -130,12 +139,10 @@ def test_promote_through_the_api_moves_production_and_the_automation_packages_it
     assert f"-> version {record.version}" in artifacts[0]["data"]
     assert store.get_alias("general", "production").version == record.version
 
-    package = deployments(stack)["package/package"]
-    deadline, packaged = time.monotonic() + 400, None
-    while packaged is None and time.monotonic() < deadline:  # the automation creates the run
-        runs = api(stack, "POST", "flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [package["id"]]}}})
-        packaged = next((r for r in runs if r["parameters"] == {"model_ref": f"general:{record.version}"}), None)
-        time.sleep(1)
+    package = {"flow_runs": {"deployment_id": {"any_": [deployments(stack)["package/package"]["id"]]}}}
+    packaged = eventually(lambda: next((  # the automation creates the run
+        r for r in api(stack, "POST", "flow_runs/filter", json=package)
+        if r["parameters"] == {"model_ref": f"general:{record.version}"}), None))
     assert packaged is not None, "no package run followed the promotion"
     assert wait_for_run(stack, packaged["id"])["state_type"] == "COMPLETED"
     events = [e for e in store.events("general") if e.event == "packaged" and e.version == record.version]
@@ -163,6 +170,21 @@ def test_the_ui_lists_the_deployments(stack):
     subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120,
                    check=True)
     assert screenshot.stat().st_size > 20_000
+
+
+def test_the_same_deployments_go_to_a_kubernetes_pool(stack):
+    template = json.loads((Path(__file__).parents[2] / "infra" / "kubernetes" / "work-pool.json").read_text())
+    pool = api(stack, "POST", "work_pools/", json={"name": "alignops-k8s", "type": "kubernetes",
+                                                    "base_job_template": template})
+    assert pool["base_job_template"]["variables"]["properties"]["image"]["default"]
+    out = alignops(stack.home, "deploy", "--pool", "alignops-k8s", "--image", "registry.example/alignops:1").stdout
+    assert "on work pool alignops-k8s" in out
+    on_k8s = [d for d in api(stack, "POST", "deployments/filter", json={}) if d["work_pool_name"] == "alignops-k8s"]
+    assert {d["entrypoint"] for d in on_k8s} == {d["entrypoint"] for d in deployments(stack).values()}
+    assert all(d["job_variables"] == {"image": "registry.example/alignops:1"} for d in on_k8s)
+    missing = subprocess.run([ALIGNOPS, "deploy", "--pool", "no-such-pool", "--image", "x"], env=stack_env(stack.home),
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "prefect work-pool create no-such-pool --type kubernetes" in missing.stdout
 
 
 def test_down_then_up_keeps_registry_deployments_and_automation(stack):

@@ -10,7 +10,9 @@ from pathlib import Path
 import yaml
 
 from components.config import TrainConfig
+from components.models.artifact import Lineage
 from components.training.launch import parser
+from infra.pytorchjob import ClusterJob, render
 
 INFRA = Path(__file__).parents[2] / "infra"
 
@@ -20,10 +22,7 @@ def launch_args(command: list[str]) -> list[str]:
     return command[command.index("components.training.launch") + 1:]
 
 
-def test_pytorchjob_is_complete_and_consistent():
-    documents = list(yaml.safe_load_all((INFRA / "kubernetes" / "pretrain-pytorchjob.yaml").read_text()))
-    config_map = next(d for d in documents if d["kind"] == "ConfigMap")
-    job = next(d for d in documents if d["kind"] == "PyTorchJob")
+def check_pytorchjob(config_map: dict, job: dict) -> None:
     assert job["apiVersion"] == "kubeflow.org/v1" and job["metadata"]["name"]
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] >= 1
@@ -41,6 +40,63 @@ def test_pytorchjob_is_complete_and_consistent():
         secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
         assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secrets  # credentials never inline
         assert not any("value" in e and "SECRET" in e["name"] for e in container["env"])
+
+
+def test_pytorchjob_example_is_complete_and_consistent():
+    documents = list(yaml.safe_load_all((INFRA / "kubernetes" / "pretrain-pytorchjob.yaml").read_text()))
+    check_pytorchjob(next(d for d in documents if d["kind"] == "ConfigMap"),
+                     next(d for d in documents if d["kind"] == "PyTorchJob"))
+
+
+def test_the_job_pretrain_submits_is_complete_and_consistent():
+    config = TrainConfig(preset="base", strategy="ddp", devices=8, num_nodes=4, launcher="kubernetes",
+                         train_shards=["s3://data/train-000000.tar"])
+    cluster = ClusterJob(image="registry.example/alignops:1", runs_uri="s3://runs/")
+    config_map, job = render("General-1f2e@main", config, cluster, "s3://runs/General-1f2e@main/dataset",
+                             Lineage(datasets={"train": "synthetic@1f2e"}), ["bad-1", "bad-2"])
+    check_pytorchjob(config_map, job)
+    name = job["metadata"]["name"]
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name) and config_map["metadata"]["name"] == name
+    container = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    args = parser().parse_args(launch_args(container["command"]))
+    assert args.dataset == "s3://runs/General-1f2e@main/dataset"
+    assert args.artifact_uri == "s3://runs/General-1f2e@main/artifact"
+    assert container["command"][container["command"].index("torch.distributed.run") + 1] == "--nproc-per-node=8"
+    carried = TrainConfig.model_validate_json(config_map["data"]["train.json"])
+    assert carried.launcher == "torchrun" and carried.checkpoint_dir == "s3://runs/General-1f2e@main/checkpoints"
+    assert config_map["data"]["exclude.txt"].split() == ["bad-1", "bad-2"]
+    assert job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["serviceAccountName"] == \
+        cluster.service_account
+
+
+def placeholders(value) -> set[str]:
+    return set(re.findall(r"{{\s*(\w+)\s*}}", json.dumps(value)))
+
+
+def test_kubernetes_work_pool_template_and_rbac_agree():
+    template = json.loads((INFRA / "kubernetes" / "work-pool.json").read_text())
+    variables = template["variables"]["properties"]
+    assert placeholders(template["job_configuration"]) <= set(variables)  # Prefect refuses undeclared ones
+    manifest = template["job_configuration"]["job_manifest"]
+    assert manifest["apiVersion"] == "batch/v1" and manifest["kind"] == "Job"
+    pod = manifest["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert {"ALIGNOPS_REGISTRY", "AWS_ACCESS_KEY_ID", "PREFECT_SERVER_ANALYTICS_ENABLED"} <= set(env)
+    assert "valueFrom" in env["AWS_SECRET_ACCESS_KEY"] and "value" not in env["AWS_SECRET_ACCESS_KEY"]
+
+    documents = list(yaml.safe_load_all((INFRA / "kubernetes" / "flows.yaml").read_text()))
+    accounts = {d["metadata"]["name"] for d in documents if d["kind"] == "ServiceAccount"}
+    assert variables["service_account_name"]["default"] in accounts
+    assert ClusterJob.model_fields["service_account"].default in accounts
+    roles = {d["metadata"]["name"]: d["rules"] for d in documents if d["kind"] == "Role"}
+    flow_rules = {(g, r): set(rule["verbs"]) for rule in roles[variables["service_account_name"]["default"]]
+                  for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {"create", "get"} <= flow_rules[("kubeflow.org", "pytorchjobs")]  # what infra/pytorchjob.submit calls
+    assert {"create", "update"} <= flow_rules[("", "configmaps")]
+    worker = next(d for d in documents if d["kind"] == "Deployment")
+    command = worker["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--type") + 1] == "kubernetes"
+    assert worker["spec"]["template"]["spec"]["serviceAccountName"] in roles
 
 
 def test_slurm_script_matches_its_resources():
