@@ -26,6 +26,7 @@ from components.evaluation.suites import measure
 from components.models.artifact import WEIGHTS_FILE, ModelArtifact, config_hash
 from components.models.embedder import Embedder
 from flows.pretrain import train_model
+from flows.promote import announce_alias_move
 from flows.report import markdown_table
 from flows.settings import Platform
 from flows.validate_data import validate_data
@@ -163,7 +164,10 @@ def register_domain_version(name: str, artifact_dir: str, parent: str, metrics: 
                                reason=f"finetuned from {parent} on {config.dataset_version}")
     logger = get_run_logger()
     if verdict.passed:
+        previous = registry.get_alias(name, "candidate")
         registry.set_alias(name, "candidate", record.version, reason=f"gate {verdict.policy} passed")
+        announce_alias_move(registry, name, "candidate", record.version, previous.version if previous else None,
+                            parent=parent)
         logger.info("%s:%s passed gate %s; alias candidate moved to it", name, record.version, verdict.policy)
     else:
         logger.warning("%s:%s FAILED gate %s: %s", name, record.version, verdict.policy,

@@ -3,6 +3,7 @@ whose lineage names its parent, and which beats the base on the domain's metric.
 
 import pytest
 import torch
+from prefect_events import wait_for_alias_events
 
 from components.config import SyntheticDataConfig, preset
 from components.data.generated import generate_domain_dataset
@@ -51,6 +52,10 @@ def test_finetune_beats_the_base_and_registers_a_gated_child(name, base):
     assert record.lineage["parent_model"] == f"{BASE}:{base_version}" and record.tags["domain"] == name
     assert record.lineage["training"]["wise_ft_mix"] == result.mix and record.gate["passed"]
     assert registry.get_alias(f"{name}-e2e", "candidate").version == result.version
+    (moved,) = wait_for_alias_events(f"{name}-e2e", 1)  # the notification automations can act on
+    assert moved.payload | {"registry": None} == {"model": f"{name}-e2e", "version": result.version,
+                                                  "alias": "candidate", "previous": None, "registry": None,
+                                                  "parent": f"{BASE}:{base_version}"}
     finetuned = ModelArtifact.load_light(registry.download(f"{name}-e2e", result.version, root / f"{name}-out"))
     assert finetuned.config.tokenizer.preprocessing == ("medical" if name == "medical" else "plain")
     assert finetuned.config.image_fit == ("pad" if name == "person" else "crop")

@@ -1,14 +1,13 @@
 """`alignops registry …` end to end: real flows on the Prefect test API, tables and --json."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
+from prefect_events import wait_for_alias_events
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.promote import ALIAS_MOVED
 from flows.settings import Platform
 
 pytestmark = pytest.mark.slow
@@ -36,17 +35,6 @@ def model(tmp_path):
     return name
 
 
-def alias_events(name: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-
-    with get_client(sync_client=True) as client:
-        page = client.read_events(filter=EventFilter(event=EventNameFilter(name=[ALIAS_MOVED]),
-                                                     resource=EventResourceFilter(id=[f"alignops.model.{name}"])),
-                                   limit=50)  # the client defaults to 100, which the server refuses
-    return page.events
-
-
 def test_promote_rollback_history(prefect_harness, model, tmp_path):
     promoted = invoke("registry", "promote", model, "1", "--reason", "first release")
     assert promoted.exit_code == 0, promoted.output
@@ -62,19 +50,11 @@ def test_promote_rollback_history(prefect_harness, model, tmp_path):
     refused = invoke("registry", "promote", model, "3")
     assert refused.exit_code == 1 and "gate verdict failed" in refused.output and "--force" in refused.output
 
-    for _ in range(50):  # events reach the API asynchronously
-        if len(alias_events(model)) == 2:
-            break
-        time.sleep(0.2)
-    assert sorted(e.payload["version"] for e in alias_events(model)) == [1, 2]
+    assert sorted(e.payload["version"] for e in wait_for_alias_events(model, 2)) == [1, 2]
 
     assert invoke("registry", "rollback", model, "--reason", "bad latency").output.strip().endswith(
         f"{model}@production -> 1")
-    for _ in range(50):
-        if len(alias_events(model)) == 3:
-            break
-        time.sleep(0.2)
-    assert [e.payload["version"] for e in alias_events(model)][0] == 1  # newest first: the rollback
+    assert [e.payload["version"] for e in wait_for_alias_events(model, 3)][0] == 1  # newest first: the rollback
     assert "no earlier holder" in invoke("registry", "rollback", model).output
     history = json.loads(invoke("registry", "history", model, "--json").output)
     assert [e["event"] for e in history] == ["registered"] * 3 + [
