@@ -482,7 +482,7 @@ def down() -> None:
     from infra.stack import down as stop_stack
 
     stopped = stop_stack(alignops_home())
-    typer.echo("\n".join(f"stopped {s}" for s in stopped) if stopped else "no stack was running")
+    typer.echo("\n".join(stopped) if stopped else "no stack was running")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
 from flows.settings import Platform
+from infra.stack import load_stack
 
 DATASET_NAME = "synthetic"
 REQUIRED_CHANCE_MULTIPLE = 5.0
@@ -130,9 +131,12 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
         console.print("No bento: the version was not promoted.")
     if finetunes:
         print_finetunes(finetunes)
+    stack = load_stack(platform.home)
+    browse = (f"Flow runs and their artifacts: the Prefect UI at {stack.ui_url or stack.prefect_api_url}"
+              if stack else "Flow runs and their artifacts: `alignops up`, then open the Prefect UI it prints")
     console.print(Panel(
         f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under {platform.runs}.\n"
-        f"Prefect artifacts: PREFECT_HOME={platform.home / 'prefect'} prefect artifact ls", expand=False))
+        f"{browse}", expand=False))
 
 
 def print_finetunes(finetunes: list[FinetuneResult]) -> None:

@@ -274,16 +274,16 @@ def down(home: Path) -> list[str]:
     stopped = []
     for service in reversed(stack.services):  # the S3 server last: its bucket is saved once nothing writes
         if service.name == "s3" and service.alive():
-            stopped.append(f"{save_s3(stack)} S3 objects saved to {stack_dir(home) / 's3-snapshot'}")
+            stopped.append(f"saved {save_s3(stack)} S3 objects to {stack_dir(home) / 's3-snapshot'}")
         if service.alive():
             stop_process_group(service.pid)
-            stopped.append(f"{service.name} (pid {service.pid})")
+            stopped.append(f"stopped {service.name} (pid {service.pid})")
         reap(service.pid)
         (stack_dir(home) / f"{service.name}.pid").unlink(missing_ok=True)
     for pid in marked_processes(stack.id):
         try:
             os.kill(pid, signal.SIGKILL)
-            stopped.append(f"left-over process {pid}")
+            stopped.append(f"stopped left-over process {pid}")
         except ProcessLookupError:
             pass
         reap(pid)

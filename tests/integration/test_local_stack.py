@@ -32,8 +32,9 @@ def stack_env(home: Path) -> dict[str, str]:
     return env | {"ALIGNOPS_HOME": str(home)}
 
 
-def alignops(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    done = subprocess.run([ALIGNOPS, *args], env=stack_env(home), capture_output=True, text=True, timeout=timeout)
+def alignops(home: Path, *args: str, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([ALIGNOPS, *args], env=stack_env(home) | settings, capture_output=True, text=True,
+                          timeout=timeout)
     assert done.returncode == 0, f"alignops {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -185,6 +186,18 @@ def test_the_same_deployments_go_to_a_kubernetes_pool(stack):
     missing = subprocess.run([ALIGNOPS, "deploy", "--pool", "no-such-pool", "--image", "x"], env=stack_env(stack.home),
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "prefect work-pool create no-such-pool --type kubernetes" in missing.stdout
+
+
+def test_with_an_api_and_a_registry_configured_up_starts_only_a_worker(stack, tmp_path):
+    home = tmp_path / "second-home"
+    settings = {"PREFECT_API_URL": stack.prefect_api_url, "ALIGNOPS_REGISTRY": str(tmp_path / "registry")}
+    alignops(home, "up", "--pool", "second-pool", **settings)
+    second = load_stack(home)
+    assert [s.name for s in second.services] == ["worker"] and second.ui_url is None and second.s3_endpoint is None
+    workers = api(stack, "POST", "work_pools/second-pool/workers/filter", json={})
+    assert [w["status"] for w in workers] == ["ONLINE"]
+    stop(home, second)
+    assert all(s.alive() for s in stack.services)  # the first stack is untouched
 
 
 def test_down_then_up_keeps_registry_deployments_and_automation(stack):
