@@ -20,8 +20,16 @@ from flows.settings import Platform
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_home(tmp_path_factory):
+    """A state directory of this module's own: its workspace's eval-set catalog holds only what it adds."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALIGNOPS_HOME", str(tmp_path_factory.mktemp("scheduled-home")))
+        yield
+
+
 @pytest.fixture(scope="module")
-def tracked(tiny_dataset):
+def tracked(own_home, tiny_dataset):
     platform = Platform.from_env()
     workspace = platform.open_workspace()
     shutil.copytree(tiny_dataset, workspace / "scheduled-tiny")
