@@ -24,7 +24,7 @@ from flows.finetune_on_change import finetune_on_change
 from flows.lifecycle import lifecycle
 from flows.package import package
 from flows.pretrain import pretrain
-from flows.promote import ALIAS_MOVED, promote
+from flows.promote import ALIAS_MOVED, PACKAGE_ON_MOVE, promote
 from flows.reevaluate import reevaluate
 from flows.validate_data import validate_data
 
@@ -35,9 +35,11 @@ PACKAGE_ON_PRODUCTION = "package new production versions"
 
 
 def package_on_production() -> DeploymentEventTrigger:
-    """Run `package` for the version that `production` now points at, whoever moved it."""
+    """Run `package` for the version that `production` now points at, whoever moved it (but for a mover
+    that packages it itself: the lifecycle flow)."""
     return DeploymentEventTrigger(
-        name=PACKAGE_ON_PRODUCTION, expect={ALIAS_MOVED}, match={"alignops.alias": "production"},
+        name=PACKAGE_ON_PRODUCTION, expect={ALIAS_MOVED},
+        match={"alignops.alias": "production", PACKAGE_ON_MOVE: "true"},
         parameters={"model_ref": "{{ event.payload.model }}:{{ event.payload.version }}"},
         description="When promote or rollback moves a `production` alias, package that version.")
 

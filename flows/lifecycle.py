@@ -61,7 +61,8 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     if not evaluation.verdict.passed:
         print(f"{config.model_name}:{record.version} failed its gate; {config.promote_to} stays where it was")
         return result
-    promote(config.model_name, record.version, config.promote_to, reason="gate passed in the lifecycle flow")
+    promote(config.model_name, record.version, config.promote_to, reason="gate passed in the lifecycle flow",
+            package_on_move=not config.package)
     result.promoted_to = config.promote_to
     if config.package:
         result.bento_tag, result.smoke = package(f"{config.model_name}:{record.version}", config.dataset_dir,

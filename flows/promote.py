@@ -34,10 +34,15 @@ def register_version(name: str, artifact_dir: str, metrics: dict[str, float], ve
 ALIAS_MOVED = "alignops.alias.moved"
 
 
+PACKAGE_ON_MOVE = "alignops.package-on-move"  # resource label the package automation matches
+
+
 def announce_alias_move(registry: Registry, name: str, alias: str, version: int, previous: int | None,
-                        **facts: object) -> None:
-    """The Prefect event automations act on (e.g. package whatever `production` now points at)."""
-    emit_event(event=ALIAS_MOVED, resource={"prefect.resource.id": f"alignops.model.{name}", "alignops.alias": alias},
+                        package_on_move: bool = True, **facts: object) -> None:
+    """The Prefect event automations act on: the package automation builds whatever `production` now points
+    at, unless the mover packages it itself (`package_on_move` off)."""
+    emit_event(event=ALIAS_MOVED, resource={"prefect.resource.id": f"alignops.model.{name}", "alignops.alias": alias,
+                                            PACKAGE_ON_MOVE: str(package_on_move).lower()},
                payload={"model": name, "version": version, "alias": alias, "previous": previous,
                         "registry": registry.store.url, **facts})
 
@@ -65,17 +70,18 @@ def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | N
 
 @flow(name="promote", log_prints=True)
 def promote(name: str, version: int, alias: str = "production", reason: str = "",
-            force_reason: str | None = None, gate_policy: str | None = None) -> int | None:
+            force_reason: str | None = None, gate_policy: str | None = None, package_on_move: bool = True,
+            ) -> int | None:
     """Move `alias` to `version`: refused unless its gate passed and, by its policy, it does not regress
     against the version holding the alias; `force_reason` overrides and is recorded. Emits the Prefect
-    event `alignops.alias.moved` (automations package new production versions on it). Returns the
-    previous holder."""
+    event `alignops.alias.moved`, on which the package automation builds new production versions (the
+    lifecycle, which packages by itself, turns `package_on_move` off). Returns the previous holder."""
     registry = Platform.from_env().registry()
     policy = policy_for(registry.get_version(name, version), gate_policy)
     moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
                              check=non_regression_check(policy) if policy else None)
     previous = moved.history[-1] if moved.history else None
-    announce_alias_move(registry, name, alias, version, previous, forced=bool(force_reason))
+    announce_alias_move(registry, name, alias, version, previous, package_on_move, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(
         f"# `{name}@{alias}` -> version {version}\n\nPrevious holder: {previous or 'none'}.  \n"
         f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}  \n"

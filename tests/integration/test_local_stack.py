@@ -151,6 +151,16 @@ def test_promote_through_the_api_moves_production_and_the_automation_packages_it
     bento = api(stack, "POST", "artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [packaged["id"]]}}})
     assert events[0].details["bento"] in bento[0]["data"]
 
+    # A mover that packages by itself (the lifecycle) turns the automation off for its move.
+    second = store.register("general", tiny_artifact, metrics={"synthetic_test/mean_recall": 0.5},
+                            gate={"passed": True, "policy": "stack-test", "rules": []}, reason="stack test")
+    run = api(stack, "POST", f"deployments/{promote['id']}/create_flow_run", json={"parameters": {
+        "name": "general", "version": second.version, "reason": "packaged by the caller", "package_on_move": False}})
+    assert wait_for_run(stack, run["id"])["state_type"] == "COMPLETED"
+    time.sleep(10)  # the first move's package run was created within ~1 s (benchmarks/stack_latency.py)
+    runs = api(stack, "POST", "flow_runs/filter", json=package)
+    assert [r["parameters"] for r in runs] == [{"model_ref": f"general:{record.version}"}]
+
 
 def test_the_ui_lists_the_deployments(stack):
     chromium = shutil.which("chromium")

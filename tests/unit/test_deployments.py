@@ -7,7 +7,7 @@ from prefect.flows import load_flow_from_entrypoint
 from components.domains import DOMAINS
 from flows.deployments import NIGHTLY, WEEKLY, deployments
 from flows.finetune_on_change import WatchedDataset
-from flows.promote import ALIAS_MOVED
+from flows.promote import ALIAS_MOVED, PACKAGE_ON_MOVE
 
 
 def by_name():
@@ -40,6 +40,6 @@ def test_schedules_and_their_parameters():
 def test_package_runs_when_production_moves():
     (trigger,) = by_name()["package"].triggers
     assert trigger.expect == {ALIAS_MOVED}
-    assert trigger.match.model_dump() == {"alignops.alias": "production"}
+    assert trigger.match.model_dump() == {"alignops.alias": "production", PACKAGE_ON_MOVE: "true"}
     assert trigger.parameters == {"model_ref": "{{ event.payload.model }}:{{ event.payload.version }}"}
     assert all(not d.triggers for name, d in by_name().items() if name != "package")
