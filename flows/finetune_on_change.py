@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
+from components.config import TrainConfig
 from components.data.versioning import VersioningError, dataset_version
 from flows.datasets import materialise
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
@@ -18,6 +19,7 @@ class WatchedDataset(BaseModel):
     general_dataset: str = Field("synthetic", description="workspace path of the general dataset (forgetting rule)")
     base_model: str = "general@production"
     model_name: str | None = Field(None, description="registry name of the result; default: the domain's name")
+    train: TrainConfig | None = Field(None, description="overrides; default: the preset's steps, rate, objectives")
 
 
 def last_finetuned_on(model: str, ref: str) -> str | None:
@@ -49,4 +51,5 @@ def finetune_on_change(watched: WatchedDataset) -> FinetuneResult | None:
     _, _, general_dir = materialise(watched.general_dataset)
     return finetune(FinetuneConfig(base_model=watched.base_model, domain=watched.domain, dataset_dir=dataset_dir,
                                    dataset_version=ref, dataset_hash=dvc_md5,
-                                   general_dataset_dir=general_dir, model_name=watched.model_name))
+                                   general_dataset_dir=general_dir, model_name=watched.model_name,
+                                   train=watched.train))

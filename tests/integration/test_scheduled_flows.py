@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from components.config import TrainConfig
+from components.data.generated import generate_domain_dataset
 from components.data.versioning import track_dataset
 from components.evaluation.catalog import EvalSet, add_eval_set, read_catalog
 from components.evaluation.retrieval import prefixed
@@ -86,3 +88,25 @@ def test_finetune_on_change_skips_what_it_already_trained_on(prefect_harness, ti
     assert finetune_on_change(watched) is None
     assert len(registry.list_versions("watched")) == before
     assert finetune_on_change(watched.model_copy(update={"dataset": "not-tracked"})) is None
+
+
+def test_finetune_on_change_trains_once_per_dataset_version(prefect_harness, tiny_artifact, tracked):
+    platform = Platform.from_env()
+    registry = platform.registry()
+    registry.set_alias("watched-base", "production", registry.register("watched-base", tiny_artifact).version)
+    dataset = platform.workspace / "aerial-data"
+    train = TrainConfig(max_steps=3, batch_size=16, warmup_steps=1, checkpoint_every_n_steps=3, val_every_n_steps=3,
+                        wandb=False)
+    watched = WatchedDataset(domain="remote_sensing", dataset="aerial-data/dataset", general_dataset=tracked.path,
+                             base_model="watched-base@production", model_name="aerial-watched", train=train)
+    trained_on = []
+    for seed in (0, 1):  # a new dataset version each time round
+        shutil.rmtree(dataset, ignore_errors=True)
+        generate_domain_dataset("remote_sensing", dataset, images=120, seed=seed)
+        version = track_dataset(platform.workspace, dataset / "dataset", f"aerial tiles, seed {seed}")
+        result = finetune_on_change(watched)
+        assert result is not None and result.parent == "watched-base:1"
+        trained_on.append(registry.get_version("aerial-watched", result.version).lineage["datasets"]["train"])
+        assert trained_on[-1] == version.ref
+        assert finetune_on_change(watched) is None  # the same version again: skipped
+    assert len(set(trained_on)) == 2 and len(registry.list_versions("aerial-watched")) == 2
