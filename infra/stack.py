@@ -294,18 +294,24 @@ def down(home: Path) -> list[str]:
 
 
 def describe_api(stack: Stack) -> str:
-    """One paragraph on what the stack's Prefect API holds: deployments, workers, the next scheduled runs."""
+    """What the stack's Prefect API holds: deployments, workers, the latest and the next runs."""
     api = stack.prefect_api_url
+
+    def runs(states: dict, sort: str) -> list[dict]:
+        return httpx.post(f"{api}/flow_runs/filter", timeout=5,
+                          json={"flow_runs": {"state": {"type": states}}, "sort": sort, "limit": 5}).json()
+
     try:
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
         workers = httpx.post(f"{api}/work_pools/{stack.pool}/workers/filter", json={}, timeout=5).json()
-        scheduled = httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
-            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, "sort": "EXPECTED_START_TIME_ASC",
-            "limit": 5}).json()
+        latest = runs({"not_any_": ["SCHEDULED"]}, "START_TIME_DESC")
+        upcoming = runs({"any_": ["SCHEDULED"]}, "EXPECTED_START_TIME_ASC")
     except (httpx.HTTPError, ValueError) as error:
         return f"Prefect API {api} does not answer ({error})"
     names = {d["id"]: d["name"] for d in deployments}
     lines = [f"Prefect API {api}: {len(deployments)} deployments; workers on {stack.pool}: "
              + (", ".join(f"{w['name']} {w['status']}" for w in workers) or "none")]
-    lines += [f"  next: {names.get(r['deployment_id'], '?')} at {r['expected_start_time'][:16]}" for r in scheduled]
+    lines += [f"  latest: {r['name']} ({names.get(r['deployment_id'], 'run by hand')}) {r['state_type']}"
+              f" {(r['start_time'] or r['expected_start_time'] or '')[:16]}" for r in latest]
+    lines += [f"  next: {names.get(r['deployment_id'], '?')} at {r['expected_start_time'][:16]}" for r in upcoming]
     return "\n".join(lines)
