@@ -143,7 +143,9 @@ def local_s3(stack: Stack):
 
 
 def start_s3(stack: Stack, env: dict[str, str], port: int) -> None:
-    """moto keeps objects in memory: the bucket is loaded from the snapshot the last `down` saved."""
+    """moto keeps objects in memory: the bucket is loaded from the snapshot the last `down` saved. The first
+    time, it is seeded from the state directory's local registry and DVC remote (same layouts as on S3), so
+    what `alignops demo` made before the stack existed is still there."""
     service = start_service(stack, "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             env, stack.s3_endpoint)
     wait_until(lambda: httpx.get(f"{stack.s3_endpoint}/moto-api/", timeout=2).status_code == 200, "the S3 server",
@@ -151,8 +153,11 @@ def start_s3(stack: Stack, env: dict[str, str], port: int) -> None:
     s3 = local_s3(stack)
     s3.create_bucket(Bucket=BUCKET)
     snapshot = stack_dir(stack.home) / "s3-snapshot"
-    for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, path.relative_to(snapshot).as_posix())
+    sources = {snapshot: ""} if snapshot.is_dir() else {stack.home / "registry": "registry/",
+                                                         stack.home / "dvc-remote": "dvc/"}
+    for folder, prefix in sources.items():
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            s3.upload_file(str(path), BUCKET, prefix + path.relative_to(folder).as_posix())
 
 
 def save_s3(stack: Stack) -> int:

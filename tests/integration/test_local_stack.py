@@ -17,6 +17,7 @@ import pytest
 
 from infra.stack import Stack, load_stack, marked_processes
 from registry.local_s3 import free_port
+from registry.registry import Registry
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +53,9 @@ def stop(home: Path, stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, tiny_artifact):
     home = tmp_path_factory.mktemp("stack-home")
+    Registry.local(home / "registry").register("made-before-up", tiny_artifact)  # what a demo left behind
     ports = (free_port(), free_port())
     running = start(home, *ports)
     yield running
@@ -91,8 +93,6 @@ def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 400) -> dict:
 
 def registry(stack: Stack):
     """The stack's registry; its boto3 client takes endpoint and credentials when it is made."""
-    from registry.registry import Registry
-
     before = dict(os.environ)
     os.environ.update(stack.client_environment())
     try:
@@ -117,6 +117,12 @@ def test_every_flow_is_deployed_with_a_typed_form_and_the_schedules_create_runs(
         assert runs, f"the schedule of {name} created no runs"
         hours = {run["expected_start_time"][11:16] for run in runs}
         assert hours == ({"03:00"} if "weekly" in name else {"02:00"}), (name, hours)
+
+
+def test_the_first_up_brings_the_local_registry_along(stack):
+    seeded = registry(stack).get_version("made-before-up", 1)
+    assert registry(stack).download("made-before-up", 1, stack.home / "seeded-download").is_dir()
+    assert seeded.files == Registry.local(stack.home / "registry").get_version("made-before-up", 1).files
 
 
 def test_status_shows_what_runs(stack):
