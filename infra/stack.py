@@ -193,29 +193,33 @@ def worker_online(api: str, pool: str) -> bool:
     return workers.status_code == 200 and any(w["status"] == "ONLINE" for w in workers.json())
 
 
+def plan(home: Path, prefect_port: int, s3_port: int, pool: str) -> Stack:
+    """The stack to start: local servers for whatever is not configured in the environment."""
+    api, registry = os.environ.get("PREFECT_API_URL"), os.environ.get("ALIGNOPS_REGISTRY")
+    for port, needed in ((prefect_port, not api), (s3_port, not registry)):
+        if needed and not port_free(port):
+            raise StackError(f"port {port} on 127.0.0.1 is taken: pick another with --prefect-port / --s3-port")
+    return Stack(
+        id=uuid.uuid4().hex[:12], home=home, pool=pool,
+        prefect_api_url=api or f"http://127.0.0.1:{prefect_port}/api",
+        ui_url=None if api else f"http://127.0.0.1:{prefect_port}",
+        s3_endpoint=None if registry else f"http://127.0.0.1:{s3_port}",
+        registry=registry or f"s3://{BUCKET}/registry",
+        dvc_remote=(os.environ.get("ALIGNOPS_DVC_REMOTE") or str(home / "dvc-remote")) if registry
+        else f"s3://{BUCKET}/dvc")
+
+
 def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = "alignops-local") -> Stack:
     running = load_stack(home)
     if running and any(s.alive() for s in running.services):
         raise StackError(f"a stack already runs from {home} (UI {running.ui_url}); `alignops down` stops it")
-    local_prefect, local_s3 = not os.environ.get("PREFECT_API_URL"), not os.environ.get("ALIGNOPS_REGISTRY")
-    for port, needed in ((prefect_port, local_prefect), (s3_port, local_s3)):
-        if needed and not port_free(port):
-            raise StackError(f"port {port} on 127.0.0.1 is taken: pick another with --prefect-port / --s3-port")
-    stack_id = uuid.uuid4().hex[:12]
-    s3 = f"http://127.0.0.1:{s3_port}" if local_s3 else None
-    stack = Stack(
-        id=stack_id, home=home, pool=pool, s3_endpoint=s3,
-        prefect_api_url=os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{prefect_port}/api",
-        ui_url=f"http://127.0.0.1:{prefect_port}" if local_prefect else None,
-        registry=f"s3://{BUCKET}/registry" if local_s3 else os.environ["ALIGNOPS_REGISTRY"],
-        dvc_remote=(f"s3://{BUCKET}/dvc" if local_s3 else os.environ.get("ALIGNOPS_DVC_REMOTE")
-                    or str(home / "dvc-remote")))
+    stack = plan(home, prefect_port, s3_port, pool)
     stack_dir(home).mkdir(parents=True, exist_ok=True)
-    env = base_environment(home, stack_id)
+    env = base_environment(home, stack.id)
     try:
-        if local_s3:
+        if stack.s3_endpoint:
             start_s3(stack, env, s3_port)
-        if local_prefect:
+        if stack.ui_url:
             start_prefect(stack, env, prefect_port)
         env |= stack.client_environment()
         register = subprocess.run([str(Path(sys.executable).parent / "alignops"), "deploy", "--pool", pool],
