@@ -14,6 +14,7 @@ from flows.pretrain import pretrain
 from flows.promote import promote, register_version
 from flows.settings import POLICIES, Platform
 from flows.validate_data import validate_data
+from infra.pytorchjob import ClusterJob
 from serving.smoke import SmokeResult
 
 
@@ -26,6 +27,7 @@ class LifecycleConfig(BaseModel):
     eval_split: str = "test"
     gate_policy: str = str(POLICIES / "synthetic.yaml")
     train: TrainConfig = Field(default_factory=TrainConfig)
+    cluster: ClusterJob | None = Field(None, description="where training runs when `train.launcher` is kubernetes")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     promote_to: str = "production"
     package: bool = True
@@ -50,7 +52,7 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     # The run is named by its inputs: re-running the same data and config resumes (or reuses) it.
     run_name = f"{config.model_name}-{config_hash(config.train)}-{config.dataset_version.replace('@', '-')}"
     artifact_dir = pretrain(config.dataset_dir, config.dataset_version, config.dataset_hash, config.train, run_name,
-                            quarantined)
+                            quarantined, config.cluster)
     incumbent = registry.get_alias(config.model_name, config.promote_to)
     incumbent_metrics = registry.get_version(config.model_name, incumbent.version).metrics if incumbent else None
     evaluation = evaluate(artifact_dir, config.dataset_dir, config.eval_set, config.gate_policy, config.eval_split,
