@@ -42,9 +42,16 @@ def stack_in(home: Path, services: list[Service]) -> Stack:
     return stack
 
 
-def test_clients_follow_a_running_stack_but_user_settings_win(tmp_path, monkeypatch):
-    for key in ("PREFECT_API_URL", "ALIGNOPS_REGISTRY", "ALIGNOPS_DVC_REMOTE", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(key, raising=False)
+@pytest.fixture
+def scratch_environment(monkeypatch):
+    """`use_running_stack` writes os.environ: give it a copy, so nothing leaks into later tests."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("PREFECT_API_URL", "ALIGNOPS_REGISTRY", "ALIGNOPS_DVC_REMOTE", "AWS_ENDPOINT_URL_S3")}
+    monkeypatch.setattr(os, "environ", environment)
+    return environment
+
+
+def test_clients_follow_a_running_stack_but_user_settings_win(tmp_path, monkeypatch, scratch_environment):
     monkeypatch.setenv("ALIGNOPS_REGISTRY", "s3://mine/registry")
     stack_in(tmp_path, [Service(name="worker", pid=os.getpid(), command=own_command(), log="-")])
     assert use_running_stack(tmp_path) is not None
@@ -53,8 +60,7 @@ def test_clients_follow_a_running_stack_but_user_settings_win(tmp_path, monkeypa
     assert os.environ["ALIGNOPS_REGISTRY"] == "s3://mine/registry"
 
 
-def test_a_dead_stack_is_ignored_and_cleaned_up_by_down(tmp_path, monkeypatch):
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+def test_a_dead_stack_is_ignored_and_cleaned_up_by_down(tmp_path, scratch_environment):
     stack_in(tmp_path, [Service(name="worker", pid=2**22 + 1, command=["gone"], log="-")])
     assert use_running_stack(tmp_path) is None and "PREFECT_API_URL" not in os.environ
     assert down(tmp_path) == []
