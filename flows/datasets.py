@@ -3,6 +3,8 @@ where the dataset was not prepared (a worker, a schedule)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
 
 from components.data.versioning import checkout_version, dataset_version, directory_md5
@@ -10,11 +12,11 @@ from flows.settings import Platform
 
 
 @task(retries=2, retry_delay_seconds=5)
-def materialise(dataset: str) -> tuple[str, str, str]:
-    """(`path@rev`, DVC hash, a local directory with its bytes) of workspace dataset `dataset`; checkouts
-    are cached by hash under the state directory and pulled from the DVC remote when missing."""
+def materialise(dataset: str, workspace: Path) -> tuple[str, str, str]:
+    """(`path@rev`, DVC hash, a local directory with its bytes) of dataset `dataset` of the opened DVC
+    `workspace`; checkouts are cached by hash under the state directory and pulled from the remote when
+    missing."""
     platform = Platform.from_env()
-    workspace = platform.open_workspace()
     version = dataset_version(workspace, dataset)
     target = platform.home / "datasets" / version.dvc_md5.removesuffix(".dir")
     if not target.is_dir() or directory_md5(target) != version.dvc_md5:

@@ -47,8 +47,8 @@ def finetune_on_change(watched: WatchedDataset) -> FinetuneResult | None:
         logger.info("%s unchanged since %s was trained on it; skipping", current.ref, done)
         return None
     logger.info("%s is new: finetuning %s from %s", current.ref, model, watched.base_model)
-    ref, dvc_md5, dataset_dir = materialise(watched.dataset)
-    _, _, general_dir = materialise(watched.general_dataset)
+    ref, dvc_md5, dataset_dir = materialise(watched.dataset, workspace)
+    _, _, general_dir = materialise(watched.general_dataset, workspace)
     return finetune(FinetuneConfig(base_model=watched.base_model, domain=watched.domain, dataset_dir=dataset_dir,
                                    dataset_version=ref, dataset_hash=dvc_md5,
                                    general_dataset_dir=general_dir, model_name=watched.model_name,

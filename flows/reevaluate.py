@@ -45,7 +45,8 @@ def reevaluate(model_ref: str = "general@production", eval_sets: list[EvalSet] |
     platform = Platform.from_env()
     registry = platform.registry()
     record = registry.resolve(model_ref)
-    sets = eval_sets if eval_sets is not None else read_catalog(platform.open_workspace())
+    workspace = platform.open_workspace()
+    sets = eval_sets if eval_sets is not None else read_catalog(workspace)
     if not sets:
         raise ValueError(f"no eval sets: add some to {platform.workspace}/eval_sets.yaml with "
                          "`alignops data add DATASET --eval-set NAME`, or pass `eval_sets`")
@@ -53,7 +54,7 @@ def reevaluate(model_ref: str = "general@production", eval_sets: list[EvalSet] |
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
         for eval_set in sets:
-            datasets[eval_set.name], _, dataset_dir = materialise(eval_set.dataset)
+            datasets[eval_set.name], _, dataset_dir = materialise(eval_set.dataset, workspace)
             metrics |= measure_set(artifact_dir, eval_set, dataset_dir)
     drops = {m: record.metrics[m] - v for m, v in metrics.items()
              if m in record.metrics and record.metrics[m] - v > tolerance}

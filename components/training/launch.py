@@ -55,18 +55,15 @@ def local_dataset(dataset: str, run_dir: Path) -> Path:
     return target
 
 
-def upload(directory: Path, uri: str) -> None:
+def upload(local: Path, uri: str) -> None:
+    """Copy a file, or a directory's contents, to `uri`."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri)
-    fs.put(str(directory).rstrip("/") + "/", path.rstrip("/") + "/", recursive=True)
-
-
-def upload_file(file: Path, uri: str) -> None:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    fs.put_file(str(file), path)
+    if local.is_dir():
+        fs.put(str(local).rstrip("/") + "/", path.rstrip("/") + "/", recursive=True)
+    else:
+        fs.put_file(str(local), path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.artifact_uri:
             upload(saved, args.artifact_uri)
             if result.loss_curve.is_file():  # beside the artifact, for the flow's training report
-                upload_file(result.loss_curve, f"{args.artifact_uri.rstrip('/').rsplit('/', 1)[0]}/{LOSS_CURVE}")
+                upload(result.loss_curve, f"{args.artifact_uri.rstrip('/').rsplit('/', 1)[0]}/{LOSS_CURVE}")
 
 
 if __name__ == "__main__":
