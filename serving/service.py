@@ -1,15 +1,18 @@
-"""The BentoML embedding service: a front service and an internal, batching encoder service.
+"""The BentoML embedding service: a front service and an internal encoder service.
 
 `EmbeddingService` (public) checks and decodes every request on its own (bad input gets a 4xx naming
-the item) and runs rank / classify / search. It hands clean texts and pixels to `Encoder`, whose
-batchable endpoints merge concurrent requests (adaptive batching). A bad request therefore never
-fails a batch it shares with others. Which model is served, and the batching and input limits, are
-bento arguments fixed at `bentoml build` (or `bentoml serve --arg`).
+the item) and runs rank / classify / search. It hands clean texts and pixels to `Encoder`, the model,
+through a `Batcher` that merges concurrent requests into one encoder call (adaptive batching, see
+serving/batching.py). A bad request therefore never fails a batch it shares with others. Which model
+is served, and the batching and input limits, are bento arguments fixed at `bentoml build` (or
+`bentoml serve --arg`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +28,7 @@ from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
 from serving import hardening
+from serving.batching import Batcher
 from serving.inputs import Limits, check_texts, decode_images
 
 hardening.apply()
@@ -33,32 +37,34 @@ hardening.apply()
 class ServiceArgs(BaseModel):
     model_tag: str = "alignops-model:latest"
     batching: bool = True
-    max_batch_size: int = 64
-    max_latency_ms: int = 1000  # a deadline: the dispatcher rejects (503) what it cannot answer in time
+    max_batch_size: int = Field(64, ge=1, description="items in one encoder call")
+    max_latency_ms: int = Field(1000, ge=1, description="longest wait in the batch queue; past it a request gets 503")
     encoder_timeout_s: float = 15.0  # one call to the encoder service; a call past it is retried
     limits: Limits = Field(default_factory=Limits)
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
 ENCODER_ATTEMPTS = 3
-BATCHING = {"batchable": True, "max_batch_size": ARGS.max_batch_size, "max_latency_ms": ARGS.max_latency_ms} \
-    if ARGS.batching else {}
+BATCH_SIZES = bentoml.metrics.Histogram(name="alignops_encoder_batch_items", documentation="items per encoder call",
+                                        labelnames=["endpoint"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
 
-@bentoml.service(name="alignops-encoder", workers=1, traffic={"timeout": 60})
+@bentoml.service(name="alignops-encoder", workers=1, threads=1, traffic={"timeout": 60})
 class Encoder:
-    """Internal: the model. Its inputs are already checked; batches merge concurrent requests."""
+    """Internal: the model, one call at a time (concurrent forwards would compete for the same cores).
+    Its inputs are already checked."""
 
     bento_model = BentoModel(ARGS.model_tag)
 
     def __init__(self) -> None:
         self.embedder = Embedder.load(Path(self.bento_model.path))
+        _freeze_startup_objects()
 
-    @bentoml.api(**BATCHING)
+    @bentoml.api
     def texts(self, texts: list[str]) -> np.ndarray:
         return self.embedder.encode_texts(texts)
 
-    @bentoml.api(**BATCHING)
+    @bentoml.api
     def pixels(self, pixels: np.ndarray) -> np.ndarray:
         return self.embedder.encode_pixels(pixels)
 
@@ -110,8 +116,17 @@ class EmbeddingService:
         self.logit_scale = artifact.logit_scale
         self.gallery = Gallery.load(path / GALLERY_DIR) if (path / GALLERY_DIR).exists() else None
         self.limits = ARGS.limits
+        self.batchers = {endpoint: Batcher(functools.partial(self._call_encoder, endpoint), ARGS.max_batch_size,
+                                           ARGS.max_latency_ms, BATCH_SIZES.labels(endpoint=endpoint).observe)
+                         for endpoint in ("texts", "pixels")}
+        _freeze_startup_objects()
 
     async def _encode(self, endpoint: str, payload: list[str] | np.ndarray) -> np.ndarray:
+        if ARGS.batching:
+            return await self.batchers[endpoint](payload)
+        return await self._call_encoder(endpoint, payload)
+
+    async def _call_encoder(self, endpoint: str, payload: list[str] | np.ndarray) -> np.ndarray:
         """Call the encoder, again when its keep-alive connection was dropped under load (a known
         BentoML issue, bentoml/BentoML#3669) or a call hangs past `encoder_timeout_s`; safe, because
         encoding has no side effects."""
@@ -192,6 +207,14 @@ class EmbeddingService:
         hits = [[Hit(rank=r + 1, score=score, item=self.gallery.items[i]) for r, (i, score) in enumerate(found)]
                 for found in self.gallery.search(queries, k)]
         return SearchResult(hits=hits, gallery_size=len(self.gallery.items), indexed=self.gallery.indexed)
+
+
+def _freeze_startup_objects() -> None:
+    """Exempt what start-up made (torch, transformers, the model: ~10^6 objects) from garbage collection.
+    A full collection walks them all, ~0.3 s here, and stalled every in-flight request every second
+    or two under load; requests' own garbage is still collected."""
+    gc.collect()
+    gc.freeze()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

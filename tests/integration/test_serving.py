@@ -1,8 +1,10 @@
 """A real bento (front + batching encoder service) built from an artifact with a gallery, served by
 `bentoml serve` on 127.0.0.1 and stopped by PID; bad requests get 4xx and the server keeps serving."""
 
+import asyncio
 import base64
 import json
+import re
 
 import httpx
 import numpy as np
@@ -113,3 +115,28 @@ def test_readyz_metrics_and_openapi(server):
     assert "bentoml_service_request" in httpx.get(f"{server.url}/metrics").text
     paths = httpx.get(f"{server.url}/docs.json").json()["paths"]
     assert {"/encode_text", "/encode_image", "/rank", "/classify", "/search", "/search_images"} <= set(paths)
+
+
+def test_concurrent_requests_share_encoder_calls_and_each_gets_its_own_embedding(server, tiny_artifact):
+    texts = [f"{'three ' * n}red circles on the left" for n in range(24)]  # lengths differ: padding in a batch
+
+    async def send_at_once():
+        async with httpx.AsyncClient(timeout=60) as http:
+            return await asyncio.gather(*(http.post(f"{server.url}/encode_text", json={"texts": [t]}) for t in texts))
+
+    before = batch_histogram(server)
+    answers = asyncio.run(send_at_once())
+    after = batch_histogram(server)
+    assert all(a.status_code == 200 for a in answers)
+    np.testing.assert_allclose([a.json()["embeddings"][0] for a in answers],
+                               Embedder.load(tiny_artifact).encode_texts(texts), atol=1e-5)
+    calls, items = after["count"] - before["count"], after["sum"] - before["sum"]
+    assert items == len(texts) and calls < len(texts)  # every text encoded once, in fewer calls than requests
+
+
+def batch_histogram(server) -> dict[str, float]:
+    """Count and sum of the front's `alignops_encoder_batch_items` histogram for text calls."""
+    metrics = httpx.get(f"{server.url}/metrics").text
+    return {part: sum(float(v) for v in re.findall(
+        rf'^alignops_encoder_batch_items_{part}{{[^}}]*endpoint="texts"[^}}]*}} (\S+)$', metrics, re.M))
+        for part in ("count", "sum")}
