@@ -33,7 +33,7 @@ class ImageTransform:
     colour, for tall person crops), scale to [0, 1], normalise per channel."""
 
     def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], fit: str = "crop"):
-        self.size, self.fit, self.fill = size, fit, tuple(round(255 * m) for m in mean)
+        self.size, self.fit_mode, self.fill = size, fit, tuple(round(255 * m) for m in mean)
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
@@ -43,8 +43,12 @@ class ImageTransform:
         return cls(config.vision.image_size, config.image_mean, config.image_std, config.image_fit)
 
     def __call__(self, image: Image.Image | Path) -> torch.Tensor:
+        return self.normalise(self.fit(image))
+
+    def fit(self, image: Image.Image | Path) -> np.ndarray:
+        """The square the model sees, as uint8 RGB (size, size, 3): a quarter of the float pixels' bytes."""
         image = load_image(image)
-        if self.fit == "pad" and image.size != (self.size, self.size):
+        if self.fit_mode == "pad" and image.size != (self.size, self.size):
             image = self._pad(image)
         scale = self.size / min(image.size)
         if image.size != (self.size, self.size):
@@ -52,7 +56,12 @@ class ImageTransform:
             image = image.resize(resized, Image.Resampling.BICUBIC)
             left, top = (image.width - self.size) // 2, (image.height - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return np.asarray(image)
+
+    def normalise(self, fitted: np.ndarray) -> torch.Tensor:
+        """uint8 (..., H, W, 3) from `fit` to normalised float (..., 3, H, W); the same operations for one
+        image or a stack, so the results are equal bit for bit."""
+        pixels = torch.from_numpy(fitted.astype(np.float32) / 255.0).movedim(-1, -3)
         return (pixels - self.mean) / self.std
 
     def _pad(self, image: Image.Image) -> Image.Image:

@@ -49,3 +49,7 @@ class Embedder:
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed images (N, 3, H, W), as `transform` makes them."""
         return self.model.encode_image(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))).numpy()
+
+    def encode_fitted(self, fitted: np.ndarray) -> np.ndarray:
+        """Images as `transform.fit` makes them: uint8 (N, H, W, 3)."""
+        return self.encode_pixels(self.transform.normalise(fitted).numpy())

@@ -1,10 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
 from components.config import PRESETS, preset
+from components.data.transforms import ImageTransform
 from components.models.artifact import ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.models.embedder import Embedder
@@ -65,3 +68,24 @@ def test_loading_an_incomplete_artifact_names_what_is_missing(tiny_artifact, tmp
     (tmp_path / "config.json").write_text((tiny_artifact / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="missing \\['model.safetensors', 'tokenizer', 'lineage.json'\\]"):
         ModelArtifact.load(tmp_path)
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad"])
+def test_fitted_uint8_stacks_normalise_to_the_per_image_pixels_bit_for_bit(fit):
+    transform = ImageTransform(32, (0.48, 0.46, 0.41), (0.27, 0.26, 0.28), fit)
+    generator = np.random.default_rng(0)
+    images = [Image.fromarray(generator.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in
+              [(32, 32), (40, 64), (90, 20)]]
+    fitted = np.stack([transform.fit(image) for image in images])
+    assert fitted.dtype == np.uint8 and fitted.shape == (3, 32, 32, 3)
+    stacked = transform.normalise(fitted)
+    for image, row, square in zip(images, stacked, fitted, strict=True):
+        direct = (torch.from_numpy(square.astype(np.float32) / 255.0).permute(2, 0, 1) - transform.mean) / transform.std
+        assert torch.equal(transform(image), row) and torch.equal(row, direct)
+
+
+def test_encoding_fitted_images_equals_encoding_the_images(tiny_artifact):
+    embedder = Embedder.load(tiny_artifact)
+    images = [Image.new("RGB", (48, 40), colour) for colour in [(200, 30, 30), (30, 30, 200)]]
+    fitted = np.stack([embedder.transform.fit(image) for image in images])
+    np.testing.assert_array_equal(embedder.encode_fitted(fitted), embedder.encode_images(images))
