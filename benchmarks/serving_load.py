@@ -141,13 +141,20 @@ def main() -> None:
         results: dict[tuple[str, str, int], dict] = {}
         for batching in (True, False):
             mode = "batching on" if batching else "batching off"
-            with BentoServer(build_bento(model_tag, {}, batching, args.max_latency_ms)) as server:
+            with BentoServer(build_bento(model_tag, {}, options(batching, args.max_latency_ms))) as server:
                 for route, payload in payloads().items():
                     asyncio.run(level(server.url, route, payload, 4, 40, 10))  # warm-up
                     for concurrency in LEVELS:
                         results[(mode, route, concurrency)] = measured_level(
                             server.process.pid, server.url, route, payload, concurrency, args.requests, args.seconds)
     report(args.preset, results, ceiling)
+
+
+def options(batching: bool, max_latency_ms: int | None):
+    from serving.options import ServingOptions
+
+    chosen = ServingOptions(batching=batching)
+    return chosen.model_copy(update={"max_latency_ms": max_latency_ms}) if max_latency_ms else chosen
 
 
 def report(preset: str, results: dict[tuple[str, str, int], dict], ceiling: dict[str, tuple[float, float]]) -> None:

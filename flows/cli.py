@@ -446,13 +446,25 @@ def registry_archive(name: str, version: int, reason: str = "") -> None:
 
 @app.command("package")
 @user_errors
-def package_cmd(model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")]) -> None:
+def package_cmd(
+    model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")],
+    gallery: Annotated[Path | None, typer.Option(help="dataset directory whose images `search` answers with")] = None,
+    gallery_split: Annotated[str, typer.Option(help="the gallery dataset's split")] = "test",
+    batching: Annotated[bool, typer.Option(help="merge concurrent requests into one encoder call")] = True,
+    max_batch_size: Annotated[int, typer.Option(help="items in one encoder call")] = 64,
+    max_latency_ms: Annotated[int, typer.Option(help="longest wait in the batch queue before a 503")] = 10_000,
+) -> None:
     """Build a bento from a registry version and smoke-test it."""
+    from components.data.manifest import MANIFEST_FILE
     from flows.package import package
+    from serving.options import ServingOptions
 
     _registry().resolve(model_ref)  # a bad reference fails before Prefect starts
-
-    bento_tag, result = package(model_ref)
+    if gallery is not None and not (gallery / MANIFEST_FILE).is_file():
+        fail(f"--gallery {gallery}: not a dataset directory (no {MANIFEST_FILE}); give a directory that "
+             "`alignops data` made or imported")
+    serving = ServingOptions(batching=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms)
+    bento_tag, result = package(model_ref, str(gallery) if gallery else None, gallery_split, serving)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
 
 

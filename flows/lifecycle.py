@@ -15,6 +15,7 @@ from flows.promote import promote, register_version
 from flows.settings import POLICIES, Platform
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
+from serving.options import ServingOptions
 from serving.smoke import SmokeResult
 
 
@@ -31,6 +32,7 @@ class LifecycleConfig(BaseModel):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     promote_to: str = "production"
     package: bool = True
+    serving: ServingOptions = Field(default_factory=ServingOptions, description="the bento's batching and limits")
 
 
 class LifecycleResult(BaseModel):
@@ -68,6 +70,6 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     result.promoted_to = config.promote_to
     if config.package:
         result.bento_tag, result.smoke = package(f"{config.model_name}:{record.version}", config.dataset_dir,
-                                                 config.eval_split)
+                                                 config.eval_split, config.serving)
     return result
 

@@ -11,12 +11,14 @@ from prefect.artifacts import create_markdown_artifact
 from flows.settings import Platform
 from registry.records import Event
 from registry.registry import current_actor
+from serving.options import ServingOptions
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import SmokeResult, smoke_test
 
 
 @task
-def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | None, gallery_split: str) -> str:
+def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | None, gallery_split: str,
+          serving: ServingOptions) -> str:
     record = Platform.from_env().registry().get_version(name, version)
     datasets = record.lineage.get("datasets", {})
     labels = {"registry-model": name, "registry-version": str(version),
@@ -25,7 +27,7 @@ def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | Non
     if gallery is not None:
         labels["gallery"] = f"{Path(gallery_dataset).name}/{gallery_split} ({len(gallery.items)} images)"
     model_tag = import_model(Path(artifact_dir), f"alignops-{name}", labels, gallery)
-    return build_bento(model_tag, labels)
+    return build_bento(model_tag, labels, serving)
 
 
 @task
@@ -35,14 +37,16 @@ def smoke(bento_tag: str, artifact_dir: str, gallery: bool) -> SmokeResult:
 
 @flow(name="package", log_prints=True)
 def package(model_ref: str, gallery_dataset: str | None = None, gallery_split: str = "test",
-            ) -> tuple[str, SmokeResult]:
+            serving: ServingOptions | None = None) -> tuple[str, SmokeResult]:
     """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes,
-    with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now."""
+    with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now, serving with
+    `serving`'s batching and input limits."""
+    serving = serving or ServingOptions()
     registry = Platform.from_env().registry()
     record = registry.resolve(model_ref)
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record.name, record.version, artifact_dir, gallery_dataset, gallery_split)
+        bento_tag = build(record.name, record.version, artifact_dir, gallery_dataset, gallery_split, serving)
         result = smoke(bento_tag, artifact_dir, gallery_dataset is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))

@@ -11,6 +11,7 @@ import bentoml
 from components.evaluation.embed import encode_split
 from components.evaluation.gallery import GALLERY_DIR, Gallery
 from components.models.embedder import Embedder
+from serving.options import ServiceArgs, ServingOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:EmbeddingService"
@@ -39,17 +40,12 @@ def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery:
     return str(model.tag)
 
 
-def build_bento(model_tag: str, labels: dict[str, str], batching: bool = True,
-                max_latency_ms: int | None = None) -> str:
-    """Build a bento serving `model_tag`; package locking is off (no public index is reachable here).
-    `max_latency_ms`: the batching deadline (default in serving.service.ServiceArgs); raise it for
-    models whose batches take longer on the target hardware."""
-    args = {"model_tag": model_tag, "batching": batching}
-    if max_latency_ms is not None:
-        args["max_latency_ms"] = max_latency_ms
+def build_bento(model_tag: str, labels: dict[str, str], options: ServingOptions | None = None) -> str:
+    """Build a bento serving `model_tag` with `options` (batching, limits) as its arguments; package
+    locking is off (no public index is reachable here)."""
     bento = bentoml.bentos.build(
         SERVICE,
-        args=args,
+        args=ServiceArgs(model_tag=model_tag, **(options or ServingOptions()).model_dump()).model_dump(),
         labels=labels,
         include=["serving/*.py", "components/**/*.py"],
         build_ctx=str(PROJECT_ROOT),

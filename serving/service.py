@@ -29,18 +29,10 @@ from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
 from serving import hardening
 from serving.batching import Batcher
-from serving.inputs import Limits, check_texts, decode_images
+from serving.inputs import check_texts, decode_images
+from serving.options import ServiceArgs
 
 hardening.apply()
-
-
-class ServiceArgs(BaseModel):
-    model_tag: str = "alignops-model:latest"
-    batching: bool = True
-    max_batch_size: int = Field(64, ge=1, description="items in one encoder call")
-    max_latency_ms: int = Field(1000, ge=1, description="longest wait in the batch queue; past it a request gets 503")
-    encoder_timeout_s: float = 15.0  # one call to the encoder service; a call past it is retried
-    limits: Limits = Field(default_factory=Limits)
 
 
 ARGS = bentoml.use_arguments(ServiceArgs)
