@@ -1,6 +1,6 @@
 """How a bento serves: batching and input limits, fixed when it is built (`alignops package`, the package
-flow's form) and changeable at `bentoml serve --arg`. Kept apart from the service so that packaging
-does not import the service."""
+flow's form). A built bento's stored arguments win over `bentoml serve --arg` in BentoML 1.4, so a change
+means packaging again. Kept apart from the service so that packaging does not import the service."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@
 the item) and runs rank / classify / search. It hands clean texts and pixels to `Encoder`, the model,
 through a `Batcher` that merges concurrent requests into one encoder call (adaptive batching, see
 serving/batching.py). A bad request therefore never fails a batch it shares with others. Which model
-is served, and the batching and input limits, are bento arguments fixed at `bentoml build` (or
-`bentoml serve --arg`).
+is served, and the batching and input limits, are bento arguments fixed at `bentoml build`
+(serving/options.py).
 """
 
 from __future__ import annotations
