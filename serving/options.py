@@ -4,6 +4,8 @@ means packaging again. Kept apart from the service so that packaging does not im
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.inputs import Limits
@@ -18,6 +20,23 @@ class ServingOptions(BaseModel):
                                                           "gets 503 (overloaded, retry)")
     encoder_timeout_s: float = Field(15.0, gt=0, description="a call to the encoder past this is retried")
     limits: Limits = Field(default_factory=Limits)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the encoder runs the model; auto: "
+                                                                       "a GPU when its machine has one")
+
+    def encoder_device(self) -> str:
+        """The device for the model, on the machine that serves. On a GPU, matrix products and convolutions
+        run in full fp32 (no TF32), so served embeddings keep matching the registry artifact's (the smoke
+        test allows 1e-5)."""
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device cuda was asked for, but no CUDA device is visible to the encoder; "
+                               "package with device auto or cpu, or serve the bento on a GPU node")
+        if self.device == "cpu" or not torch.cuda.is_available():
+            return "cpu"
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        return "cuda"
 
 
 class ServiceArgs(ServingOptions):

@@ -49,7 +49,7 @@ class Encoder:
     bento_model = BentoModel(ARGS.model_tag)
 
     def __init__(self) -> None:
-        self.embedder = Embedder.load(Path(self.bento_model.path))
+        self.embedder = Embedder.load(Path(self.bento_model.path), ARGS.encoder_device())
         _freeze_startup_objects()
 
     @bentoml.api

@@ -17,18 +17,18 @@ from components.models.artifact import ModelArtifact
 
 
 class Embedder:
-    def __init__(self, artifact: ModelArtifact, batch_size: int = 256):
-        self.artifact, self.batch_size = artifact, batch_size
+    def __init__(self, artifact: ModelArtifact, batch_size: int = 256, device: str = "cpu"):
+        self.artifact, self.batch_size, self.device = artifact, batch_size, torch.device(device)
         self.transform = self.transform_for(artifact.config)
-        self.model = artifact.model.eval()
+        self.model = artifact.model.eval().to(self.device)
 
     @staticmethod
     def transform_for(config: ModelConfig) -> ImageTransform:
         return ImageTransform.for_model(config)
 
     @classmethod
-    def load(cls, directory: Path) -> Embedder:
-        return cls(ModelArtifact.load(directory))
+    def load(cls, directory: Path, device: str = "cpu") -> Embedder:
+        return cls(ModelArtifact.load(directory), device=device)
 
     @property
     def logit_scale(self) -> float:
@@ -36,7 +36,7 @@ class Embedder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        chunks = [self.model.encode_text(self.artifact.tokenizer(texts[i:i + self.batch_size]))
+        chunks = [self.model.encode_text(self.artifact.tokenizer(texts[i:i + self.batch_size]).to(self.device)).cpu()
                   for i in range(0, len(texts), self.batch_size)]
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
 
@@ -48,7 +48,8 @@ class Embedder:
     @torch.inference_mode()
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed images (N, 3, H, W), as `transform` makes them."""
-        return self.model.encode_image(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))).numpy()
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
+        return self.model.encode_image(pixels).cpu().numpy()
 
     def encode_fitted(self, fitted: np.ndarray) -> np.ndarray:
         """Images as `transform.fit` makes them: uint8 (N, H, W, 3)."""

@@ -130,3 +130,4 @@ def test_an_idle_batcher_calls_at_once(size):
 
     calls, answer = run(scenario())
     assert calls == [size] and answer.shape == (size, 2)
+

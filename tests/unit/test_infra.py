@@ -1,5 +1,5 @@
-"""The multi-node launch files: parsed, with the fields a cluster needs, and consistent with the entry point
-and the TrainConfig they carry."""
+"""The infra files: parsed, with the fields a cluster needs, and consistent with what they run (the launch
+entry point and its TrainConfig, the served bento's port and probes)."""
 
 import json
 import re
@@ -119,3 +119,26 @@ def test_example_config_round_trips():
     documents = yaml.safe_load_all((INFRA / "kubernetes" / "pretrain-pytorchjob.yaml").read_text())
     raw = json.loads(next(d for d in documents if d["kind"] == "ConfigMap")["data"]["train.json"])
     assert set(raw) <= set(TrainConfig.model_fields)  # no field the config would silently ignore
+
+
+def test_embedding_service_manifest_agrees_with_the_bento():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "kubernetes" / "embedding-service.yaml").read_text())}
+    deployment, service, budget = docs["Deployment"], docs["Service"], docs["PodDisruptionBudget"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items() and budget["spec"]["selector"]["matchLabels"].items() \
+        <= labels.items()
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0  # no ready pod removed early
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    port_names = {p["name"] for p in container["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+    assert container["ports"][0]["containerPort"] == 3000  # bentoml serve's default port in the image
+    assert container["readinessProbe"]["httpGet"]["path"] == container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= pause + 30  # the pause, then in-flight requests drain
+    env = {e["name"]: e for e in container["env"]}
+    assert env["BENTOML_DO_NOT_TRACK"]["value"] == "true"
+    assert env["OMP_NUM_THREADS"]["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
+    assert "cpu" in container["resources"]["requests"]
