@@ -2,7 +2,7 @@
 full-batch computation. Run as a script (by tests/integration/test_distributed.py) because DDP inside
 pytest's process can hang.
 
-    python tests/distributed/ddp_gradients.py --objective clip --out result.json [--plain-gather]
+    python tests/distributed/ddp_gradients.py --objective clip --out result.json --store rendezvous [--plain-gather]
 
 `--plain-gather` swaps the autograd all-gather for `dist.all_gather`, the classic bug, to show that the
 comparison catches it.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import torch
 import torch.distributed as dist
@@ -68,9 +67,10 @@ def plain_all_gather(x: torch.Tensor, world_size: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def worker(rank: int, objective_name: str, port: int, out: str, plain_gather: bool) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool) -> None:
+    # A file store, not a TCP store hosted by rank 0: once rank 0 had exited, the other rank's
+    # teardown could wait on the vanished store (seen once in CI as a hung run with one rank left).
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     torch.set_num_threads(1)
     if plain_gather:
         module = __import__(f"components.objectives.{objective_name}", fromlist=["gather_with_grad"])
@@ -105,10 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objective", default="clip")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--port", type=int, default=29511)
+    parser.add_argument("--store", required=True, help="a file path that does not exist yet (the rendezvous)")
     parser.add_argument("--plain-gather", action="store_true")
     args = parser.parse_args()
-    mp.spawn(worker, args=(args.objective, args.port, args.out, args.plain_gather), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather), nprocs=WORLD, join=True)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from registry.local_s3 import free_port
-
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).parents[1] / "distributed" / "ddp_gradients.py"
 
 
 def run_ddp(objective: str, out: Path, *flags: str) -> dict:
-    command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out), "--port", str(free_port()),
-               *flags]
+    command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out),
+               "--store", str(out.parent / "rendezvous"), *flags]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text())
