@@ -18,6 +18,9 @@ class ServingOptions(BaseModel):
     max_batch_size: int = Field(64, ge=1, description="items in one encoder call")
     max_latency_ms: int = Field(10_000, ge=1, description="longest wait in the batch queue; past it a request "
                                                           "gets 503 (overloaded, retry)")
+    front_workers: int = Field(0, ge=0, description="processes of the public service, which parses requests in "
+                                                    "Python (a core each); 0: one per CPU core of the machine or "
+                                                    "container")
     encoder_timeout_s: float = Field(15.0, gt=0, description="a call to the encoder past this is retried")
     limits: Limits = Field(default_factory=Limits)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the encoder runs the model; auto: "

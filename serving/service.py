@@ -95,7 +95,8 @@ class SearchResult(BaseModel):
     indexed: bool
 
 
-@bentoml.service(name="alignops-embedding", traffic={"timeout": 60, "concurrency": 64})
+@bentoml.service(name="alignops-embedding", workers=ARGS.front_workers or "cpu_count",
+                  traffic={"timeout": 60, "concurrency": 64})
 class EmbeddingService:
     """Embeddings, ranking, zero-shot classification and gallery search over one registry version."""
 
