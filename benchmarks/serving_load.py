@@ -153,8 +153,7 @@ def main() -> None:
 def options(batching: bool, max_latency_ms: int | None):
     from serving.options import ServingOptions
 
-    chosen = ServingOptions(batching=batching)
-    return chosen.model_copy(update={"max_latency_ms": max_latency_ms}) if max_latency_ms else chosen
+    return ServingOptions(batching=batching, **({"max_latency_ms": max_latency_ms} if max_latency_ms else {}))
 
 
 def report(preset: str, results: dict[tuple[str, str, int], dict], ceiling: dict[str, tuple[float, float]]) -> None:

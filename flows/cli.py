@@ -450,9 +450,12 @@ def package_cmd(
     model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")],
     gallery: Annotated[Path | None, typer.Option(help="dataset directory whose images `search` answers with")] = None,
     gallery_split: Annotated[str, typer.Option(help="the gallery dataset's split")] = "test",
-    batching: Annotated[bool, typer.Option(help="merge concurrent requests into one encoder call")] = True,
-    max_batch_size: Annotated[int, typer.Option(help="items in one encoder call")] = 64,
-    max_latency_ms: Annotated[int, typer.Option(help="longest wait in the batch queue before a 503")] = 10_000,
+    batching: Annotated[bool | None, typer.Option("--batching/--no-batching",
+                                                  help="merge concurrent requests into one encoder call (default: on)")
+                        ] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="items in one encoder call (default: 64)")] = None,
+    max_latency_ms: Annotated[int | None, typer.Option(help="longest wait in the batch queue before a 503 "
+                                                            "(default: 10000)")] = None,
 ) -> None:
     """Build a bento from a registry version and smoke-test it."""
     from components.data.manifest import MANIFEST_FILE
@@ -463,7 +466,8 @@ def package_cmd(
     if gallery is not None and not (gallery / MANIFEST_FILE).is_file():
         fail(f"--gallery {gallery}: not a dataset directory (no {MANIFEST_FILE}); give a directory that "
              "`alignops data` made or imported")
-    serving = ServingOptions(batching=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms)
+    given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+    serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
     bento_tag, result = package(model_ref, str(gallery) if gallery else None, gallery_split, serving)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
 

@@ -41,7 +41,7 @@ class Embedder:
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
 
     def encode_images(self, images: list[Image.Image | Path]) -> np.ndarray:
-        chunks = [self.encode_pixels(torch.stack([self.transform(im) for im in images[i:i + self.batch_size]]).numpy())
+        chunks = [self.encode_fitted(np.stack([self.transform.fit(im) for im in images[i:i + self.batch_size]]))
                   for i in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.artifact.config.embed_dim), np.float32)
 

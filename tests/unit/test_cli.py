@@ -94,3 +94,13 @@ def test_package_refuses_a_gallery_that_is_not_a_dataset(tiny_artifact, tmp_path
     assert result.exit_code == 1 and "not a dataset directory (no manifest.parquet)" in result.output
     result = invoke("package", f"cli-no-gallery:{version}", "--max-batch-size", "0")
     assert result.exit_code == 1 and "max_batch_size" in result.output and "Traceback" not in result.output
+
+
+def test_package_help_states_the_serving_defaults():
+    from serving.options import ServingOptions
+
+    defaults = ServingOptions()
+    help_text = " ".join(invoke("package", "--help").output.split())
+    for name, shown in (("batching", "on" if defaults.batching else "off"), ("max_batch_size", defaults.max_batch_size),
+                        ("max_latency_ms", defaults.max_latency_ms)):
+        assert f"(default: {shown})" in help_text, name
