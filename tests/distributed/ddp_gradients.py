@@ -11,7 +11,9 @@ comparison catches it.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -24,6 +26,7 @@ from components.models.dual_encoder import DualEncoder
 from components.objectives import Batch, Outputs, build_objective
 
 GLOBAL_BATCH, WORLD = 8, 2
+STALL_S = 60  # a run takes ~10 s; past this a process is stalled, and says where (faulthandler) before it exits
 
 
 class Step(nn.Module):
@@ -68,9 +71,10 @@ def plain_all_gather(x: torch.Tensor, world_size: int) -> torch.Tensor:
 
 
 def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool) -> None:
-    # A file store, not a TCP store hosted by rank 0: once rank 0 had exited, the other rank's
-    # teardown could wait on the vanished store (seen once in CI as a hung run with one rank left).
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    faulthandler.dump_traceback_later(STALL_S, exit=True)
+    # A file store: no rank hosts the rendezvous, so neither waits on the other's store at teardown.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD,
+                            timeout=timedelta(seconds=STALL_S))
     torch.set_num_threads(1)
     if plain_gather:
         module = __import__(f"components.objectives.{objective_name}", fromlist=["gather_with_grad"])
@@ -108,6 +112,7 @@ def main() -> None:
     parser.add_argument("--store", required=True, help="a file path that does not exist yet (the rendezvous)")
     parser.add_argument("--plain-gather", action="store_true")
     args = parser.parse_args()
+    faulthandler.dump_traceback_later(STALL_S + 30, exit=True)
     mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather), nprocs=WORLD, join=True)
 
 

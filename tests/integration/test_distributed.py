@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,18 @@ SCRIPT = Path(__file__).parents[1] / "distributed" / "ddp_gradients.py"
 
 
 def run_ddp(objective: str, out: Path, *flags: str) -> dict:
-    command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out),
-               "--store", str(out.parent / "rendezvous"), *flags]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    """One run of the script; a run that stalled is retried once, with a warning that carries its stacks.
+    Two-rank gloo over loopback has stalled without a word a few times in CI's sandbox, never in over 100
+    runs on a development machine; a genuine deadlock stalls again and fails."""
+    for attempt in (1, 2):
+        command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out),
+                   "--store", str(out.parent / f"rendezvous-{attempt}"), *flags]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        stalled = "Timeout (0:" in result.stderr or "timed out" in result.stderr.lower()
+        if result.returncode == 0 or not stalled or attempt == 2:
+            break
+        warnings.warn(f"the DDP run stalled and is retried once; where it stood:\n{result.stderr[-3000:]}",
+                      stacklevel=2)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text())
 
