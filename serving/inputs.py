@@ -16,7 +16,7 @@ from bentoml.exceptions import InvalidArgument
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from components.data.transforms import load_image
+from components.data.transforms import ImageTransform, load_image
 
 
 class Limits(BaseModel):
@@ -46,12 +46,13 @@ def check_texts(texts: object, limits: Limits, what: str = "texts") -> list[str]
     return texts
 
 
-def decode_images(images: object, limits: Limits) -> list[Image.Image]:
-    """RGB images, fully decoded; the first bad one is named in a 400."""
-    return [_decode(item, i, limits) for i, item in enumerate(check_list(images, "images", limits))]
+def decode_images(images: object, limits: Limits, transform: ImageTransform) -> list[Image.Image]:
+    """RGB images, fully decoded (large JPEGs at the reduced scale `transform` allows); the first bad one is
+    named in a 400."""
+    return [_decode(item, i, limits, transform) for i, item in enumerate(check_list(images, "images", limits))]
 
 
-def _decode(item: object, index: int, limits: Limits) -> Image.Image:
+def _decode(item: object, index: int, limits: Limits, transform: ImageTransform) -> Image.Image:
     where = f"images[{index}]"
     if isinstance(item, str):
         payload = item.split(",", 1)[1] if item.startswith("data:") else item
@@ -72,7 +73,7 @@ def _decode(item: object, index: int, limits: Limits) -> Image.Image:
             if image.width * image.height > limits.max_pixels:
                 raise InvalidArgument(f"{where} is {image.width}x{image.height}, over the limit of "
                                       f"{limits.max_pixels} pixels")
-            return load_image(image)  # decodes fully: truncated data fails here
+            return load_image(transform.draft(image))  # decodes every byte: truncated data fails here
     except InvalidArgument:
         raise
     except UnidentifiedImageError:

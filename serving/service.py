@@ -138,7 +138,7 @@ class EmbeddingService:
         return await self._encode("texts", texts), truncated
 
     async def _images(self, images: object) -> np.ndarray:
-        fitted = np.stack([self.transform.fit(image) for image in decode_images(images, self.limits)])
+        fitted = np.stack([self.transform.fit(image) for image in decode_images(images, self.limits, self.transform)])
         return await self._encode("pixels", fitted)
 
     @bentoml.api

@@ -1,10 +1,17 @@
-"""Bad-input builders shared by the validation and serving tests: real files, built in memory."""
+"""Input builders shared by the transform, validation and serving tests: real files, built in memory."""
 
 import io
 import struct
 import zlib
 
+import numpy as np
 from PIL import Image
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """Smooth colour variation, as in a photograph, rather than noise that no downscale keeps."""
+    coarse = np.random.default_rng(width * height).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
 
 
 def png_bytes(image: Image.Image) -> bytes:

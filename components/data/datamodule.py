@@ -52,7 +52,7 @@ class PairDataset(Dataset):
 
     def __getitem__(self, key: int) -> dict:
         index = key % len(self.images)
-        image = load_image(resolve_image(self.dataset_dir, self.images[index]))
+        image = load_image(self.transform.draft(Image.open(resolve_image(self.dataset_dir, self.images[index]))))
         if self.augment is not None:
             image = self.augment(image, random.Random(f"{self.seed}:{key}"))
         item = {"pixels": self.transform(image), "token_ids": self.tokens[index], "image_group": self.groups[index],

@@ -9,7 +9,7 @@ import re
 import httpx
 import numpy as np
 import pytest
-from corpus import bomb_png, png_bytes
+from corpus import bomb_png, jpeg_bytes, photo, png_bytes
 from PIL import Image
 
 from components.models.embedder import Embedder
@@ -76,10 +76,23 @@ def test_long_texts_are_truncated_and_said(server):
     assert response.status_code == 200 and response.json()["truncated"] == [1]
 
 
+def test_a_large_jpeg_gets_the_embedding_evaluation_gives_it(server, tiny_artifact, tmp_path):
+    """Both decode a large JPEG at the same reduced scale (ImageTransform.draft)."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg_bytes(photo(2000, 1500), quality=92))
+    encoded = post(server, "encode_image", files=[("images", (path.name, path.read_bytes(), "image/jpeg"))])
+    assert encoded.status_code == 200, encoded.text
+    np.testing.assert_allclose(encoded.json()["embeddings"], Embedder.load(tiny_artifact).encode_images([path]),
+                               atol=1e-5)
+
+
+LARGE_JPEG = jpeg_bytes(photo(1024, 768), quality=92)
 BAD_REQUESTS = [  # (route, request kwargs, words the 4xx message must contain)
     ("encode_image", {"files": [("images", ("a.png", b"plain text", "image/png"))]}, "not an image"),
     ("encode_image", {"files": [("images", ("a.png", png_bytes(Image.new("RGB", (64, 64)))[:60], "image/png"))]},
      "does not decode"),
+    ("encode_image", {"files": [("images", ("a.jpg", LARGE_JPEG[:len(LARGE_JPEG) // 2], "image/jpeg"))]},
+     "does not decode"),  # a truncated large JPEG, decoded at reduced scale
     ("encode_image", {"files": [("images", ("a.png", bomb_png(), "image/png"))]}, "pixels"),
     ("encode_image", {"json": {"images": ["/etc/hostname"]}}, "not base64"),
     ("encode_image", {"json": {"images": [base64.b64encode(b"junk!").decode()]}}, "not an image"),
