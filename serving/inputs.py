@@ -16,7 +16,7 @@ from bentoml.exceptions import InvalidArgument
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from components.data.transforms import ImageTransform, load_image
+from components.data.transforms import ImageTransform
 
 
 class Limits(BaseModel):
@@ -73,7 +73,7 @@ def _decode(item: object, index: int, limits: Limits, transform: ImageTransform)
             if image.width * image.height > limits.max_pixels:
                 raise InvalidArgument(f"{where} is {image.width}x{image.height}, over the limit of "
                                       f"{limits.max_pixels} pixels")
-            return load_image(transform.draft(image))  # decodes every byte: truncated data fails here
+            return transform.decode(image)  # decodes every byte: truncated data fails here
     except InvalidArgument:
         raise
     except UnidentifiedImageError:

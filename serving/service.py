@@ -138,7 +138,8 @@ class EmbeddingService:
         return await self._encode("texts", texts), truncated
 
     async def _images(self, images: object) -> np.ndarray:
-        fitted = np.stack([self.transform.fit(image) for image in decode_images(images, self.limits, self.transform)])
+        decoded = decode_images(images, self.limits, self.transform)
+        fitted = np.stack([self.transform.fit_decoded(image) for image in decoded])
         return await self._encode("pixels", fitted)
 
     @bentoml.api

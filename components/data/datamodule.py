@@ -22,7 +22,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from components.data.manifest import read_manifest, resolve_image
 from components.data.streaming import ShardPairs, rank_and_world
-from components.data.transforms import ImageTransform, load_image
+from components.data.transforms import ImageTransform
 from components.text.tokenizer import CaptionTokenizer
 
 
@@ -31,7 +31,7 @@ def codes(values: pd.Series) -> list[int]:
     return pd.factorize(values.astype(str))[0].tolist()
 
 
-Augment = Callable[[Image.Image, random.Random], Image.Image]
+Augment = Callable[[Image.Image, random.Random], Image.Image]  # RGB in, RGB out
 
 
 class PairDataset(Dataset):
@@ -52,10 +52,11 @@ class PairDataset(Dataset):
 
     def __getitem__(self, key: int) -> dict:
         index = key % len(self.images)
-        image = load_image(self.transform.draft(Image.open(resolve_image(self.dataset_dir, self.images[index]))))
+        image = self.transform.decode(resolve_image(self.dataset_dir, self.images[index]))
         if self.augment is not None:
             image = self.augment(image, random.Random(f"{self.seed}:{key}"))
-        item = {"pixels": self.transform(image), "token_ids": self.tokens[index], "image_group": self.groups[index],
+        pixels = self.transform.normalise(self.transform.fit_decoded(image))
+        item = {"pixels": pixels, "token_ids": self.tokens[index], "image_group": self.groups[index],
                 "caption": self.captions[index]}
         if self.persons is not None:
             item["person_id"] = self.persons[index]

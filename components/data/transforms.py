@@ -46,9 +46,16 @@ class ImageTransform:
     def __call__(self, image: Image.Image | Path) -> torch.Tensor:
         return self.normalise(self.fit(image))
 
+    def decode(self, source: Image.Image | Path) -> Image.Image:
+        """The RGB image, EXIF rotation applied, a large JPEG at the reduced scale `draft` allows."""
+        return load_image(self.draft(source if isinstance(source, Image.Image) else Image.open(source)))
+
     def fit(self, image: Image.Image | Path) -> np.ndarray:
         """The square the model sees, as uint8 RGB (size, size, 3): a quarter of the float pixels' bytes."""
-        image = load_image(self.draft(image if isinstance(image, Image.Image) else Image.open(image)))
+        return self.fit_decoded(self.decode(image))
+
+    def fit_decoded(self, image: Image.Image) -> np.ndarray:
+        """`fit` for an RGB image that `decode` made (or an augmentation of one): it is not decoded again."""
         if self.fit_mode == "pad" and image.size != (self.size, self.size):
             image = self._pad(image)
         scale = self.size / min(image.size)
