@@ -15,8 +15,8 @@ SCRIPT = Path(__file__).parents[1] / "distributed" / "ddp_gradients.py"
 
 def run_ddp(objective: str, out: Path, *flags: str) -> dict:
     """One run of the script; a run that stalled is retried once, with a warning that carries its stacks.
-    Two-rank gloo over loopback has stalled without a word a few times in CI's sandbox, never in over 100
-    runs on a development machine; a genuine deadlock stalls again and fails."""
+    Ranks stalled a few times in CI's sandbox, never on a development machine, in the teardown after the
+    work was done (the script now skips it); the retry stays as a net. A genuine deadlock stalls again."""
     for attempt in (1, 2):
         command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out),
                    "--store", str(out.parent / f"rendezvous-{attempt}"), *flags]
