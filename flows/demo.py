@@ -105,8 +105,10 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
     floors = {r.metric: r for r in e.verdict.rules if r.rule == "floor"}
     console.print(rich_table(
         f"{e.eval_set}: {e.images} held-out images, {e.captions} captions (wordings unseen in training)",
-        ["metric", "value", "chance", "x chance", "gate floor", "gate"],
-        [(m, f"{x:.3f}", f"{e.chance[m]:.3f}", f"{x / e.chance[m]:.1f}x" if e.chance[m] else "-",
+        ["metric", "value", "95% interval (n)", "chance", "x chance", "gate floor", "gate"],
+        [(m, f"{x:.3f}", f"{e.intervals[m].low:.3f}-{e.intervals[m].high:.3f} ({e.intervals[m].n})"
+          if m in e.intervals else "", f"{e.chance[m]:.3f}" if m in e.chance else "",
+          f"{x / e.chance[m]:.1f}x" if e.chance.get(m) else "",
           f"{floors[m].threshold:.3f}" if m in floors else "", verdict_mark(floors[m].passed) if m in floors else "")
          for m, x in e.metrics.items()]))
     for rule in e.verdict.rules:

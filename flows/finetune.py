@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from components.config import TowerLock, TrainConfig, ValidationConfig
 from components.domains import domain
-from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
-from components.evaluation.retrieval import prefixed
+from components.evaluation.evidence import Interval, NonFiniteEmbeddings
+from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate, refused
 from components.evaluation.suites import measure
 from components.models.artifact import WEIGHTS_FILE, ModelArtifact, config_hash
 from components.models.embedder import Embedder
@@ -90,27 +90,34 @@ def mix_weights(base_dir: Path, tuned_dir: Path, mix: float, out_dir: Path) -> P
 
 
 @task
-def measure_sets(artifact_dir: str, config: FinetuneConfig, split: str, quarantined: list[str]) -> dict[str, float]:
-    """Domain metrics on `split` of the domain dataset, and general retrieval on the general set's split."""
+def measure_sets(artifact_dir: str, config: FinetuneConfig, split: str, quarantined: list[str],
+                 ) -> tuple[dict[str, float], dict[str, Interval]]:
+    """Domain metrics on `split` of the domain dataset, and general retrieval on the general set's split,
+    with their 95% intervals."""
     preset, embedder = domain(config.domain), Embedder.load(Path(artifact_dir))
-    domain_metrics = measure(embedder, Path(config.dataset_dir), split, preset.suite, preset.prompt_domain,
-                             frozenset(quarantined))[0]
-    general = measure(embedder, Path(config.general_dataset_dir), split)[0]
-    return prefixed(domain_metrics, f"{config.domain}_{split}") | prefixed(general, f"{config.general_name}_{split}")
+    domain_set, general_set = f"{config.domain}_{split}", f"{config.general_name}_{split}"
+    on_domain = measure(embedder, Path(config.dataset_dir), split, preset.suite, preset.prompt_domain,
+                        frozenset(quarantined), name=domain_set).named(domain_set)
+    general = measure(embedder, Path(config.general_dataset_dir), split, name=general_set).named(general_set)
+    return on_domain.metrics | general.metrics, on_domain.intervals | general.intervals
 
 
 @task
 def choose_mix(base_dir: str, tuned_dir: str, config: FinetuneConfig, quarantined: list[str],
                out_dir: str) -> tuple[str, float, list[dict]]:
     """The mix with the best domain metric on validation data among those within the forgetting limit
-    (the least forgetting one when none is)."""
+    (the least forgetting one when none is). A mix whose embeddings are not finite is never chosen."""
     preset, trials = domain(config.domain), []
     primary, general = f"{config.domain}_val/{preset.primary_metric}", f"{config.general_name}_val/mean_recall"
     for mix in WISE_FT_MIXES:
         candidate = mix_weights(Path(base_dir), Path(tuned_dir), mix, Path(out_dir) / f"mix-{mix}")
-        metrics = measure_sets.fn(str(candidate), config, "val", quarantined)
+        try:
+            metrics = measure_sets.fn(str(candidate), config, "val", quarantined)[0]
+        except NonFiniteEmbeddings as error:
+            get_run_logger().warning("WiSE-FT mix %s left out: %s", mix, error)
+            continue
         trials.append({"mix": mix, "dir": str(candidate), primary: metrics[primary], general: metrics[general]})
-    base_general = trials[0][general]
+    base_general = trials[0][general]  # mix 0 is the base model, measured finite before training
     within = [t for t in trials if t[general] >= base_general - config.max_general_drop]
     best = max(within, key=lambda t: (t[primary], t["mix"])) if within else max(trials, key=lambda t: t[general])
     return best["dir"], best["mix"], [{k: v for k, v in t.items() if k != "dir"} for t in trials]
@@ -134,14 +141,18 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     final_dir = tuned_dir
     if config.wise_ft:
         final_dir, mix, trials = choose_mix(str(base_dir), tuned_dir, config, quarantined, str(run / "wise-ft"))
-    base_metrics = measure_sets(str(base_dir), config, "test", quarantined)
-    metrics = measure_sets(final_dir, config, "test", quarantined)
+    base_metrics = measure_sets(str(base_dir), config, "test", quarantined)[0]
     name = config.model_name or config.domain
     policy = GatePolicy.from_yaml(preset.policy)
     policy.forgetting[f"{config.general_name}_test/mean_recall"] = config.max_general_drop
-    incumbent = registry.get_alias(name, "production")
-    incumbent_metrics = registry.get_version(name, incumbent.version).metrics if incumbent else None
-    verdict = evaluate_gate(policy, metrics, incumbent_metrics, parent=base_metrics)
+    try:
+        metrics, intervals = measure_sets(final_dir, config, "test", quarantined)
+    except NonFiniteEmbeddings as error:
+        metrics, verdict = {}, refused(policy, f"{config.domain}_test/embeddings", str(error))
+    else:
+        incumbent = registry.get_alias(name, "production")
+        incumbent_metrics = registry.get_version(name, incumbent.version).metrics if incumbent else None
+        verdict = evaluate_gate(policy, metrics, incumbent_metrics, parent=base_metrics, intervals=intervals)
     record = register_domain_version(name, final_dir, parent, metrics, verdict, mix, config)
     result = FinetuneResult(model=name, version=record.version, parent=parent, mix=mix, base_metrics=base_metrics,
                             metrics=metrics, verdict=verdict, primary_metric=f"{config.domain}_test/"

@@ -12,7 +12,6 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from components.evaluation.catalog import EvalSet, read_catalog
-from components.evaluation.retrieval import prefixed
 from components.evaluation.suites import measure
 from components.models.embedder import Embedder
 from flows.datasets import materialise
@@ -33,8 +32,8 @@ class Remeasured(BaseModel):
 @task
 def measure_set(artifact_dir: str, eval_set: EvalSet, dataset_dir: str) -> dict[str, float]:
     suite, prompt_domain = eval_set.suite
-    metrics = measure(Embedder.load(Path(artifact_dir)), Path(dataset_dir), eval_set.split, suite, prompt_domain)[0]
-    return prefixed(metrics, eval_set.name)
+    return measure(Embedder.load(Path(artifact_dir)), Path(dataset_dir), eval_set.split, suite, prompt_domain,
+                   name=eval_set.name).named(eval_set.name).metrics
 
 
 @flow(name="reevaluate", log_prints=True)

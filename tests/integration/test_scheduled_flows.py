@@ -12,7 +12,6 @@ from components.config import TrainConfig
 from components.data.generated import generate_domain_dataset
 from components.data.versioning import track_dataset
 from components.evaluation.catalog import EvalSet, add_eval_set, read_catalog
-from components.evaluation.retrieval import prefixed
 from components.evaluation.suites import measure
 from components.models.embedder import Embedder
 from flows.finetune_on_change import WatchedDataset, finetune_on_change
@@ -58,7 +57,7 @@ def test_catalog_entries_are_committed_and_replaced_by_name(tmp_path):
 def test_reevaluate_remeasures_exactly_and_flags_drops(prefect_harness, tiny_artifact, tiny_dataset, tracked):
     platform = Platform.from_env()
     add_eval_set(platform.workspace, EvalSet(name="tiny_test", dataset=tracked.path))
-    reference = prefixed(measure(Embedder.load(tiny_artifact), tiny_dataset, "test")[0], "tiny_test")
+    reference = measure(Embedder.load(tiny_artifact), tiny_dataset, "test").named("tiny_test").metrics
     registered = reference | {"tiny_test/mean_recall": reference["tiny_test/mean_recall"] + 0.5}
     registry = platform.registry()
     record = registry.register("reeval", tiny_artifact, metrics=registered, reason="reevaluate test")
