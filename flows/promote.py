@@ -9,6 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from components.evaluation.evidence import Interval
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
 from flows.settings import POLICIES, Platform
 from registry.records import VersionRecord
@@ -16,10 +17,12 @@ from registry.registry import PromotionCheck, Registry
 
 
 @task(retries=2, retry_delay_seconds=2)
-def register_version(name: str, artifact_dir: str, metrics: dict[str, float], verdict: GateVerdict) -> VersionRecord:
+def register_version(name: str, artifact_dir: str, metrics: dict[str, float], verdict: GateVerdict,
+                     intervals: dict[str, Interval] | None = None) -> VersionRecord:
     registry = Platform.from_env().registry()
     lineage_file = Path(artifact_dir) / "lineage.json"
-    lineage = json.loads(lineage_file.read_text()) | {"metrics": metrics}
+    lineage = json.loads(lineage_file.read_text()) | {"metrics": metrics, "metric_intervals": {
+        metric: interval.model_dump() for metric, interval in (intervals or {}).items()}}
     lineage_file.write_text(json.dumps(lineage, indent=2))  # the artifact carries its own evaluation
     record = registry.register(name, Path(artifact_dir), metrics=metrics, gate=verdict.model_dump(mode="json"),
                                lineage=lineage, reason="registered by the lifecycle flow")

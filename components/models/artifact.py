@@ -34,6 +34,8 @@ class Lineage(BaseModel):
     config_hash: str | None = None
     parent_model: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    metric_intervals: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="metric -> its 95% interval (low, high) and number of queries (n)")
     training: dict[str, Any] = Field(default_factory=dict)
 
 

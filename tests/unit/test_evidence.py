@@ -6,13 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.evaluation.evidence import (Interval, NonFiniteEmbeddings, embedding_spread, mean_interval, mean_of,
-                                            wilson)
+from components.domains.base import POLICIES as DOMAIN_POLICIES
+from components.evaluation.evidence import (
+    Interval,
+    NonFiniteEmbeddings,
+    embedding_spread,
+    mean_interval,
+    mean_of,
+    wilson,
+)
 from components.evaluation.gate import GatePolicy, evaluate_gate, refused
 from components.evaluation.person import person_search_metrics
 from components.evaluation.retrieval import chance_metrics, retrieval_intervals, retrieval_metrics
 from components.evaluation.zero_shot import zero_shot_metrics
-from components.domains.base import POLICIES as DOMAIN_POLICIES
 from flows.settings import POLICIES
 
 N_IMAGES, PER_IMAGE, DIM = 40, 3, 16
