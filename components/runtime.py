@@ -22,11 +22,18 @@ def alignops_home() -> Path:
     return Path(os.environ.get("ALIGNOPS_HOME", ".alignops")).resolve()
 
 
+def private_by_default() -> None:
+    """Files and folders this process creates are its user's alone (0600 / 0700): the state directory holds
+    models, datasets, logs and server state. `ALIGNOPS_UMASK` (octal, e.g. `022`) configures otherwise."""
+    os.umask(int(os.environ.get("ALIGNOPS_UMASK", "077"), 8))
+
+
 def configure_environment(home: Path | None = None) -> Path:
-    """Point every tool's state into the state directory and switch telemetry off.
+    """Point every tool's state into the state directory, private to its user, and switch telemetry off.
 
     Values the user already set win (e.g. `WANDB_MODE=online`), so this only fills gaps.
     """
+    private_by_default()
     home = (home or alignops_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["ALIGNOPS_HOME"] = str(home)

@@ -161,16 +161,22 @@ def data_import(
     import shutil
 
     from components.data.readers import ColumnMapping, import_dataset, read_source
+    from components.data.readers.importer import QUARANTINE_FILE
 
     mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
     staging = dest / ".staging"
     try:
-        frame = read_source(fmt, src, images, mapping, staging,
-                            ("impression",) if impression_only else ("findings", "impression"))
-        out = import_dataset(frame, dest)
+        rows = read_source(fmt, src, images, mapping, staging,
+                           ("impression",) if impression_only else ("findings", "impression"))
+        result = import_dataset(rows, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    typer.echo(f"{len(out)} rows, {out['image_id'].nunique()} images -> {dest}")
+    kept = result.manifest
+    typer.echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
+               f"{len(result.quarantined)} quarantined -> {dest}")
+    if len(result.quarantined):
+        typer.echo(f"quarantined rows and why: {dest / QUARANTINE_FILE} (first: "
+                   f"{result.quarantined['reason'].iloc[0]})", err=True)
 
 
 @data_app.command("shard")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
@@ -52,7 +54,8 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     report = validate_data(config.dataset_dir, config.dataset_version, config.dataset_hash, config.validation)
     quarantined = sorted(report.quarantined_ids)
     # The run is named by its inputs: re-running the same data and config resumes (or reuses) it.
-    run_name = f"{config.model_name}-{config_hash(config.train)}-{config.dataset_version.replace('@', '-')}"
+    version = re.sub(r"[^A-Za-z0-9._-]", "-", config.dataset_version)[-80:]  # one folder name, bounded
+    run_name = f"{config.model_name}-{config_hash(config.train)}-{version}"
     artifact_dir = pretrain(config.dataset_dir, config.dataset_version, config.dataset_hash, config.train, run_name,
                             quarantined, config.cluster)
     incumbent = registry.get_alias(config.model_name, config.promote_to)

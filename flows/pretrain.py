@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from components.config import TrainConfig
+from components.containment import segment_name
 from components.models.artifact import Lineage, ModelArtifact
 from components.training.launch import ARTIFACT_DIR, upload
 from components.training.trainer import train
@@ -91,6 +92,6 @@ def pretrain(dataset_dir: str, dataset_version: str, dataset_hash: str = "",
              cluster: ClusterJob | None = None) -> str:
     """Train and return the model artifact directory; re-running with the same `run_name` resumes. With
     `train_config.launcher` `kubernetes`, `cluster` says where the PyTorchJob runs."""
-    run_dir = Platform.from_env().runs / run_name
+    run_dir = Platform.from_env().runs / segment_name(run_name, "run name")  # one folder under runs/, no more
     return train_model(train_config, dataset_dir, dataset_version, dataset_hash, str(run_dir), quarantined or [],
                        cluster)

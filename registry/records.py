@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from components.containment import relative_path
+from registry.names import check_name
 
 
 def utcnow() -> str:
@@ -30,6 +33,20 @@ class VersionRecord(BaseModel):
     gate: dict[str, Any] | None = Field(None, description="the gate verdict recorded at registration")
     tags: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "model name")
+
+    @field_validator("files")
+    @classmethod
+    def _contained(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        """Every file name stays inside the version's folder: checked when a record is read, before any
+        file it names is written."""
+        for name in files:
+            relative_path(name, "file")
+        return files
+
     @property
     def gate_passed(self) -> bool:
         return bool(self.gate and self.gate.get("passed"))
@@ -52,6 +69,16 @@ EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", 
 
 class Event(BaseModel):
     """One line of the append-only audit log (`events/<time>-<id>.json`)."""
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return check_name(value, "model name")
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        return value if value is None else check_name(value, "alias")
 
     event: EventKind
     model: str

@@ -22,6 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
+from components.containment import UnsafePath, contained
 from registry.names import check_name
 from registry.records import AliasRecord, Event, FileEntry, VersionRecord, utcnow
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
@@ -40,6 +43,10 @@ class PromotionRefused(RegistryError):
 
 class ChecksumMismatch(RegistryError):
     pass
+
+
+class TamperedRecord(RegistryError):
+    """A stored record that breaks its schema (for example a file name that leaves the version's folder)."""
 
 
 # (candidate, incumbent holding the alias or None) -> reasons against promoting; empty means go.
@@ -93,6 +100,11 @@ class Registry:
         paths = sorted(p for p in artifact_dir.rglob("*") if p.is_file())
         if not paths:
             raise RegistryError(f"{artifact_dir} holds no files to register")
+        for path in paths:  # a symlink out of the artifact would upload a file from elsewhere
+            try:
+                contained(artifact_dir, path.relative_to(artifact_dir).as_posix(), "artifact file")
+            except UnsafePath as error:
+                raise RegistryError(f"{error}; nothing was registered") from None
         version = self._claim_version(name)
         prefix = f"models/{name}/versions/{version}"
         # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
@@ -139,7 +151,12 @@ class Registry:
             data, _ = self.store.get_bytes(f"models/{name}/versions/{int(version)}/version.json")
         except KeyNotFound:
             raise RegistryError(f"{name} has no version {version}; see `alignops registry list`") from None
-        return VersionRecord.model_validate_json(data)
+        try:
+            return VersionRecord.model_validate_json(data)
+        except ValidationError as error:
+            problems = "; ".join(e["msg"] for e in error.errors()[:3])
+            raise TamperedRecord(f"{name}:{version} has an invalid version.json ({problems}): it was altered "
+                                 "outside the registry; nothing was downloaded") from None
 
     def list_models(self) -> list[str]:
         return sorted({k.split("/")[1] for k in self.store.list_keys("models/") if _VERSION_JSON.match(k)})
@@ -172,13 +189,15 @@ class Registry:
         return versions[-1]
 
     def download(self, name: str, version: int, target: Path) -> Path:
-        """Fetch every file of a version into `target`, each checked against its recorded sha256."""
-        record = self.get_version(name, version)
+        """Fetch every file of a version into `target`, each checked against its recorded sha256. Files
+        land in a staging folder beside `target` that is renamed into place only when all are checked, and
+        removed on any failure."""
+        record = self.get_version(name, version)  # refuses a record naming a file outside the version
         target = Path(target)
         staging = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
         try:
             for relative, entry in record.files.items():
-                path = staging / relative
+                path = staging.joinpath(*relative.split("/"))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.store.get_file(f"models/{name}/versions/{version}/{relative}", path)
                 if sha256_file(path) != entry.sha256:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import tarfile
 import zlib
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
+from components.data.shards import ShardLimits, tar_members
 from components.data.transforms import ImageTransform
 from components.text.tokenizer import CaptionTokenizer
 
@@ -36,19 +36,18 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def read_tar_samples(url: str) -> Iterator[dict[str, bytes]]:
-    """Members grouped by key (the name up to its first dot), in file order."""
-    with fsspec.open(url, "rb") as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+def read_tar_samples(url: str, limits: ShardLimits | None = None) -> Iterator[dict[str, bytes]]:
+    """Members grouped by key (the name up to its first dot), in file order, within `limits`."""
+    with fsspec.open(url, "rb") as stream:
         key, sample = None, {}
-        for member in tar:
-            if not member.isfile():
-                continue
-            name_key, _, extension = member.name.partition(".")
+        for name_key, extension, data in tar_members(stream, url, limits or ShardLimits()):
             if name_key != key and sample:
                 yield sample
                 sample = {}
+            if extension in sample:
+                raise ValueError(f"shard {url}: key {name_key!r} has two .{extension} members; keys must be unique")
             key = name_key
-            sample[extension] = tar.extractfile(member).read()
+            sample[extension] = data
         if sample:
             yield sample
 

@@ -9,14 +9,30 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+MAX_PIXELS = 64_000_000  # the default of ValidationConfig.max_pixels: larger declared sizes are never decoded
 
-def load_image(source: Path | Image.Image) -> Image.Image:
-    """An RGB image with its EXIF orientation applied, from any mode users have.
+
+class ImageTooLarge(ValueError):
+    """An image whose header declares more pixels than the limit (a decompression bomb, or a scan to shrink)."""
+
+
+def check_pixels(image: Image.Image, max_pixels: int = MAX_PIXELS, where: str = "image") -> Image.Image:
+    """Refuse an opened (not yet decoded) image whose header declares more than `max_pixels`."""
+    if image.width * image.height > max_pixels:
+        raise ImageTooLarge(f"{where} declares {image.width}x{image.height} pixels, over the limit of {max_pixels}: "
+                            "shrink it before use")
+    return image
+
+
+def load_image(source: Path | Image.Image, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An RGB image with its EXIF orientation applied, from any mode users have; the declared size is checked
+    against `max_pixels` before decoding.
 
     Pillow's own conversions clip 16-bit and float images to white and turn transparent pixels black;
     these are rescaled to 8 bits and composited on white instead.
     """
-    image = source if isinstance(source, Image.Image) else Image.open(source)
+    image = check_pixels(source if isinstance(source, Image.Image) else Image.open(source), max_pixels, str(source)
+                         if not isinstance(source, Image.Image) else "image")
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         pixels = np.asarray(image, dtype=np.float64)
@@ -48,7 +64,8 @@ class ImageTransform:
 
     def decode(self, source: Image.Image | Path) -> Image.Image:
         """The RGB image, EXIF rotation applied, a large JPEG at the reduced scale `draft` allows."""
-        return load_image(self.draft(source if isinstance(source, Image.Image) else Image.open(source)))
+        image = source if isinstance(source, Image.Image) else Image.open(source)
+        return load_image(self.draft(check_pixels(image, where=str(source) if isinstance(source, Path) else "image")))
 
     def fit(self, image: Image.Image | Path) -> np.ndarray:
         """The square the model sees, as uint8 RGB (size, size, 3): a quarter of the float pixels' bytes."""

@@ -33,7 +33,7 @@ def test_import_coco_and_name_the_bad_column(tmp_path, shared_data):
     root = shared_data / "coco-mini"
     result = invoke("data", "import", "coco", str(root / "annotations" / "captions_val2017.json"), str(tmp_path / "c"),
                     "--images", str(root / "val2017"))
-    assert result.exit_code == 0 and "395 rows, 79 images" in result.output
+    assert result.exit_code == 0 and "395 rows in = 395 kept (79 images) + 0 quarantined" in result.output
     (tmp_path / "t.csv").write_text("file,text\na.jpg,hi\n")
     result = invoke("data", "import", "csv", str(tmp_path / "t.csv"), str(tmp_path / "d"), "--column", "image=path")
     assert result.exit_code == 1 and "columns ['path', 'caption'] not found" in result.output
@@ -63,7 +63,7 @@ def test_data_import_add_get_shard(tiny_dataset, tmp_path):
     assert got.exit_code == 0 and directory_md5(tmp_path / "copy") == directory_md5(tiny_dataset)
     assert "shards" in invoke("data", "shard", str(tiny_dataset), str(tmp_path / "shards")).output
     back = invoke("data", "import", "webdataset", str(tmp_path / "shards"), str(tmp_path / "back"))
-    assert back.exit_code == 0 and "980 rows, 196 images" in back.output  # 196 x 5, all back
+    assert back.exit_code == 0 and "980 rows in = 980 kept (196 images) + 0 quarantined" in back.output  # 196 x 5, all back
     assert not (tmp_path / "back" / ".staging").exists()
     assert invoke("data", "get", "cli-tiny@0000000", str(tmp_path / "nope")).exit_code == 1
 

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from components.data.manifest import ManifestError, read_manifest
-from components.data.readers import ColumnMapping, import_dataset, read_coco_captions, read_table
+from components.data.readers import ColumnMapping, SourceRows, import_dataset, read_coco_captions, read_table
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_csv_with_mapped_columns_bom_crlf_quotes_and_multiline(tmp_path, images)
         "a.jpg,,img-a,train\r\n".encode())
     frame = read_table(table, ColumnMapping(image="file", caption="text", image_id="group", split="part"), images)
     assert frame["caption"].tolist() == ["a red square, filling the frame", "a blue square\r\nover two lines", ""]
-    out = import_dataset(frame, tmp_path / "ds")
+    out = import_dataset(SourceRows(frame, images), tmp_path / "ds").manifest
     manifest = read_manifest(tmp_path / "ds")
     assert len(manifest) == 3 and manifest["split"].tolist() == ["train", "test", "train"]
     assert manifest["image"].nunique() == 2
@@ -38,7 +38,7 @@ def test_jsonl_derives_image_id_and_split(tmp_path, images):
     table = tmp_path / "pairs.jsonl"
     table.write_text("\n".join(json.dumps({"image": n, "caption": c}) for n, c in
                                [("a.jpg", "red"), ("a.jpg", "crimson"), ("b.png", "blue")]))
-    manifest = import_dataset(read_table(table, image_root=images), tmp_path / "ds")
+    manifest = import_dataset(SourceRows(read_table(table, image_root=images), images), tmp_path / "ds").manifest
     assert manifest.groupby("image_id")["split"].nunique().max() == 1  # all captions of an image share a split
     assert manifest["image_id"].nunique() == 2
 
@@ -55,7 +55,7 @@ def test_coco_captions_on_real_coco_mini(tmp_path, shared_data):
     frame = read_coco_captions(root / "annotations" / "captions_val2017.json", root / "val2017")
     assert len(frame) == 395 and frame["image_id"].nunique() == 79
     assert frame["license"].str.contains("License|copyright|Government").all()
-    manifest = import_dataset(frame, tmp_path / "coco")
+    manifest = import_dataset(SourceRows(frame, root / "val2017"), tmp_path / "coco").manifest
     assert (manifest.groupby("image_id").size() == 5).all()
     assert sorted(read_manifest(tmp_path / "coco")["sample_id"]) == sorted(frame["sample_id"])
     for relative in manifest["image"].unique():

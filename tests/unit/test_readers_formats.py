@@ -19,7 +19,7 @@ from components.validation.validate import validate_dataset
 
 
 def test_karpathy_on_real_ucm_captions(tmp_path, shared_data):
-    frame = read_source("karpathy", shared_data / "ucm-captions" / "dataset_ucm.json", images=tmp_path)
+    frame = read_source("karpathy", shared_data / "ucm-captions" / "dataset_ucm.json", images=tmp_path).frame
     assert len(frame) == 2100 * 5 and frame["image_id"].nunique() == 2100
     per_split = frame.drop_duplicates("image_id")["split"].value_counts().to_dict()
     assert per_split == {"train": 1680, "val": 210, "test": 210}
@@ -37,7 +37,7 @@ def test_person_search_formats(tmp_path, fmt, path_key):
         records.append({"split": "train" if i < 4 else "test", "id": i // 2, path_key: f"cam1/{i}.jpg",
                         "captions": [f"a person in a red coat, shade {i}", f"someone wearing red ({i})"]})
     (tmp_path / "reid.json").write_text(json.dumps(records))
-    out = import_dataset(read_source(fmt, tmp_path / "reid.json", images=tmp_path / "imgs"), tmp_path / "ds")
+    out = import_dataset(read_source(fmt, tmp_path / "reid.json", images=tmp_path / "imgs"), tmp_path / "ds").manifest
     assert len(out) == 12 and out["person_id"].tolist() == [str(i // 2) for i in range(6) for _ in range(2)]
     manifest = read_manifest(tmp_path / "ds")
     assert manifest.groupby("image_id")["person_id"].nunique().max() == 1
@@ -86,14 +86,15 @@ def make_mimic(root):
 
 def test_mimic_cxr_with_jpeg_and_windowed_dicom(tmp_path):
     make_mimic(tmp_path / "mimic")
-    frame = read_source("mimic-cxr", tmp_path / "mimic")
+    rows = read_source("mimic-cxr", tmp_path / "mimic")
+    frame = rows.frame
     assert frame["caption"].tolist()[:3] == [
         "No focal consolidation. No acute cardiopulmonary process.",
         "No focal consolidation. No acute cardiopulmonary process.", "Small left pleural effusion. Effusion."]
     assert pd.isna(frame["caption"].iloc[3]) and frame["split"].tolist() == ["train", "train", "val", "test"]
     impressions = read_source("mimic-cxr", tmp_path / "mimic", report_sections=("impression",))
-    assert impressions["caption"].iloc[2] == "Effusion."
-    out = import_dataset(frame, tmp_path / "ds")
+    assert impressions.frame["caption"].iloc[2] == "Effusion."
+    out = import_dataset(rows, tmp_path / "ds").manifest
     png = np.asarray(Image.open(tmp_path / "ds" / out["image"].iloc[1]))
     raw = np.linspace(0, 4095, 64)[20]  # window centre 1024, width 2048, DICOM's linear VOI function
     expected = np.clip(((raw - 1023.5) / 2047 + 0.5) * 255, 0, 255)
@@ -107,12 +108,13 @@ def test_mimic_cxr_with_jpeg_and_windowed_dicom(tmp_path):
 def test_tsv_parquet_and_invalid_utf8(tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     (tmp_path / "t.tsv").write_bytes(b"img\ttext\na.png\ta black tile\na.png\tbad \xff\xfe bytes\n")
-    frame = read_source("tsv", tmp_path / "t.tsv", columns=ColumnMapping(image="img", caption="text"))
+    rows = read_source("tsv", tmp_path / "t.tsv", columns=ColumnMapping(image="img", caption="text"))
+    frame = rows.frame
     assert frame["caption"].tolist() == ["a black tile", "bad \ufffd\ufffd bytes"]
     frame.assign(image="a.png").to_parquet(tmp_path / "t.parquet")
-    again = read_source("parquet", tmp_path / "t.parquet")
+    again = read_source("parquet", tmp_path / "t.parquet").frame
     assert again["caption"].tolist() == frame["caption"].tolist()
-    import_dataset(frame, tmp_path / "ds")
+    import_dataset(rows, tmp_path / "ds")
     report = validate_dataset(tmp_path / "ds", ValidationConfig(max_rejected_fraction=0.5))
     assert [(q.sample_id, q.reason) for q in report.quarantine] == [("s0000001", "caption has invalid UTF-8")]
 
@@ -124,8 +126,8 @@ def test_webdataset_round_trip_and_reference_reader(tiny_dataset, tmp_path):
     again = write_shards(tiny_dataset, tmp_path / "again", samples_per_shard=64, resize=32)
     assert [a.read_bytes() for a in again] == [s.read_bytes() for s in shards]  # deterministic bytes
     original = read_manifest(tiny_dataset)
-    frame = read_source("webdataset", tmp_path / "shards", staging=tmp_path / "staging")
-    out = import_dataset(frame, tmp_path / "ds")
+    rows = read_source("webdataset", tmp_path / "shards", staging=tmp_path / "staging")
+    out = import_dataset(rows, tmp_path / "ds").manifest
     roundtrip = read_manifest(tmp_path / "ds")
     key = ["sample_id", "caption", "image_id", "split"]
     pd.testing.assert_frame_equal(roundtrip[key].sort_values("sample_id").reset_index(drop=True),
@@ -152,5 +154,5 @@ def test_malformed_and_undecodable_annotation_files(tmp_path):
         read_source("coco", tmp_path / "broken.json")
     (tmp_path / "bytes.json").write_bytes(b'[{"split": "train", "id": 1, "file_path": "a.jpg", '
                                           b'"captions": ["caf\\u00e9", "bad \xff byte"]}]')
-    frame = read_source("cuhk-pedes", tmp_path / "bytes.json")
+    frame = read_source("cuhk-pedes", tmp_path / "bytes.json").frame
     assert frame["caption"].tolist() == ["caf\u00e9", "bad \ufffd byte"]

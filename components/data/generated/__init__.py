@@ -30,4 +30,4 @@ def generate_domain_dataset(domain: str, dest: Path, images: int = 600, seed: in
         frame = read_source("cuhk-pedes", generate_pedes(source, identities, per_identity, seed))
     else:
         raise ValueError(f"no generator for domain {domain!r}")
-    return import_dataset(frame, Path(dest) / "dataset")
+    return import_dataset(frame, Path(dest) / "dataset").manifest

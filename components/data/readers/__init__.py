@@ -1,7 +1,8 @@
 """Readers that turn the formats users have into the manifest of the dataset contract.
 
-Each returns a frame whose `image` column holds source paths; `import_dataset` then materialises it as
-a dataset directory. `read_source(FORMAT, SRC, …)` dispatches by format name (the CLI's FORMAT).
+Each returns a frame whose `image` column holds source paths; `read_source(FORMAT, SRC, …)` dispatches by
+format name (the CLI's FORMAT) and pairs the frame with the folder its images must lie inside;
+`import_dataset` then materialises those rows as a dataset directory.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 
 from components.data.manifest import ManifestError
 from components.data.readers.coco import read_coco_captions
-from components.data.readers.importer import assign_splits, import_dataset
+from components.data.readers.importer import ImportResult, SourceRows, assign_splits, import_dataset
 from components.data.readers.karpathy import read_karpathy
 from components.data.readers.mimic import read_mimic
 from components.data.readers.pedes import read_pedes
@@ -24,24 +25,28 @@ FORMATS = (*TABLE_FORMATS, "coco", "karpathy", "cuhk-pedes", "icfg-pedes", "rstp
 
 def read_source(fmt: str, source: Path, images: Path | None = None, columns: ColumnMapping | None = None,
                 staging: Path | None = None, report_sections: tuple[str, ...] = ("findings", "impression"),
-                ) -> pd.DataFrame:
-    """`images`: the folder image paths are relative to (default: beside the source). `staging`: where
-    WebDataset images are unpacked before import."""
+                ) -> SourceRows:
+    """`images`: the folder image paths are relative to (default: beside the source), and which no image
+    may leave. `staging`: where WebDataset images are unpacked before import."""
     source = Path(source)
     if not source.exists():
         raise ManifestError(f"{source} does not exist")
     try:
-        return _read(fmt, source, images, columns, staging, report_sections)
+        if fmt == "webdataset":
+            if staging is None:
+                raise ManifestError("reading WebDataset shards needs a staging folder for their images")
+            return SourceRows(read_webdataset(source, staging), Path(staging))
+        root = Path(images) if images else (source if source.is_dir() else source.parent)
+        return SourceRows(_read(fmt, source, root, columns, report_sections), root)
     except (KeyError, TypeError, AttributeError) as error:  # a file of another shape than the format's
         raise ManifestError(f"{source} does not look like {fmt} annotations (missing or malformed field "
                             f"{error}); check the FORMAT argument") from None
 
 
-def _read(fmt: str, source: Path, images: Path | None, columns: ColumnMapping | None, staging: Path | None,
+def _read(fmt: str, source: Path, root: Path, columns: ColumnMapping | None,
           report_sections: tuple[str, ...]) -> pd.DataFrame:
-    root = Path(images) if images else (source if source.is_dir() else source.parent)
     if fmt in TABLE_FORMATS:
-        return read_table(source, columns, images, fmt)
+        return read_table(source, columns, root, fmt)
     if fmt == "coco":
         return read_coco_captions(source, root)
     if fmt == "karpathy":
@@ -50,12 +55,9 @@ def _read(fmt: str, source: Path, images: Path | None, columns: ColumnMapping | 
         return read_pedes(source, root, fmt)
     if fmt == "mimic-cxr":
         return read_mimic(source, report_sections)
-    if fmt == "webdataset":
-        if staging is None:
-            raise ManifestError("reading WebDataset shards needs a staging folder for their images")
-        return read_webdataset(source, staging)
     raise ManifestError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-__all__ = ["FORMATS", "ColumnMapping", "assign_splits", "import_dataset", "read_coco_captions", "read_karpathy",
-           "read_mimic", "read_pedes", "read_source", "read_table", "read_webdataset"]
+__all__ = ["FORMATS", "ColumnMapping", "ImportResult", "SourceRows", "assign_splits", "import_dataset",
+           "read_coco_captions", "read_karpathy", "read_mimic", "read_pedes", "read_source", "read_table",
+           "read_webdataset"]

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.containment import UnsafePath, inside
 from components.data.manifest import ManifestError
 from components.text.reports import report_caption
 
 SPLIT_NAMES = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 METADATA, SPLITS, CHEXPERT = ("mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-split.csv",
                               "mimic-cxr-2.0.0-chexpert.csv")
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        inside(root, path)
+        return True
+    except UnsafePath:
+        return False
 
 
 def chexpert_labels(root: Path) -> dict[str, str]:
@@ -49,9 +58,9 @@ def read_mimic(root: Path, sections: tuple[str, ...] = ("findings", "impression"
     for record in frame.itertuples():
         study_dir = root / "files" / f"p{record.subject_id[:2]}" / f"p{record.subject_id}"
         report = study_dir / f"s{record.study_id}.txt"
-        if report not in reports:
+        if report not in reports:  # ids from the CSV never lead a read out of the folder
             reports[report] = report_caption(report.read_text(encoding="utf-8", errors="replace"), sections) \
-                if report.is_file() else None
+                if _inside(root, report) and report.is_file() else None
         image = next((p for ext in (".jpg", ".png", ".dcm") if (p := study_dir / f"s{record.study_id}" /
                                                                    f"{record.dicom_id}{ext}").exists()),
                      study_dir / f"s{record.study_id}" / f"{record.dicom_id}.jpg")
