@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from components.data.versioning import VersioningError
@@ -32,29 +33,105 @@ app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 
 
+_DEBUG = {"on": False}  # set by `alignops --debug`
+MAX_ERROR_CHARS = 400
+
+
 @app.callback()
-def main() -> None:
+def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on the terminal (they go to "
+                                                               "$ALIGNOPS_HOME/logs/cli.log otherwise)")] = False,
+         ) -> None:
     from infra.stack import use_running_stack
 
+    _DEBUG["on"] = debug
     use_running_stack(configure_environment())  # commands talk to the local stack while it runs
     # bentoml build runs `uv`, installed beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    if not debug:
+        keep_tracebacks_off_the_terminal()
+
+
+def error_log() -> Path:
+    return alignops_home() / "logs" / "cli.log"
+
+
+def log_traceback(error: BaseException | tuple) -> Path:
+    """Append the traceback (credentials masked) to the CLI's log file; return its path."""
+    import traceback
+    from datetime import UTC, datetime
+
+    from components.secrets import redact
+
+    info = error if isinstance(error, tuple) else (type(error), error, error.__traceback__)
+    path = error_log()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as log:
+        log.write(f"--- {datetime.now(UTC).isoformat()} alignops {redact(' '.join(sys.argv[1:]))[:2000]}\n")
+        log.write(redact("".join(traceback.format_exception(*info))))
+    return path
+
+
+def one_line(message: str) -> str:
+    """A message as one bounded line, credentials masked (a 1 MB file name stays readable)."""
+    from components.secrets import redact
+
+    text = " ".join(redact(message).split())
+    return text if len(text) <= MAX_ERROR_CHARS else f"{text[:MAX_ERROR_CHARS]}… ({len(text)} characters)"
+
+
+def keep_tracebacks_off_the_terminal() -> None:
+    """Prefect logs a failed flow's traceback on the terminal before our one-line error: the console
+    handlers print the message alone, and the traceback goes to the log file."""
+    import logging
+
+    class OneLine(logging.Formatter):
+        def __init__(self, inner: logging.Formatter | None):
+            super().__init__()
+            self.inner = inner or logging.Formatter()
+
+        def format(self, record: logging.LogRecord) -> str:
+            if not record.exc_info:
+                return self.inner.format(record)
+            log_traceback(record.exc_info)
+            saved = record.exc_info, record.exc_text
+            record.exc_info, record.exc_text = None, None
+            try:
+                return one_line(self.inner.format(record)) + f" (traceback in {error_log()})"
+            finally:
+                record.exc_info, record.exc_text = saved
+
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, OneLine):
+                handler.setFormatter(OneLine(handler.formatter))
 
 
 def fail(message: str) -> None:
     from flows.report import console
 
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {one_line(message)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
 def user_errors(command: Callable) -> Callable:
+    """Every failure is one line on the terminal and exit code 1; the traceback goes to the log file (or
+    to the terminal with --debug). Usage errors stay typer's (exit code 2)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
         except USER_ERRORS as error:
+            if _DEBUG["on"]:
+                raise
+            log_traceback(error)
             fail(str(error))
+        except Exception as error:  # noqa: BLE001 - anything else is still one line, with where to look
+            if _DEBUG["on"]:
+                raise
+            fail(f"{type(error).__name__}: {error} (the traceback is in {log_traceback(error)}; "
+                 "`alignops --debug …` shows it here)")
 
     return wrapper
 
@@ -479,6 +556,7 @@ def package_cmd(
 
 
 @app.command()
+@user_errors
 def serve(bento: str, port: int = 3000, host: str = "127.0.0.1") -> None:
     """Serve a built bento (`bentoml serve`)."""
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bentoml", "serve", bento, "--host", host,
@@ -499,6 +577,7 @@ def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = "alignops-loca
 
 
 @app.command()
+@user_errors
 def down() -> None:
     """Stop exactly what `alignops up` started in this state directory."""
     from infra.stack import down as stop_stack
@@ -508,6 +587,7 @@ def down() -> None:
 
 
 @app.command()
+@user_errors
 def status() -> None:
     """What the local stack runs, and the deployments and scheduled runs its Prefect API holds."""
     from infra.stack import load_stack

@@ -14,6 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
+from components.secrets import strip_userinfo
 from registry.store import KeyNotFound, PreconditionFailed
 
 MAX_ATTEMPTS = 6  # botocore's "standard" retries: exponential backoff with jitter
@@ -70,7 +71,7 @@ class S3Store:
             raise self._unavailable(error) from error
 
     def _unavailable(self, error: Exception) -> StoreUnavailable:
-        endpoint = self.client.meta.endpoint_url
+        endpoint = strip_userinfo(self.client.meta.endpoint_url)
         return StoreUnavailable(f"S3 at {endpoint} did not answer after {MAX_ATTEMPTS} attempts with "
                                 f"backoff ({type(error).__name__}); nothing partial is visible, so the operation "
                                 "can simply be retried once the endpoint is back")

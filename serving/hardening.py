@@ -8,9 +8,14 @@ each turns the failure into a 400 that names the problem. Applied once when the 
 2. A form field that should be a file but is plain text was taken as a URL and downloaded (an SSRF
    risk). It is now refused: images arrive as uploaded files or as base64 in JSON.
 3. A multipart body that cannot be parsed (no boundary, broken parts) raised inside Starlette (a 500).
+4. No body size was bounded: a 100 MB body was read in full before being refused. `BodyLimit` answers
+   413 from the Content-Length header, or as soon as the bytes read pass the limit, before the service
+   sees the request.
 """
 
 from __future__ import annotations
+
+import json
 
 from _bentoml_impl.serde import MultipartSerde
 from _bentoml_sdk.validators import PILImageEncoder
@@ -20,6 +25,49 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 _APPLIED = "_alignops_hardened"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 without being read past the limit. The body
+    is buffered (BentoML reads it whole anyway) and handed on only once it is known to fit."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._too_large(send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await self._too_large(send)
+            more = message.get("more_body", False)
+        body, delivered = b"".join(chunks), False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()  # after the body: disconnect notices
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, send) -> None:
+        message = json.dumps({"error": f"request body over the limit of {self.max_bytes} bytes: send fewer or "
+                                       "smaller items per request"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": message})
 
 
 def apply() -> None:

@@ -14,16 +14,42 @@ import warnings
 
 from bentoml.exceptions import InvalidArgument
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from components.data.transforms import ImageTransform
+from components.text.prompts import check_template
 
 
 class Limits(BaseModel):
-    max_items: int = 64  # texts or images in one request
-    max_pixels: int = 40_000_000
-    max_image_bytes: int = 20 * 2**20
-    max_text_chars: int = 10_000
+    """Every size a request can ask for, bounded before the work starts."""
+
+    max_items: int = Field(64, ge=1, description="texts, images or labels in one request")
+    max_pixels: int = Field(40_000_000, ge=1, description="an image's declared width x height, checked unread")
+    max_image_bytes: int = Field(20 * 2**20, ge=1, description="one image's encoded bytes")
+    max_text_chars: int = Field(10_000, ge=1, description="one text or label")
+    max_templates: int = Field(16, ge=1, description="zero-shot prompt templates in one request")
+    max_template_chars: int = Field(200, ge=3, description="one template, `{}` included")
+    max_body_bytes: int = Field(64 * 2**20, ge=1024, description="a request body, counted while it is read "
+                                                                 "(413 past it)")
+
+
+def check_templates(templates: object, limits: Limits) -> list[str] | None:
+    """None (the domain's templates), or a bounded list of templates with one bare `{}` each."""
+    if templates is None:
+        return None
+    if not isinstance(templates, list) or not templates:
+        raise InvalidArgument("templates must be a non-empty list, or left out for the domain's")
+    if len(templates) > limits.max_templates:
+        raise InvalidArgument(f"templates: {len(templates)} items, over the limit of {limits.max_templates}")
+    for i, template in enumerate(templates):
+        if isinstance(template, str) and len(template) > limits.max_template_chars:
+            raise InvalidArgument(f"templates[{i}] has {len(template)} characters, over the limit of "
+                                  f"{limits.max_template_chars}")
+        try:
+            check_template(template, f"templates[{i}]")
+        except ValueError as error:
+            raise InvalidArgument(str(error)) from None
+    return templates
 
 
 def check_list(items: object, what: str, limits: Limits) -> list:

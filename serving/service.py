@@ -29,7 +29,7 @@ from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
 from serving import hardening
 from serving.batching import Batcher
-from serving.inputs import check_texts, decode_images
+from serving.inputs import check_templates, check_texts, decode_images
 from serving.options import ServiceArgs
 
 hardening.apply()
@@ -167,12 +167,10 @@ class EmbeddingService:
         """Zero-shot: each label becomes prompts (the templates, else the domain's); the mean prompt
         embedding is the class embedding."""
         labels = check_texts(labels, self.limits, "labels")
+        templates = check_templates(templates, self.limits)  # before any template is filled in
         if domain not in TEMPLATES:
             raise InvalidArgument(f"unknown domain {domain!r}; choose one of {sorted(TEMPLATES)}")
-        try:
-            per_label = prompts(labels, templates, domain)
-        except ValueError as error:
-            raise InvalidArgument(str(error)) from None
+        per_label = prompts(labels, templates, domain)
         flat, _ = await self._texts([p for group in per_label for p in group], "prompts")
         classes = flat.reshape(len(labels), -1, flat.shape[-1]).mean(axis=1)
         classes /= np.linalg.norm(classes, axis=1, keepdims=True)
@@ -202,6 +200,9 @@ class EmbeddingService:
         hits = [[Hit(rank=r + 1, score=score, item=self.gallery.items[i]) for r, (i, score) in enumerate(found)]
                 for found in self.gallery.search(queries, k)]
         return SearchResult(hits=hits, gallery_size=len(self.gallery.items), indexed=self.gallery.indexed)
+
+
+EmbeddingService.add_asgi_middleware(hardening.BodyLimit, max_bytes=ARGS.limits.max_body_bytes)
 
 
 def _freeze_startup_objects() -> None:

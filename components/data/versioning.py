@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
+from components.secrets import has_userinfo, redact, strip_userinfo
+
 GIT_IDENTITY = ["-c", "user.name=alignops", "-c", "user.email=alignops@localhost"]
 
 
@@ -37,7 +39,8 @@ def _run(args: list[str], cwd: Path) -> str:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise VersioningError(f"`{' '.join(args[-3:])}` failed in {cwd}:\n{done.stderr.strip() or done.stdout.strip()}")
+        raise VersioningError(redact(f"`{' '.join(args[-3:])}` failed in {cwd}:\n"
+                                     f"{done.stderr.strip() or done.stdout.strip()}"))
     return done.stdout.strip()
 
 
@@ -54,6 +57,8 @@ def init_workspace(workspace: Path, remote_url: str, endpoint_url: str | None = 
 
     Idempotent. An S3 endpoint (MinIO, a local S3 server) goes into `.dvc/config.local`, outside git,
     because it belongs to the machine, not to the dataset's history; credentials stay in the environment.
+    A remote URL carrying credentials (`https://user:password@host/…`) is committed without them, and the
+    full URL is kept in `.dvc/config.local` only.
     """
     workspace.mkdir(parents=True, exist_ok=True)
     if not (workspace / ".git").exists():
@@ -61,7 +66,9 @@ def init_workspace(workspace: Path, remote_url: str, endpoint_url: str | None = 
     if not (workspace / ".dvc").exists():
         _dvc(["init", "-q"], workspace)
         _dvc(["config", "core.analytics", "false"], workspace)
-    _dvc(["remote", "add", "-f", "-d", "storage", remote_url], workspace)
+    _dvc(["remote", "add", "-f", "-d", "storage", strip_userinfo(remote_url)], workspace)
+    if has_userinfo(remote_url):
+        _dvc(["remote", "add", "--local", "-f", "storage", remote_url], workspace)
     if endpoint_url:
         _dvc(["remote", "modify", "--local", "storage", "endpointurl", endpoint_url], workspace)
     commit_files(workspace, [".dvc", ".dvcignore"], "Initialise DVC workspace")

@@ -16,6 +16,17 @@ def prompts(labels: list[str], templates: list[str] | None = None, domain: str =
         if domain not in TEMPLATES:
             raise KeyError(f"unknown domain {domain!r}; choose one of {sorted(TEMPLATES)}")
         templates = list(TEMPLATES[domain])
-    if not templates or any("{}" not in t for t in templates):
-        raise ValueError("every template must contain {} where the label goes")
-    return [[t.format(label) for t in templates] for label in labels]
+    for i, template in enumerate(templates or [None]):
+        check_template(template, f"templates[{i}]")
+    # A plain replacement, never str.format: a template is user input, and format specs such as
+    # "{:>100000000}" would allocate on the server's behalf.
+    return [[t.replace("{}", label) for t in templates] for label in labels]
+
+
+def check_template(template: object, where: str = "template") -> str:
+    """A template holds exactly one bare `{}` where the label goes, and no other brace."""
+    if not isinstance(template, str) or template.count("{}") != 1 or \
+            template.replace("{}", "").count("{") or template.replace("{}", "").count("}"):
+        raise ValueError(f"{where} must be a string with exactly one {{}} where the label goes, and no other "
+                         "braces (no names or format specs)")
+    return template

@@ -112,7 +112,37 @@ BAD_REQUESTS = [  # (route, request kwargs, words the 4xx message must contain)
     ("search", {"json": {"k": 3}}, ""),
     ("search_images", {"json": {"images": [], "k": 3}}, "non-empty list"),
     ("search", {"json": {"texts": ["x"], "k": 1000}}, "k must be between"),
+] + [("classify", {"json": {"images": ["AAAA"], "labels": ["x"], "templates": t}}, words) for t, words in [
+    (["{:>100000000}{{}}"] * 5, "exactly one {} where the label goes"),  # 120 bytes that once cost ~0.5 GB
+    (["{}{x}"], "no other braces"), (["{:>5}{}"], "no other braces"),
+    (["a {}"] * 17, "over the limit of 16"), (["{} " + "x" * 300], "over the limit of 200")]]
+HOSTILE_BODIES = [  # (route, request kwargs, status, words)
+    ("encode_text", {"content": b'{"texts": ["' + b"x" * (65 * 2**20) + b'"]}',
+                     "headers": {"content-type": "application/json"}}, 413, "over the limit of 67108864 bytes"),
+    ("encode_image", {"files": [("images", ("a.png", b"\0" * (70 * 2**20), "image/png"))]}, 413, "over the limit"),
 ]
+
+
+def server_rss(server) -> int:
+    import psutil
+
+    root = psutil.Process(server.process.pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+def test_hostile_corpus_is_refused_without_growing_the_server(server):
+    for route, kwargs, _ in BAD_REQUESTS[-5:]:  # warm the paths once, then measure
+        post(server, route, **kwargs)
+    before = server_rss(server)
+    for _ in range(3):
+        for route, kwargs, status, words in HOSTILE_BODIES:
+            response = post(server, route, **kwargs)
+            assert response.status_code == status and words in response.text, (response.status_code, response.text)
+        for route, kwargs, _ in BAD_REQUESTS[-5:]:
+            assert post(server, route, **kwargs).status_code == 400
+    grown = server_rss(server) - before
+    assert grown < 100 * 2**20, f"the server grew by {grown / 2**20:.0f} MiB on refused requests"
+    assert post(server, "encode_text", json={"texts": ["still here"]}).status_code == 200
 
 
 @pytest.mark.parametrize("route, kwargs, words", BAD_REQUESTS)
