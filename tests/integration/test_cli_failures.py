@@ -1,0 +1,85 @@
+"""Every user-facing failure is one line naming the item and what to do, exit code 1 (2 for usage), with the
+traceback in the log file: run as a person would, `alignops` in a subprocess with a state directory of its own."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registry.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def alignops(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "ALIGNOPS_HOME": str(home), "COLUMNS": "200", **env}
+    environment.pop("ALIGNOPS_REGISTRY", None) if "ALIGNOPS_REGISTRY" not in env else None
+    return subprocess.run([str(Path(sys.executable).parent / "alignops"), *args], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> str:
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1, output[-3000:]
+    assert len(errors) == 1 and "Traceback" not in output, output[-3000:]
+    assert len(errors[0]) < 600 and all(w in errors[0] for w in words), errors[0]
+    return errors[0]
+
+
+def test_a_very_long_file_name_is_one_bounded_line(tmp_path):
+    done = alignops(tmp_path / "home", "data", "validate", str(tmp_path / ("x" * 100_000)))
+    line = assert_one_line_error(done, "characters)")
+    assert "Traceback" in (tmp_path / "home" / "logs" / "cli.log").read_text()  # kept for whoever debugs
+    debug = alignops(tmp_path / "home", "--debug", "data", "validate", str(tmp_path / ("x" * 100_000)))
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and line
+
+
+def test_an_unreachable_s3_is_one_line_without_its_credentials(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = alignops(tmp_path / "home", "registry", "list", ALIGNOPS_REGISTRY="s3://bucket/registry",
+                    AWS_ENDPOINT_URL_S3=f"http://alice:hunter2secret@127.0.0.1:{port}",
+                    AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMIsecret", AWS_MAX_ATTEMPTS="2")
+    line = assert_one_line_error(done, f"127.0.0.1:{port}", "retried")
+    everything = done.stdout + done.stderr + (tmp_path / "home" / "logs" / "cli.log").read_text()
+    assert "hunter2secret" not in everything and "wJalrXUtnFEMIsecret" not in everything, line
+
+
+def test_a_refused_promotion_is_one_line_without_prefects_traceback(tmp_path):
+    home = tmp_path / "home"
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "config.json").write_text("{}")
+    failing = {"policy": "synthetic", "passed": False,
+               "rules": [{"rule": "floor", "passed": False, "reason": "s/t2i_r1 = 0.0100 < floor 0.1000"}]}
+    Registry.local(home / "registry").register("general", artifact, gate=failing)
+    done = alignops(home, "registry", "promote", "general", "1")
+    assert_one_line_error(done, "general:1 cannot be promoted", "its gate verdict failed", "--force")
+
+
+def test_a_poisoned_checkpoint_is_refused_in_one_line_and_never_runs(tmp_path, tiny_dataset):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    checkpoint = tmp_path / "home" / "runs" / "poisoned" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    done = alignops(tmp_path / "home", "train", str(tiny_dataset), "--run-name", "poisoned")
+    assert_one_line_error(done, "UnpicklingError")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_usage_errors_exit_2_and_a_run_name_cannot_leave_runs(tmp_path, tiny_dataset):
+    assert alignops(tmp_path / "home", "registry", "promote").returncode == 2
+    done = alignops(tmp_path / "home", "train", str(tiny_dataset), "--run-name", "../../escaped")
+    assert_one_line_error(done, "invalid run name '../../escaped'")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "home" / "escaped").exists()
