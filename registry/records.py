@@ -53,7 +53,10 @@ class VersionRecord(BaseModel):
 
 
 class AliasRecord(BaseModel):
-    """`aliases/<alias>.json`: moved by compare-and-swap; `history` lists earlier holders, newest last."""
+    """`aliases/<alias>.json`: moved by compare-and-swap; `history` lists earlier holders, newest last.
+
+    The record carries the audit event of the move that set it (`event`, to be stored at `event_key`), so a
+    move and its audit record are one write: an event a crash kept from the log is restored from here."""
 
     alias: str
     version: int
@@ -61,6 +64,8 @@ class AliasRecord(BaseModel):
     set_by: str
     reason: str = ""
     history: list[int] = Field(default_factory=list)
+    event_key: str | None = None
+    event: Event | None = None
 
 
 EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",
@@ -88,3 +93,6 @@ class Event(BaseModel):
     at: str = Field(default_factory=utcnow)
     reason: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+AliasRecord.model_rebuild()  # its `event` field names Event, defined after it

@@ -119,8 +119,8 @@ class Registry:
                                files=files, lineage=lineage or {}, metrics=metrics or {}, gate=gate,
                                tags=tags or {})
         self.store.put_bytes(f"{prefix}/version.json", record.model_dump_json(indent=2).encode(), if_none_match=True)
-        self._log(Event(event="registered", model=name, version=version, actor=record.created_by, reason=reason,
-                        details={"files": len(files), "gate_passed": record.gate_passed}))
+        registered = _registered_event(record, reason)
+        self._log(registered, _event_key(registered, f"{REGISTERED}-{version}"))
         return record
 
     def _claim_version(self, name: str) -> int:
@@ -270,27 +270,23 @@ class Registry:
 
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
         """Move `alias` back to the version that held it before."""
-        actor = current_actor()
-        while True:
-            current, etag = self._read_alias(name, alias)
+        def previous_holder(current: AliasRecord | None) -> tuple[int, list[int]]:
             if current is None or not current.history:
                 raise RegistryError(f"{name}@{alias} has no earlier holder to roll back to")
-            record = AliasRecord(alias=alias, version=current.history[-1], set_at=utcnow(), set_by=actor,
-                                 reason=reason, history=current.history[:-1])
-            try:
-                self._write_alias(name, record, etag)
-                break
-            except PreconditionFailed:
-                continue
-        self._log(Event(event="rolled_back", model=name, version=record.version, alias=alias, actor=actor,
-                        reason=reason, details={"from": current.version}))
-        return record
+            return current.history[-1], current.history[:-1]
 
-    def _move_alias(self, name: str, alias: str, version: int, *, reason: str, event: str,
+        return self._move_alias(name, alias, None, reason=reason, event="rolled_back", target=previous_holder)
+
+    def _move_alias(self, name: str, alias: str, version: int | None, *, reason: str, event: str,
                     details: dict[str, Any] | None = None,
-                    precondition: Callable[[AliasRecord | None], None] | None = None) -> AliasRecord:
-        """Compare-and-swap `alias` to `version`, re-reading and re-checking when another writer won."""
-        self.get_version(name, version)  # the target must exist
+                    precondition: Callable[[AliasRecord | None], None] | None = None,
+                    target: Callable[[AliasRecord | None], tuple[int, list[int]]] | None = None) -> AliasRecord:
+        """Compare-and-swap `alias` to `version` (or to what `target(current)` says, with the history to keep),
+        re-reading and re-checking when another writer won. The new alias record carries its audit event,
+        which is then written to the log: a crash between the two leaves the event in the record, and the
+        next reconciliation writes it. Moving an alias to the version it holds is a no-op (a retry)."""
+        if version is not None:
+            self.get_version(name, version)  # the target must exist
         actor = current_actor()
         attempts = 0
         while True:
@@ -298,17 +294,25 @@ class Registry:
             current, etag = self._read_alias(name, alias)
             if precondition:
                 precondition(current)
-            history = [*current.history, current.version] if current else []
-            record = AliasRecord(alias=alias, version=version, set_at=utcnow(), set_by=actor, reason=reason,
-                                 history=history)
+            if target:
+                version, history = target(current)
+            else:
+                if current is not None and current.version == version:
+                    self._reconcile(name)
+                    return current
+                history = [*current.history, current.version] if current else []
+            at = utcnow()
+            audit = Event(event=event, model=name, version=version, alias=alias, actor=actor, at=at, reason=reason,
+                          details={"previous": current.version if current else None, "attempts": attempts,
+                                   **(details or {})})
+            record = AliasRecord(alias=alias, version=version, set_at=at, set_by=actor, reason=reason,
+                                 history=history, event_key=_event_key(audit, uuid.uuid4().hex[:8]), event=audit)
             try:
                 self._write_alias(name, record, etag)
                 break
             except PreconditionFailed:
                 continue
-        self._log(Event(event=event, model=name, version=version, alias=alias, actor=actor, reason=reason,
-                        details={"previous": current.version if current else None, "attempts": attempts,
-                                 **(details or {})}))
+        self._log(audit, record.event_key)
         return record
 
     def _write_alias(self, name: str, record: AliasRecord, etag: str | None) -> None:
@@ -369,13 +373,53 @@ class Registry:
         """Append an event that happened outside the registry (e.g. a version was packaged)."""
         self._log(event)
 
-    def _log(self, event: Event) -> None:
-        # Keys sort in time order (microseconds); the random suffix keeps simultaneous writers apart.
-        stamp = datetime.fromisoformat(event.at).strftime("%Y%m%dT%H%M%S%fZ")
-        key = f"models/{event.model}/events/{stamp}-{uuid.uuid4().hex[:8]}.json"
-        self.store.put_bytes(key, event.model_dump_json().encode(), if_none_match=True)
+    def _log(self, event: Event, key: str | None = None) -> None:
+        """Append `event` at `key` (default: a fresh time-ordered key). Writing a key that exists is a no-op,
+        so restoring an event twice leaves one copy."""
+        key = key or _event_key(event, uuid.uuid4().hex[:8])
+        try:
+            self.store.put_bytes(f"models/{event.model}/events/{key}", event.model_dump_json().encode(),
+                                 if_none_match=True)
+        except PreconditionFailed:
+            pass
+
+    def _reconcile(self, name: str) -> list[str]:
+        """Write the audit events a crash kept from the log: a version without its `registered` event, an
+        alias whose move's event is missing. Returns the keys written. Runs before the log is read."""
+        keys = set(self.store.list_keys(f"models/{name}/"))
+        events = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"models/{name}/events/")}
+        suffixes = {e.split("-", 1)[1] for e in events if "-" in e}
+        restored = []
+        for key in sorted(keys):
+            if (match := _VERSION_JSON.match(key)) and f"{REGISTERED}-{match.group(1)}.json" not in suffixes:
+                event = _registered_event(self.get_version(name, int(match.group(1))), "", recovered=True)
+                self._log(event, _event_key(event, f"{REGISTERED}-{match.group(1)}"))
+                restored.append(key)
+            elif key.startswith(f"models/{name}/aliases/") and key.endswith(".json"):
+                record, _ = self._read_alias(name, Path(key).stem)
+                if record and record.event and record.event_key and record.event_key not in events:
+                    self._log(record.event.model_copy(update={"details": {**record.event.details,
+                                                                           "recovered": True}}), record.event_key)
+                    restored.append(key)
+        return restored
 
     def events(self, name: str) -> list[Event]:
         check_name(name, "model name")
+        self._reconcile(name)
         keys = self.store.list_keys(f"models/{name}/events/")
         return [Event.model_validate_json(self.store.get_bytes(k)[0]) for k in keys]
+
+
+REGISTERED = "registered"
+
+
+def _event_key(event: Event, suffix: str) -> str:
+    """`<time>-<suffix>.json`: keys sort in time order (microseconds); the suffix keeps writers apart."""
+    return f"{datetime.fromisoformat(event.at).strftime('%Y%m%dT%H%M%S%fZ')}-{suffix}.json"
+
+
+def _registered_event(record: VersionRecord, reason: str, recovered: bool = False) -> Event:
+    details = {"files": len(record.files), "gate_passed": record.gate_passed} | ({"recovered": True} if recovered
+                                                                                 else {})
+    return Event(event="registered", model=record.name, version=record.version, actor=record.created_by,
+                 at=record.created_at, reason=reason, details=details)

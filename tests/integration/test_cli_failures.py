@@ -16,10 +16,10 @@ pytestmark = pytest.mark.slow
 
 
 def alignops(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "ALIGNOPS_HOME": str(home), "COLUMNS": "200", **env}
-    environment.pop("ALIGNOPS_REGISTRY", None) if "ALIGNOPS_REGISTRY" not in env else None
-    return subprocess.run([str(Path(sys.executable).parent / "alignops"), *args], cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=300)
+    environment = {key: value for key, value in os.environ.items() if key != "ALIGNOPS_REGISTRY"}
+    environment |= {"ALIGNOPS_HOME": str(home), "COLUMNS": "200", **env}
+    return subprocess.run([str(Path(sys.executable).parent / "alignops"), *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> str:

@@ -109,15 +109,16 @@ def test_alias_moves_keep_history_and_roll_back(registry, artifact):
     with pytest.raises(RegistryError, match="no earlier holder"):
         registry.rollback("general")
     rolled = [e for e in registry.events("general") if e.event == "rolled_back"]
-    assert [(e.details["from"], e.version) for e in rolled] == [(2, 3), (3, 1)]
+    assert [(e.details["previous"], e.version) for e in rolled] == [(2, 3), (3, 1)]
     assert rolled[0].reason == "p95 latency regression"
 
 
 def test_stale_compare_and_swap_is_refused(registry, artifact):
     registry.register("general", artifact)
+    registry.register("general", artifact)
     registry.set_alias("general", "staging", 1)
     _, etag = registry.store.get_bytes("models/general/aliases/staging.json")
-    registry.set_alias("general", "staging", 1, reason="moved by someone else")
+    registry.set_alias("general", "staging", 2, reason="moved by someone else")
     with pytest.raises(PreconditionFailed):
         registry.store.put_bytes("models/general/aliases/staging.json", b"{}", if_match=etag)
     with pytest.raises(PreconditionFailed):
