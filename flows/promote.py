@@ -26,10 +26,12 @@ def register_version(name: str, artifact_dir: str, metrics: dict[str, float], ve
     lineage_file.write_text(json.dumps(lineage, indent=2))  # the artifact carries its own evaluation
     record = registry.register(name, Path(artifact_dir), metrics=metrics, gate=verdict.model_dump(mode="json"),
                                lineage=lineage, reason="registered by the lifecycle flow")
-    registry.set_alias(name, "candidate", record.version, reason="latest evaluated version")
+    if verdict.passed:  # `candidate` moves only on a passing gate
+        registry.set_alias(name, "candidate", record.version, reason=f"gate {verdict.policy} passed")
+    moved = f"alias `candidate` -> {record.version}" if verdict.passed else "alias `candidate` stays where it was"
     create_markdown_artifact(key="registry-change", description=f"{name}:{record.version} registered", markdown=(
         f"# Registered `{name}:{record.version}`\n\nGate `{verdict.policy}`: "
-        f"{'passed' if verdict.passed else 'FAILED'}; alias `candidate` -> {record.version}.\n\n"
+        f"{'passed' if verdict.passed else 'FAILED'}; {moved}.\n\n"
         f"Files: {len(record.files)}; dataset: {lineage.get('datasets')}"))
     return record
 
