@@ -36,3 +36,14 @@ def redact(text: str) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, MASK)
     return text
+
+
+def redacted(value: object) -> object:
+    """A JSON-like value (dicts, lists, strings) with `redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(item) for item in value]
+    return value

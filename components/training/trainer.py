@@ -29,6 +29,7 @@ from components.domains import domain
 from components.models.artifact import WEIGHTS_FILE, Lineage, ModelArtifact, config_hash
 from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
+from components.secrets import redacted
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.module import ContrastivePretraining
 from components.training.report import plot_loss_curves
@@ -132,8 +133,8 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
         wandb_run_id = _finish_wandb(loggers)
     lineage = lineage.model_copy(update={
         "config_hash": config_hash(model_config, config),
-        "training": {**lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
-                     "wandb_run_id": wandb_run_id},
+        "training": redacted({**lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
+                              "wandb_run_id": wandb_run_id}),
     })
     model = _trained_model(trainer, model_config)
     loss_curve = run_dir / "loss_curve.png"
@@ -172,9 +173,9 @@ def _loggers(config: TrainConfig, run_dir: Path, model_config: ModelConfig, line
     attempt = len(list((run_dir / "logs").glob("attempt-*")))
     loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}")]
     if config.wandb:
-        loggers.append(_wandb_logger(config, run_dir, {"train": config.model_dump(mode="json"),
-                                                       "model": model_config.model_dump(mode="json"),
-                                                       "lineage": lineage.model_dump(mode="json")}))
+        loggers.append(_wandb_logger(config, run_dir, redacted({"train": config.model_dump(mode="json"),
+                                                                "model": model_config.model_dump(mode="json"),
+                                                                "lineage": lineage.model_dump(mode="json")})))
     return loggers
 
 

@@ -223,3 +223,25 @@ def test_the_state_directory_is_private_unless_configured_otherwise(tmp_path, um
     modes = {p: p.stat().st_mode & 0o777 for p in [tmp_path / "home", *(tmp_path / "home").rglob("*")]}
     assert len(modes) > 8
     assert all((mode & 0o077 == 0) == private for mode in modes.values()), {str(p): oct(m) for p, m in modes.items()}
+
+
+def test_credentials_are_masked_in_urls_text_and_configs(monkeypatch):
+    from components.secrets import redact, redacted, strip_userinfo
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIsecret")
+    assert strip_userinfo("https://alice:pw@dvc.example:8443/store?x=1") == "https://dvc.example:8443/store?x=1"
+    assert redact("S3 at http://alice:pw@127.0.0.1:9 failed; key wJalrXUtnFEMIsecret") == \
+        "S3 at http://***@127.0.0.1:9 failed; key ***"
+    config = {"train": {"train_shards": ["s3://k:s@b/x.tar"], "steps": 3}, "note": "wJalrXUtnFEMIsecret"}
+    assert redacted(config) == {"train": {"train_shards": ["s3://***@b/x.tar"], "steps": 3}, "note": "***"}
+
+
+def test_a_dvc_remote_with_credentials_is_committed_without_them(tmp_path):
+    import subprocess
+
+    from components.data.versioning import init_workspace
+
+    workspace = init_workspace(tmp_path / "ws", "https://alice:hunter2pw@dvc.example/store")
+    history = subprocess.run(["git", "log", "-p", "--all"], cwd=workspace, capture_output=True, text=True).stdout
+    assert "hunter2pw" not in history and "https://dvc.example/store" in history
+    assert "hunter2pw" in (workspace / ".dvc" / "config.local").read_text()  # kept on this machine only
