@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from components.containment import relative_path
 from registry.names import check_name
+
+# Names that become path segments or keys, checked whenever a record is made or read.
+ModelName = Annotated[str, AfterValidator(lambda value: check_name(value, "model name"))]
+AliasName = Annotated[str, AfterValidator(lambda value: check_name(value, "alias"))]
 
 
 def utcnow() -> str:
@@ -23,7 +27,7 @@ class FileEntry(BaseModel):
 class VersionRecord(BaseModel):
     """`versions/<n>/version.json`, written last: a version without it does not exist."""
 
-    name: str
+    name: ModelName
     version: int
     created_at: str
     created_by: str
@@ -32,11 +36,6 @@ class VersionRecord(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     gate: dict[str, Any] | None = Field(None, description="the gate verdict recorded at registration")
     tags: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value, "model name")
 
     @field_validator("files")
     @classmethod
@@ -75,20 +74,11 @@ EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", 
 class Event(BaseModel):
     """One line of the append-only audit log (`events/<time>-<id>.json`)."""
 
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        return check_name(value, "model name")
-
-    @field_validator("alias")
-    @classmethod
-    def _alias(cls, value: str | None) -> str | None:
-        return value if value is None else check_name(value, "alias")
 
     event: EventKind
-    model: str
+    model: ModelName
     version: int | None = None
-    alias: str | None = None
+    alias: AliasName | None = None
     actor: str
     at: str = Field(default_factory=utcnow)
     reason: str = ""

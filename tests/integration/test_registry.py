@@ -23,13 +23,6 @@ def artifact(tmp_path):
     return folder
 
 
-@pytest.fixture(params=["local", "s3"])
-def registry(request, tmp_path):
-    if request.param == "local":
-        return Registry.local(tmp_path / "registry")
-    return Registry.from_url(f"s3://{request.getfixturevalue('s3_bucket')}/team-a")
-
-
 def test_register_records_sha256_of_every_file_and_numbers_versions(registry, artifact):
     first = registry.register("general", artifact, metrics={"x/t2i_r1": 0.4}, gate=PASSING, lineage={"a": 1})
     second = registry.register("general", artifact)

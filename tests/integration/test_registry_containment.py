@@ -19,13 +19,6 @@ def artifact(tmp_path):
     return folder
 
 
-@pytest.fixture(params=["local", "s3"])
-def registry(request, tmp_path):
-    if request.param == "local":
-        return Registry.local(tmp_path / "registry")
-    return Registry.from_url(f"s3://{request.getfixturevalue('s3_bucket')}/team")
-
-
 def _tamper(registry: Registry, name: str, bad_name: str) -> None:
     """Rewrite version 1's record so it names `bad_name`, as an attacker with write access would."""
     key = f"models/{name}/versions/1/version.json"
