@@ -383,25 +383,21 @@ class Registry:
         except PreconditionFailed:
             pass
 
-    def _reconcile(self, name: str) -> list[str]:
+    def _reconcile(self, name: str) -> None:
         """Write the audit events a crash kept from the log: a version without its `registered` event, an
-        alias whose move's event is missing. Returns the keys written. Runs before the log is read."""
+        alias whose move's event is missing. Runs before the log is read."""
         keys = set(self.store.list_keys(f"models/{name}/"))
         events = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"models/{name}/events/")}
         suffixes = {e.split("-", 1)[1] for e in events if "-" in e}
-        restored = []
         for key in sorted(keys):
             if (match := _VERSION_JSON.match(key)) and f"{REGISTERED}-{match.group(1)}.json" not in suffixes:
                 event = _registered_event(self.get_version(name, int(match.group(1))), "", recovered=True)
                 self._log(event, _event_key(event, f"{REGISTERED}-{match.group(1)}"))
-                restored.append(key)
             elif key.startswith(f"models/{name}/aliases/") and key.endswith(".json"):
                 record, _ = self._read_alias(name, Path(key).stem)
                 if record and record.event and record.event_key and record.event_key not in events:
                     self._log(record.event.model_copy(update={"details": {**record.event.details,
                                                                            "recovered": True}}), record.event_key)
-                    restored.append(key)
-        return restored
 
     def events(self, name: str) -> list[Event]:
         check_name(name, "model name")
