@@ -23,7 +23,7 @@ def untrained_artifact(directory: Path, preset_name: str = "tiny") -> Path:
 
 def gallery_dataset(directory: Path) -> Path:
     from components.config import SyntheticDataConfig
-    from components.data.synthetic import generate_dataset
+    from components.data.generators.synthetic import generate_dataset
 
     generate_dataset(SyntheticDataConfig(train_images=10, val_images=10, test_images=50), directory / "gallery")
     return directory / "gallery"

@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     args = parser.parse_args()
     from components.config import SyntheticDataConfig, preset
-    from components.data.synthetic import generate_dataset
+    from components.data.generators.synthetic import generate_dataset
 
     context = mp.get_context("spawn")
     timings: dict[str, list[tuple[float, int]]] = {"plain": [], "lightning": []}

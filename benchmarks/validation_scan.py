@@ -90,7 +90,7 @@ def main() -> None:
         print(json.dumps(run_variant(args.variant, args.dataset, args.workers)))
         return
     from components.config import SyntheticDataConfig
-    from components.data.synthetic import generate_dataset
+    from components.data.generators.synthetic import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "ds"

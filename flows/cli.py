@@ -15,9 +15,9 @@ from typing import Annotated
 import click
 import typer
 
-from components.data.versioning import VersioningError
 from components.runtime import alignops_home, configure_environment
 from infra.stack import StackError
+from infra.workspace import VersioningError
 from registry.names import InvalidName
 from registry.registry import RegistryError
 
@@ -225,8 +225,8 @@ def data_generate(dest: Path, train_images: int = 2000, seed: int = 0,
                                        "under DEST/source and import it into DEST/dataset")] = None) -> None:
     """Write a generated captioned-image dataset to DEST."""
     from components.config import SyntheticDataConfig
-    from components.data.generated import generate_domain_dataset
-    from components.data.synthetic import generate_dataset
+    from components.data.generators import generate_domain_dataset
+    from components.data.generators.synthetic import generate_dataset
 
     if domain_name:
         frame = generate_domain_dataset(domain_name, dest, images=train_images, seed=seed)
@@ -294,9 +294,9 @@ def data_add(
     domain: Annotated[str | None, typer.Option(help="metric suite of a domain preset (default: retrieval)")] = None,
 ) -> None:
     """Version a dataset with DVC in the workspace (git commit + push to the configured remote)."""
-    from components.data.versioning import track_dataset
-    from components.evaluation.catalog import EvalSet, add_eval_set
     from flows.settings import Platform
+    from infra.catalog import EvalSet, add_eval_set
+    from infra.workspace import track_dataset
 
     platform = Platform.from_env()
     workspace = platform.open_workspace()
@@ -314,8 +314,8 @@ def data_add(
 def data_get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add` prints it")],
              dest: Path) -> None:
     """Materialise the exact bytes of a dataset version (pulled from the remote when not cached)."""
-    from components.data.versioning import checkout_version
     from flows.settings import Platform
+    from infra.workspace import checkout_version
 
     checkout_version(Platform.from_env().open_workspace(), ref, dest)
     typer.echo(f"{ref} -> {dest} (hash verified)")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prefect import task
 
-from components.data.versioning import checkout_version, dataset_version, directory_md5
 from flows.settings import Platform
+from infra.workspace import checkout_version, dataset_version, directory_md5
 
 
 @task(retries=2, retry_delay_seconds=5)

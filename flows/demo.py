@@ -10,17 +10,17 @@ from pydantic import BaseModel, Field
 from rich.panel import Panel
 
 from components.config import SyntheticDataConfig, TrainConfig
-from components.data.generated import generate_domain_dataset
+from components.data.generators import generate_domain_dataset
+from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import MANIFEST_FILE
-from components.data.synthetic import generate_dataset
-from components.data.versioning import DatasetVersion, track_dataset
 from components.domains import DOMAINS
-from components.evaluation.catalog import EvalSet, add_eval_set
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
 from flows.settings import Platform
+from infra.catalog import EvalSet, add_eval_set
 from infra.stack import load_stack
+from infra.workspace import DatasetVersion, track_dataset
 
 DATASET_NAME = "synthetic"
 REQUIRED_CHANCE_MULTIPLE = 5.0

@@ -7,10 +7,10 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from components.config import TrainConfig
-from components.data.versioning import VersioningError, dataset_version
 from flows.datasets import materialise
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.settings import Platform
+from infra.workspace import VersioningError, dataset_version
 
 
 class WatchedDataset(BaseModel):

@@ -18,7 +18,8 @@ from prefect.artifacts import create_markdown_artifact
 from components.config import TrainConfig
 from components.containment import segment_name
 from components.models.artifact import Lineage, ModelArtifact
-from components.training.launch import ARTIFACT_DIR, upload
+from components.storage import upload
+from components.training.launch import ARTIFACT_DIR
 from components.training.trainer import train
 from flows.report import inline_png
 from flows.settings import Platform, code_revision

@@ -11,12 +11,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
-from components.evaluation.catalog import EvalSet, read_catalog
 from components.evaluation.suites import measure
 from components.models.embedder import Embedder
 from flows.datasets import materialise
 from flows.report import markdown_table
 from flows.settings import Platform
+from infra.catalog import EvalSet, read_catalog
 from registry.records import Event
 from registry.registry import current_actor
 

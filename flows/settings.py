@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from components.data.versioning import init_workspace
 from components.runtime import alignops_home, configure_environment
+from infra.workspace import init_workspace
 from registry.registry import Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ def prefect_harness(alignops_home):
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     from components.config import SyntheticDataConfig
-    from components.data.synthetic import generate_dataset
+    from components.data.generators.synthetic import generate_dataset
 
     path = tmp_path_factory.mktemp("tiny-dataset")
     generate_dataset(SyntheticDataConfig(seed=1, train_images=160, val_images=16, test_images=20), path)

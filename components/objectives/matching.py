@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from components.config import ModelConfig
-from components.models.heads import MatchingHead, after_first
 from components.objectives.base import Batch, Objective, Outputs, register
+from components.objectives.heads import MatchingHead, after_first
 
 
 def sample_negatives(similarity: torch.Tensor, same_group: torch.Tensor, generator: torch.Generator,

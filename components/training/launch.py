@@ -18,6 +18,7 @@ from pathlib import Path
 from components.config import TrainConfig
 from components.models.artifact import Lineage
 from components.runtime import configure_environment
+from components.storage import upload
 from components.training.trainer import train
 
 ARTIFACT_DIR = "artifact"
@@ -53,17 +54,6 @@ def local_dataset(dataset: str, run_dir: Path) -> Path:
             raise TimeoutError(f"local rank 0 did not finish downloading {dataset} within an hour")
         time.sleep(1)
     return target
-
-
-def upload(local: Path, uri: str) -> None:
-    """Copy a file, or a directory's contents, to `uri`."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    if local.is_dir():
-        fs.put(str(local).rstrip("/") + "/", path.rstrip("/") + "/", recursive=True)
-    else:
-        fs.put_file(str(local), path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,9 +6,9 @@ import torch
 from prefect_events import wait_for_alias_events
 
 from components.config import SyntheticDataConfig, preset
-from components.data.generated import generate_domain_dataset
+from components.data.generators import generate_domain_dataset
+from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import read_manifest
-from components.data.synthetic import generate_dataset
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.text.tokenizer import train_tokenizer

@@ -9,14 +9,14 @@ import subprocess
 import pytest
 
 from components.config import TrainConfig
-from components.data.generated import generate_domain_dataset
-from components.data.versioning import track_dataset
-from components.evaluation.catalog import EvalSet, add_eval_set, read_catalog
+from components.data.generators import generate_domain_dataset
 from components.evaluation.suites import measure
 from components.models.embedder import Embedder
 from flows.finetune_on_change import WatchedDataset, finetune_on_change
 from flows.reevaluate import reevaluate
 from flows.settings import Platform
+from infra.catalog import EvalSet, add_eval_set, read_catalog
+from infra.workspace import track_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,9 @@ import shutil
 import pytest
 
 from components.config import ValidationConfig
-from components.data.versioning import directory_md5
 from flows import validate_data as flow_module
 from flows.validate_data import DatasetRejected, validate_data
+from infra.workspace import directory_md5
 
 pytestmark = pytest.mark.slow
 

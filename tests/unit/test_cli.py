@@ -50,8 +50,8 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
 def test_data_import_add_get_shard(tiny_dataset, tmp_path):
     import shutil
 
-    from components.data.versioning import directory_md5
     from flows.settings import Platform
+    from infra.workspace import directory_md5
 
     workspace = Platform.from_env().open_workspace()
     shutil.copytree(tiny_dataset, workspace / "cli-tiny")

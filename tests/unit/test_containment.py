@@ -239,7 +239,7 @@ def test_credentials_are_masked_in_urls_text_and_configs(monkeypatch):
 def test_a_dvc_remote_with_credentials_is_committed_without_them(tmp_path):
     import subprocess
 
-    from components.data.versioning import init_workspace
+    from infra.workspace import init_workspace
 
     workspace = init_workspace(tmp_path / "ws", "https://alice:hunter2pw@dvc.example/store")
     history = subprocess.run(["git", "log", "-p", "--all"], cwd=workspace, capture_output=True, text=True).stdout

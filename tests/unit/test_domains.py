@@ -10,7 +10,7 @@ from PIL import Image
 
 from components.config import TokenizerConfig
 from components.data.datamodule import EpochPermutationSampler, IdentityBatchSampler
-from components.data.generated import generate_domain_dataset
+from components.data.generators import generate_domain_dataset
 from components.data.manifest import read_manifest, resolve_image
 from components.domains import DOMAINS, domain
 from components.evaluation.gate import GatePolicy, evaluate_gate

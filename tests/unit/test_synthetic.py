@@ -3,8 +3,8 @@ import pandas as pd
 from PIL import Image
 
 from components.config import SyntheticDataConfig
+from components.data.generators.synthetic import COLOURS, generate_dataset
 from components.data.manifest import read_manifest
-from components.data.synthetic import COLOURS, generate_dataset
 
 
 def test_same_seed_same_dataset(tmp_path):

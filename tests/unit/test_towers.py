@@ -11,7 +11,8 @@ from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 from components.config import PRESETS, preset
 from components.models.artifact import ModelArtifact
 from components.models.dual_encoder import DualEncoder
-from components.models.pretrained import import_hf_checkpoint, pretrained_text_dir, with_pretrained_text
+from components.models.pretrained import import_hf_checkpoint, with_pretrained_text
+from components.models.text_checkpoints import pretrained_text_dir
 from components.models.towers import encoder_layers, lock_tower
 from components.text.tokenizer import train_tokenizer
 

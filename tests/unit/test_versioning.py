@@ -4,7 +4,7 @@ import boto3
 import pytest
 import yaml
 
-from components.data.versioning import (
+from infra.workspace import (
     VersioningError,
     checkout_version,
     directory_md5,

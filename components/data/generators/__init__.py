@@ -1,11 +1,15 @@
-"""Generated domain data written in the formats users have (MIMIC-CXR CSVs with DICOM, Karpathy JSON,
-CUHK-PEDES JSON), so domain finetuning runs offline. Captions describe what is drawn, so they can be
+"""Data generators, written by hand: the general captioned-shapes set (`synthetic`), and domain data in the
+formats users have (MIMIC-CXR CSVs with DICOM, Karpathy JSON, CUHK-PEDES JSON), so domain finetuning runs
+offline. Captions describe what is drawn, so they can be
 learnt from the pixels."""
 
 from pathlib import Path
 
 import pandas as pd
 
+from components.data.generators.aerial import generate_karpathy
+from components.data.generators.pedestrians import generate_pedes
+from components.data.generators.radiographs import generate_mimic
 from components.data.readers import import_dataset, read_source
 
 SPLIT_SIZES = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -14,10 +18,6 @@ SPLIT_SIZES = {"train": 0.8, "val": 0.1, "test": 0.1}
 def generate_domain_dataset(domain: str, dest: Path, images: int = 600, seed: int = 0) -> pd.DataFrame:
     """Write `images` of a domain in its native format under `dest/source`, then import them through the
     domain's reader into the dataset directory `dest/dataset` (as a user's import would)."""
-    from components.data.generated.aerial import generate_karpathy
-    from components.data.generated.pedestrians import generate_pedes
-    from components.data.generated.radiographs import generate_mimic
-
     source = Path(dest) / "source"
     counts = {split: max(1, round(images * share)) for split, share in SPLIT_SIZES.items()}
     if domain == "medical":

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
-from components.data.versioning import commit_files
 from components.domains import domain as domain_preset
+from infra.workspace import commit_files
 
 CATALOG_FILE = "eval_sets.yaml"
 
