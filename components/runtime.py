@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import BaseModel
+
 ENV_DEFAULTS = {
     # telemetry off, W&B offline unless the user asks for online
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -51,3 +53,69 @@ def configure_environment(home: Path | None = None) -> Path:
         os.environ.setdefault(key, str(path))
         Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
     return home
+
+
+class Settings(BaseModel):
+    """The state directory's layout and the `ALIGNOPS_*` variables that move parts of it elsewhere: the one
+    place either is written down."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(home=configure_environment(alignops_home()))
+
+    @property
+    def registry_url(self) -> str:
+        """`ALIGNOPS_REGISTRY` (`s3://bucket/prefix` or a directory), else a directory in the state dir."""
+        return self.remote_registry or str(self.local_registry)
+
+    @property
+    def remote_registry(self) -> str | None:
+        """The registry the environment names (`ALIGNOPS_REGISTRY`), if it names one."""
+        return os.environ.get("ALIGNOPS_REGISTRY") or None
+
+    @property
+    def local_registry(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def dvc_remote_url(self) -> str:
+        """`ALIGNOPS_DVC_REMOTE` (a folder or s3://bucket/path), else a folder in the state directory."""
+        return os.environ.get("ALIGNOPS_DVC_REMOTE") or str(self.local_dvc_remote)
+
+    @property
+    def local_dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def workspace(self) -> Path:
+        """The git + DVC workspace holding versioned datasets."""
+        return self.home / "workspace"
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def reports(self) -> Path:
+        """Validation reports, one folder per dataset version."""
+        return self.home / "reports"
+
+    @property
+    def dataset_cache(self) -> Path:
+        """Checked-out dataset versions, one folder per DVC hash."""
+        return self.home / "datasets"
+
+    @property
+    def cli_log(self) -> Path:
+        return self.home / "logs" / "cli.log"
+
+    @property
+    def stack(self) -> Path:
+        """The local stack's PID files, logs and S3 snapshot."""
+        return self.home / "stack"
+
+    @property
+    def demo_summary(self) -> Path:
+        return self.home / "demo-summary.json"

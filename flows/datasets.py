@@ -1,24 +1,36 @@
-"""Task `materialise`: the newest version of a tracked dataset as a local directory, for flows that run
-where the dataset was not prepared (a worker, a schedule)."""
+"""Datasets where a flow runs: task `materialise` (the newest version of a tracked dataset as a local
+directory, for flows that run where it was not prepared: a worker, a schedule) and flow `version_dataset`
+(track a directory with DVC, optionally listing it in the eval-set catalog)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import flow, task
 
+from components.data.reference import DatasetRef
 from flows.settings import Platform
-from infra.workspace import checkout_version, dataset_version, directory_md5
+from infra.catalog import EvalSet, add_eval_set
+from infra.workspace import DatasetVersion, checkout_version, dataset_version, directory_md5, track_dataset
 
 
 @task(retries=2, retry_delay_seconds=5)
-def materialise(dataset: str, workspace: Path) -> tuple[str, str, str]:
-    """(`path@rev`, DVC hash, a local directory with its bytes) of dataset `dataset` of the opened DVC
-    `workspace`; checkouts are cached by hash under the state directory and pulled from the remote when
-    missing."""
-    platform = Platform.from_env()
+def materialise(dataset: str, workspace: Path) -> DatasetRef:
+    """Dataset `dataset` of the opened DVC `workspace` at its newest version, as a local directory; checkouts
+    are cached by hash under the state directory and pulled from the remote when missing."""
     version = dataset_version(workspace, dataset)
-    target = platform.home / "datasets" / version.dvc_md5.removesuffix(".dir")
+    target = Platform.from_env().dataset_cache / version.dvc_md5.removesuffix(".dir")
     if not target.is_dir() or directory_md5(target) != version.dvc_md5:
         checkout_version(workspace, version.ref, target)
-    return version.ref, version.dvc_md5, str(target)
+    return DatasetRef(path=str(target), ref=version.ref, hash=version.dvc_md5)
+
+
+@flow(name="version_dataset", log_prints=True)
+def version_dataset(dataset_dir: str, message: str = "", eval_set: EvalSet | None = None) -> DatasetVersion:
+    """`dvc add` + git commit + `dvc push` a dataset directory inside the workspace; with `eval_set` (its
+    `dataset` field is filled in), list it in the catalog the weekly re-evaluation measures."""
+    workspace = Platform.from_env().open_workspace()
+    version = track_dataset(workspace, Path(dataset_dir), message)
+    if eval_set is not None:
+        add_eval_set(workspace, eval_set.model_copy(update={"dataset": version.path}))
+    return version

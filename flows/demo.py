@@ -13,6 +13,7 @@ from components.config import SyntheticDataConfig, TrainConfig
 from components.data.generators import generate_domain_dataset
 from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import MANIFEST_FILE
+from components.data.reference import DatasetRef
 from components.domains import DOMAINS
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
@@ -38,7 +39,7 @@ class DemoConfig(BaseModel):
     domains: list[str] = Field(default_factory=lambda: sorted(DOMAINS), description="finetuned after pretraining")
 
 
-def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVersion:
+def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetRef:
     """Generate the dataset inside the DVC workspace (once per config) and track it."""
     platform.open_workspace()
     dataset_dir = platform.workspace / DATASET_NAME
@@ -51,7 +52,11 @@ def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetVer
     with console.status("Versioning the dataset with DVC"):
         version = track_dataset(platform.workspace, dataset_dir, f"Generated dataset ({data.model_dump_json()})")
     add_eval_set(platform.workspace, EvalSet(name=f"{DATASET_NAME}_test", dataset=version.path))
-    return version
+    return as_reference(platform, version)
+
+
+def as_reference(platform: Platform, version: DatasetVersion) -> DatasetRef:
+    return DatasetRef(path=str(platform.workspace / version.path), ref=version.ref, hash=version.dvc_md5)
 
 
 def run_demo(config: DemoConfig) -> LifecycleResult:
@@ -59,23 +64,20 @@ def run_demo(config: DemoConfig) -> LifecycleResult:
     platform = Platform.from_env()
     console.rule("[bold]alignops demo")
     console.print(f"State directory: {platform.home}")
-    version = prepare_dataset(platform, config.data)
-    console.print(f"Dataset [bold]{version.ref}[/bold] (DVC {version.dvc_md5}, {version.files} files)")
-    lifecycle_config = LifecycleConfig(
-        model_name=config.model_name, dataset_dir=str(platform.workspace / version.path),
-        dataset_version=version.ref, dataset_hash=version.dvc_md5, train=config.train, package=config.package,
-        **({"gate_policy": config.gate_policy} if config.gate_policy else {}))
-    result = lifecycle(lifecycle_config)
-    finetunes = finetune_domains(platform, config, result, lifecycle_config.dataset_dir)
+    dataset = prepare_dataset(platform, config.data)
+    console.print(f"Dataset [bold]{dataset.ref}[/bold] (DVC {dataset.hash})")
+    result = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, train=config.train,
+                                       package=config.package, gate_policy=config.gate_policy))
+    finetunes = finetune_domains(platform, config, result, dataset)
     print_summary(platform, result, finetunes, time.monotonic() - started)
-    (platform.home / "demo-summary.json").write_text(json.dumps(
+    platform.demo_summary.write_text(json.dumps(
         {"lifecycle": result.model_dump(mode="json"), "finetune": [f.model_dump(mode="json") for f in finetunes]},
         indent=2))
     return result
 
 
 def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleResult,
-                     general_dir: str) -> list[FinetuneResult]:
+                     general: DatasetRef) -> list[FinetuneResult]:
     """Adapt the promoted general model to each domain, on generated data in that domain's native format."""
     if not config.domains or result.promoted_to is None:
         return []
@@ -88,42 +90,40 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
             version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
             add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
         console.rule(f"[bold]finetune: {name}")
-        results.append(finetune(FinetuneConfig(
-            base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
-            dataset_dir=str(platform.workspace / version.path), dataset_version=version.ref,
-            dataset_hash=version.dvc_md5, general_dataset_dir=general_dir)))
+        results.append(finetune(FinetuneConfig(base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
+                                               dataset=as_reference(platform, version), general=general)))
     return results
 
 
 def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[FinetuneResult],
                   elapsed_s: float) -> None:
-    v, e = result.validation, result.evaluation
+    v, e, verdict = result.validated.report, result.judged.measured, result.judged.verdict
+    eval_set, (images, captions) = next(iter(e.sizes.items()))
     console.rule("[bold]Summary")
-    console.print(f"Dataset {result.dataset_version}: validation {verdict_mark(v.passed)} — rows in {v.rows_in} = "
+    console.print(f"Dataset {result.validated.dataset.ref}: validation {verdict_mark(v.passed)} — "
+                  f"rows in {v.rows_in} = "
                   f"kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
                   f"{sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed")
-    floors = {r.metric: r for r in e.verdict.rules if r.rule == "floor"}
+    floors = {r.metric: r for r in verdict.rules if r.rule == "floor"}
     console.print(rich_table(
-        f"{e.eval_set}: {e.images} held-out images, {e.captions} captions (wordings unseen in training)",
+        f"{eval_set}: {images} held-out images, {captions} captions (wordings unseen in training)",
         ["metric", "value", "95% interval (n)", "chance", "x chance", "gate floor", "gate"],
         [(m, f"{x:.3f}", f"{e.intervals[m].low:.3f}-{e.intervals[m].high:.3f} ({e.intervals[m].n})"
           if m in e.intervals else "", f"{e.chance[m]:.3f}" if m in e.chance else "",
           f"{x / e.chance[m]:.1f}x" if e.chance.get(m) else "",
           f"{floors[m].threshold:.3f}" if m in floors else "", verdict_mark(floors[m].passed) if m in floors else "")
          for m, x in e.metrics.items()]))
-    for rule in e.verdict.rules:
+    for rule in verdict.rules:
         console.print(f"  gate {rule.rule}: {rule.reason} — {verdict_mark(rule.passed)}")
-    t2i, chance = e.metrics[f"{e.eval_set}/t2i_r1"], e.chance[f"{e.eval_set}/t2i_r1"]
+    t2i, chance = e.metrics[f"{eval_set}/t2i_r1"], e.chance[f"{eval_set}/t2i_r1"]
     console.print(f"text->image R@1 on held-out test: [bold]{t2i:.3f}[/bold] vs chance {chance:.3f} "
                   f"({t2i / chance:.1f}x; the demo requires >= {REQUIRED_CHANCE_MULTIPLE:.0f}x) "
                   f"{verdict_mark(t2i >= REQUIRED_CHANCE_MULTIPLE * chance)}")
     registry = platform.registry()
-    aliases = registry.aliases(result.model)
     console.print(rich_table(f"Registry {platform.registry_url}: model {result.model}",
                              ["version", "created", "gate", "aliases"],
                              [(r.version, r.created_at[:19], verdict_mark(r.gate_passed),
-                               ", ".join(a for a, rec in aliases.items() if rec.version == r.version))
-                              for r in registry.list_versions(result.model)]))
+                               ", ".join(registry.aliases_of(r))) for r in registry.list_versions(result.model)]))
     if result.smoke:
         console.print(f"Bento [bold]{result.bento_tag}[/bold]; smoke test {verdict_mark(result.smoke.passed)} "
                       f"(served vs registry embeddings: max abs diff text {result.smoke.text_max_abs_diff:.1e}, "

@@ -18,17 +18,17 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
+from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.evaluate import evaluate
 from flows.finetune import finetune
 from flows.finetune_on_change import finetune_on_change
 from flows.lifecycle import lifecycle
 from flows.package import package
 from flows.pretrain import pretrain
-from flows.promote import ALIAS_MOVED, PACKAGE_ON_MOVE, promote
+from flows.promote import promote
 from flows.reevaluate import reevaluate
 from flows.validate_data import validate_data
 
-LOCAL_POOL = "alignops-local"
 NIGHTLY = "0 2 * * *"  # 02:00 every day
 WEEKLY = "0 3 * * 1"  # 03:00 every Monday
 PACKAGE_ON_PRODUCTION = "package new production versions"

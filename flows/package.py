@@ -7,26 +7,25 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from flows.settings import Platform
-from registry.records import Event
+from registry.records import Event, VersionRecord
 from registry.registry import current_actor
 from serving.options import ServingOptions
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import SmokeResult, smoke_test
 
 
-@task
-def build(name: str, version: int, artifact_dir: str, gallery_dataset: str | None, gallery_split: str,
+@task(cache_policy=NO_CACHE)
+def build(record: VersionRecord, artifact_dir: str, gallery_dataset: str | None, gallery_split: str,
           serving: ServingOptions) -> str:
-    record = Platform.from_env().registry().get_version(name, version)
-    datasets = record.lineage.get("datasets", {})
-    labels = {"registry-model": name, "registry-version": str(version),
-              **{f"dataset-{role}": ref for role, ref in datasets.items()}}
+    labels = {"registry-model": record.name, "registry-version": str(record.version),
+              **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
     gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset), gallery_split) if gallery_dataset else None
     if gallery is not None:
         labels["gallery"] = f"{Path(gallery_dataset).name}/{gallery_split} ({len(gallery.items)} images)"
-    model_tag = import_model(Path(artifact_dir), f"alignops-{name}", labels, gallery)
+    model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery)
     return build_bento(model_tag, labels, serving)
 
 
@@ -46,7 +45,7 @@ def package(model_ref: str, gallery_dataset: str | None = None, gallery_split: s
     record = registry.resolve(model_ref)
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record.name, record.version, artifact_dir, gallery_dataset, gallery_split, serving)
+        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving)
         result = smoke(bento_tag, artifact_dir, gallery_dataset is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))

@@ -7,12 +7,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
-from components.evaluation.suites import measure
-from components.models.embedder import Embedder
+from components.evaluation.evidence import NonFiniteEmbeddings
+from flows.candidate import measure
 from flows.datasets import materialise
 from flows.report import markdown_table
 from flows.settings import Platform
@@ -29,13 +29,6 @@ class Remeasured(BaseModel):
     drops: dict[str, float]  # metrics that fell by more than the tolerance since registration
 
 
-@task
-def measure_set(artifact_dir: str, eval_set: EvalSet, dataset_dir: str) -> dict[str, float]:
-    suite, prompt_domain = eval_set.suite
-    return measure(Embedder.load(Path(artifact_dir)), Path(dataset_dir), eval_set.split, suite, prompt_domain,
-                   name=eval_set.name).named(eval_set.name).metrics
-
-
 @flow(name="reevaluate", log_prints=True)
 def reevaluate(model_ref: str = "general@production", eval_sets: list[EvalSet] | None = None,
                tolerance: float = 0.02) -> Remeasured:
@@ -49,12 +42,13 @@ def reevaluate(model_ref: str = "general@production", eval_sets: list[EvalSet] |
     if not sets:
         raise ValueError(f"no eval sets: add some to {platform.workspace}/eval_sets.yaml with "
                          "`alignops data add DATASET --eval-set NAME`, or pass `eval_sets`")
-    datasets, metrics = {}, {}
+    refs = {eval_set.name: materialise(eval_set.dataset, workspace) for eval_set in sets}
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        for eval_set in sets:
-            datasets[eval_set.name], _, dataset_dir = materialise(eval_set.dataset, workspace)
-            metrics |= measure_set(artifact_dir, eval_set, dataset_dir)
+        measured = measure(artifact_dir, [s.target(refs[s.name].path) for s in sets])
+    if measured.refusal:
+        raise NonFiniteEmbeddings(measured.refusal)
+    metrics, datasets = measured.metrics, {name: ref.ref for name, ref in refs.items()}
     drops = {m: record.metrics[m] - v for m, v in metrics.items()
              if m in record.metrics and record.metrics[m] - v > tolerance}
     result = Remeasured(model=record.name, version=record.version, datasets=datasets, metrics=metrics, drops=drops)

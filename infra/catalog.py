@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, Field, field_validator
 
 from components.domains import domain as domain_preset
+from components.evaluation.suites import EvalTarget
 from infra.workspace import commit_files
 
 CATALOG_FILE = "eval_sets.yaml"
@@ -27,13 +28,11 @@ class EvalSet(BaseModel):
             domain_preset(value)
         return value
 
-    @property
-    def suite(self) -> tuple[str, str]:
-        """(metric suite, prompt domain)."""
-        if self.domain is None:
-            return "retrieval", "general"
-        preset = domain_preset(self.domain)
-        return preset.suite, preset.prompt_domain
+    def target(self, dataset_dir: str) -> EvalTarget:
+        """This eval set measured on a local copy of its dataset, with its preset's suite and prompts."""
+        preset = domain_preset(self.domain or "general")
+        return EvalTarget(name=self.name, dataset_dir=dataset_dir, split=self.split, suite=preset.suite,
+                          prompt_domain=preset.prompt_domain)
 
 
 def read_catalog(workspace: Path) -> list[EvalSet]:

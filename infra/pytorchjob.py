@@ -1,7 +1,7 @@
 """Multi-node pretraining submitted from the `pretrain` flow as a Kubeflow PyTorchJob, and waited for.
 
 The job is the one `infra/kubernetes/pretrain-pytorchjob.yaml` documents: a ConfigMap with the run's
-inputs (TrainConfig, lineage, quarantined ids) and a PyTorchJob whose pods run torchrun over
+training job (config, validated dataset, lineage) and a PyTorchJob whose pods run torchrun over
 `components.training.launch`. Pods share no disk with the flow: the dataset and the checkpoints live on
 S3, and rank 0 uploads the artifact to `<runs_uri>/<run>/artifact`, from where the flow takes it.
 
@@ -18,8 +18,7 @@ from pathlib import Path
 import fsspec
 from pydantic import BaseModel, Field
 
-from components.config import TrainConfig
-from components.models.artifact import Lineage
+from components.training.job import JOB_FILE, TrainingJob
 from components.training.launch import ARTIFACT_DIR, LOSS_CURVE
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
@@ -50,19 +49,21 @@ def job_name(run_name: str) -> str:
     return f"alignops-{cleaned}"[:63].rstrip("-")
 
 
-def render(run_name: str, config: TrainConfig, cluster: ClusterJob, dataset_uri: str, lineage: Lineage,
-           quarantined: list[str]) -> tuple[dict, dict]:
-    """(ConfigMap, PyTorchJob) for the run: `num_nodes` pods of `devices` processes each."""
+def render(job: TrainingJob, cluster: ClusterJob, dataset_uri: str) -> tuple[dict, dict]:
+    """(ConfigMap, PyTorchJob) for the job: `num_nodes` pods of `devices` processes each, reading the dataset
+    from `dataset_uri` and checkpointing under `<runs_uri>/<run>/`."""
+    run_name = Path(job.run_dir).name
     name, run_uri = job_name(run_name), f"{cluster.runs_uri.rstrip('/')}/{run_name}"
-    config = config.model_copy(update={"checkpoint_dir": config.checkpoint_dir or f"{run_uri}/checkpoints",
-                                       "launcher": "torchrun"})
+    checkpoints = job.config.logging.checkpoint_dir or f"{run_uri}/checkpoints"
+    config = job.config.changed(logging={"checkpoint_dir": checkpoints}, scale={"launcher": "torchrun"})
+    # The ConfigMap (at most 1 MiB) carries the quarantined ids, not the whole validation report.
+    pod_job = job.model_copy(update={"config": config, "run_dir": f"/runs/{run_name}",
+                                     "data": job.data.model_copy(update={"report": None})})
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": cluster.namespace},
-                  "data": {"train.json": config.model_dump_json(indent=2),
-                           "lineage.json": lineage.model_dump_json(indent=2), "exclude.txt": "\n".join(quarantined)}}
-    command = ["python", "-m", "torch.distributed.run", f"--nproc-per-node={config.devices}",
-               "-m", "components.training.launch", "--config", "/config/train.json", "--dataset", dataset_uri,
-               "--run-dir", f"/runs/{run_name}", "--lineage", "/config/lineage.json",
-               "--exclude", "/config/exclude.txt", "--artifact-uri", f"{run_uri}/{ARTIFACT_DIR}"]
+                  "data": {JOB_FILE: pod_job.model_dump_json(indent=2)}}
+    command = ["python", "-m", "torch.distributed.run", f"--nproc-per-node={config.scale.devices}",
+               "-m", "components.training.launch", "--job", f"/config/{JOB_FILE}", "--dataset", dataset_uri,
+               "--artifact-uri", f"{run_uri}/{ARTIFACT_DIR}"]
     secret = {"name": cluster.s3_secret}
     env = [{"name": "WANDB_MODE", "value": "offline"}, {"name": "DVC_NO_ANALYTICS", "value": "1"},
            {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": secret | {"key": "access-key-id"}}},
@@ -80,12 +81,13 @@ def render(run_name: str, config: TrainConfig, cluster: ClusterJob, dataset_uri:
         "volumes": [{"name": "config", "configMap": {"name": name}},
                     {"name": "dshm", "emptyDir": {"medium": "Memory"}}, {"name": "runs", "emptyDir": {}}]}}
     replicas = {"Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": pod}}
-    if config.num_nodes > 1:
-        replicas["Worker"] = {"replicas": config.num_nodes - 1, "restartPolicy": "OnFailure", "template": pod}
+    if config.scale.num_nodes > 1:
+        replicas["Worker"] = {"replicas": config.scale.num_nodes - 1, "restartPolicy": "OnFailure", "template": pod}
     job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PyTorchJob",
            "metadata": {"name": name, "namespace": cluster.namespace,
                         "labels": {"app.kubernetes.io/part-of": "alignops", "alignops/run": name}},
-           "spec": {"nprocPerNode": str(config.devices), "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 10},
+           "spec": {"nprocPerNode": str(config.scale.devices),
+                    "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 10},
                     "pytorchReplicaSpecs": replicas}}
     return config_map, job
 

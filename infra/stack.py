@@ -26,9 +26,10 @@ import boto3
 import httpx
 from pydantic import BaseModel
 
-from components.runtime import ENV_DEFAULTS
+from components.runtime import ENV_DEFAULTS, Settings
 
 STACK_MARKER = "ALIGNOPS_STACK"
+LOCAL_POOL = "alignops-local"  # the process work pool the stack's worker polls
 BUCKET = "alignops"
 LOCAL_S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "alignops-local", "AWS_SECRET_ACCESS_KEY": "alignops-local",
                         "AWS_DEFAULT_REGION": "us-east-1"}
@@ -75,7 +76,7 @@ class Stack(BaseModel):
 
 
 def stack_dir(home: Path) -> Path:
-    return home / "stack"
+    return Settings(home=home).stack
 
 
 def load_stack(home: Path) -> Stack | None:
@@ -153,8 +154,9 @@ def start_s3(stack: Stack, env: dict[str, str], port: int) -> None:
     s3 = local_s3(stack)
     s3.create_bucket(Bucket=BUCKET)
     snapshot = stack_dir(stack.home) / "s3-snapshot"
-    sources = {snapshot: ""} if snapshot.is_dir() else {stack.home / "registry": "registry/",
-                                                         stack.home / "dvc-remote": "dvc/"}
+    settings = Settings(home=stack.home)
+    sources = {snapshot: ""} if snapshot.is_dir() else {settings.local_registry: "registry/",
+                                                         settings.local_dvc_remote: "dvc/"}
     for folder, prefix in sources.items():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             s3.upload_file(str(path), BUCKET, prefix + path.relative_to(folder).as_posix())
@@ -195,7 +197,8 @@ def worker_online(api: str, pool: str) -> bool:
 
 def plan(home: Path, prefect_port: int, s3_port: int, pool: str) -> Stack:
     """The stack to start: local servers for whatever is not configured in the environment."""
-    api, registry = os.environ.get("PREFECT_API_URL"), os.environ.get("ALIGNOPS_REGISTRY")
+    settings = Settings(home=home)
+    api, registry = os.environ.get("PREFECT_API_URL"), settings.remote_registry
     for port, needed in ((prefect_port, not api), (s3_port, not registry)):
         if needed and not port_free(port):
             raise StackError(f"port {port} on 127.0.0.1 is taken: pick another with --prefect-port / --s3-port")
@@ -205,11 +208,10 @@ def plan(home: Path, prefect_port: int, s3_port: int, pool: str) -> Stack:
         ui_url=None if api else f"http://127.0.0.1:{prefect_port}",
         s3_endpoint=None if registry else f"http://127.0.0.1:{s3_port}",
         registry=registry or f"s3://{BUCKET}/registry",
-        dvc_remote=(os.environ.get("ALIGNOPS_DVC_REMOTE") or str(home / "dvc-remote")) if registry
-        else f"s3://{BUCKET}/dvc")
+        dvc_remote=settings.dvc_remote_url if registry else f"s3://{BUCKET}/dvc")
 
 
-def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = "alignops-local") -> Stack:
+def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL) -> Stack:
     running = load_stack(home)
     if running and any(s.alive() for s in running.services):
         raise StackError(f"a stack already runs from {home} (UI {running.ui_url}); `alignops down` stops it")

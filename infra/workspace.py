@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
+from components.data.reference import DatasetRef
 from components.secrets import has_userinfo, redact, strip_userinfo
 
 GIT_IDENTITY = ["-c", "user.name=alignops", "-c", "user.email=alignops@localhost"]
@@ -138,3 +139,20 @@ def directory_md5(directory: Path) -> str:
                for p in Path(directory).rglob("*") if p.is_file()]
     entries.sort(key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def dataset_reference(workspace: Path, dataset_dir: Path) -> DatasetRef:
+    """What a directory is, resolved once where a run starts: a tracked dataset inside the workspace whose
+    bytes are the committed version is `path@rev` with its DVC hash; anything else is unversioned (its path,
+    no hash), and nothing is cached on it."""
+    workspace, dataset_dir = Path(workspace).resolve(), Path(dataset_dir).resolve()
+    unversioned = DatasetRef(path=str(dataset_dir))
+    if not dataset_dir.is_relative_to(workspace) or dataset_dir == workspace:
+        return unversioned
+    relative = dataset_dir.relative_to(workspace).as_posix()
+    if not (workspace / f"{relative}.dvc").is_file():
+        return unversioned
+    version = dataset_version(workspace, relative)
+    if directory_md5(dataset_dir) != version.dvc_md5:  # changed since it was committed: not that version
+        return unversioned
+    return DatasetRef(path=str(dataset_dir), ref=version.ref, hash=version.dvc_md5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from components.containment import relative_path
 from registry.names import check_name
@@ -24,6 +24,42 @@ class FileEntry(BaseModel):
     size: int
 
 
+class GateRule(BaseModel):
+    """One rule of a recorded verdict; whatever else the gate said about it is kept as it came."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: str
+    passed: bool
+    reason: str = ""
+
+
+class GateRecord(BaseModel):
+    """The gate verdict recorded at registration: what promotion reads (passed, the policy, the reasons)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    policy: str
+    passed: bool
+    rules: list[GateRule] = Field(default_factory=list)
+
+    @property
+    def failures(self) -> list[GateRule]:
+        return [r for r in self.rules if not r.passed]
+
+
+class LineageRecord(BaseModel):
+    """Where a version came from: the provenance every version can have (datasets by role, their DVC
+    hashes, the parent version, the code); the model's own facts (training config, metrics) ride along."""
+
+    model_config = ConfigDict(extra="allow")
+
+    datasets: dict[str, str] = Field(default_factory=dict, description="role -> dataset `path@rev`")
+    dataset_hashes: dict[str, str] = Field(default_factory=dict, description="role -> DVC hash")
+    parent_model: str | None = None
+    code_revision: str | None = None
+
+
 class VersionRecord(BaseModel):
     """`versions/<n>/version.json`, written last: a version without it does not exist."""
 
@@ -32,9 +68,9 @@ class VersionRecord(BaseModel):
     created_at: str
     created_by: str
     files: dict[str, FileEntry]
-    lineage: dict[str, Any] = Field(default_factory=dict)
+    lineage: LineageRecord = Field(default_factory=LineageRecord)
     metrics: dict[str, float] = Field(default_factory=dict)
-    gate: dict[str, Any] | None = Field(None, description="the gate verdict recorded at registration")
+    gate: GateRecord | None = Field(None, description="the gate verdict recorded at registration")
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("files")
@@ -48,7 +84,11 @@ class VersionRecord(BaseModel):
 
     @property
     def gate_passed(self) -> bool:
-        return bool(self.gate and self.gate.get("passed"))
+        return self.gate is not None and self.gate.passed
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
 
 
 class AliasRecord(BaseModel):

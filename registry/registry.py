@@ -25,13 +25,11 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from components.containment import UnsafePath, contained
-from registry.names import check_name
-from registry.records import AliasRecord, Event, FileEntry, VersionRecord, utcnow
+from registry.names import check_name, parse_ref
+from registry.records import AliasRecord, Event, FileEntry, GateRecord, LineageRecord, VersionRecord, utcnow
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
 
 _VERSION_JSON = re.compile(r"^models/[^/]+/versions/(\d+)/version\.json$")
-_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<alias>[^@:]+)|:(?P<version>\d+))?$")
-
 
 class RegistryError(RuntimeError):
     pass
@@ -92,7 +90,7 @@ class Registry:
     # ---- versions -------------------------------------------------------------------------------
 
     def register(self, name: str, artifact_dir: Path, *, metrics: dict[str, float] | None = None,
-                 gate: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None,
+                 gate: GateRecord | None = None, lineage: LineageRecord | None = None,
                  tags: dict[str, str] | None = None, reason: str = "") -> VersionRecord:
         """Upload a directory as the next version; the version exists once `version.json` is written."""
         check_name(name, "model name")
@@ -116,7 +114,7 @@ class Registry:
                                                                          size=path.stat().st_size)
                      for path, digest in digests.items()}
         record = VersionRecord(name=name, version=version, created_at=utcnow(), created_by=current_actor(),
-                               files=files, lineage=lineage or {}, metrics=metrics or {}, gate=gate,
+                               files=files, lineage=lineage or LineageRecord(), metrics=metrics or {}, gate=gate,
                                tags=tags or {})
         self.store.put_bytes(f"{prefix}/version.json", record.model_dump_json(indent=2).encode(), if_none_match=True)
         registered = _registered_event(record, reason)
@@ -172,17 +170,14 @@ class Registry:
 
     def resolve(self, ref: str) -> VersionRecord:
         """`name@alias`, `name:version`, or `name` (its latest version)."""
-        match = _REF.match(ref)
-        if not match:
-            raise RegistryError(f"bad model reference {ref!r}: use NAME@ALIAS, NAME:VERSION or NAME")
-        name = match["name"]
-        if match["alias"]:
-            alias = self.get_alias(name, match["alias"])
+        name, alias_name, version = parse_ref(ref)
+        if alias_name:
+            alias = self.get_alias(name, alias_name)
             if alias is None:
-                raise RegistryError(f"{name} has no alias {match['alias']!r}")
+                raise RegistryError(f"{name} has no alias {alias_name!r}")
             return self.get_version(name, alias.version)
-        if match["version"]:
-            return self.get_version(name, int(match["version"]))
+        if version is not None:
+            return self.get_version(name, version)
         versions = self.list_versions(name)
         if not versions:
             raise RegistryError(f"no model named {name!r} in the registry")
@@ -229,6 +224,10 @@ class Registry:
             return None, None
         return AliasRecord.model_validate_json(data), etag
 
+    def aliases_of(self, record: VersionRecord) -> list[str]:
+        """The aliases that point at this version, sorted."""
+        return sorted(a for a, held in self.aliases(record.name).items() if held.version == record.version)
+
     def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasRecord:
         """Point `alias` at `version` (no gate: for `candidate` and other working aliases)."""
         return self._move_alias(name, alias, version, reason=reason, event="alias_set")
@@ -245,7 +244,7 @@ class Registry:
         if self.is_archived(name, version):
             return self._refuse(record, alias, reason, "the version is archived")
         if not record.gate_passed and not force_reason:
-            failed = [r["reason"] for r in (record.gate or {}).get("rules", []) if not r.get("passed")]
+            failed = [r.reason for r in record.gate.failures] if record.gate else []
             why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed" + (
                 ": " + "; ".join(failed) if failed else "")
             return self._refuse(record, alias, reason, why)
@@ -258,7 +257,7 @@ class Registry:
             if objections:
                 self._refuse(record, alias, reason, "; ".join(objections))
 
-        details = {"forced": force_reason} if force_reason else {"gate_policy": (record.gate or {}).get("policy")}
+        details = {"forced": force_reason} if force_reason else {"gate_policy": record.gate.policy}
         return self._move_alias(name, alias, version, reason=reason or force_reason or "", event="promoted",
                                 details=details, precondition=against_incumbent)
 
@@ -351,7 +350,7 @@ class Registry:
                     continue
                 if tag is not None and record.tags.get(tag[0]) != tag[1]:
                     continue
-                if dataset is not None and dataset not in record.lineage.get("datasets", {}).values():
+                if dataset is not None and dataset not in record.lineage.datasets.values():
                     continue
                 if metric is not None and not _compare(record.metrics.get(metric[0]), metric[1], metric[2]):
                     continue

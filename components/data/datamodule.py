@@ -10,16 +10,17 @@ would have seen.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from components.config import Augmentation, DataSection
+from components.data.augment import augment
 from components.data.manifest import read_manifest, resolve_image
 from components.data.streaming import ShardPairs, rank_and_world
 from components.data.transforms import ImageTransform
@@ -31,15 +32,12 @@ def codes(values: pd.Series) -> list[int]:
     return pd.factorize(values.astype(str))[0].tolist()
 
 
-Augment = Callable[[Image.Image, random.Random], Image.Image]  # RGB in, RGB out
-
-
 class PairDataset(Dataset):
     """One item per manifest row. Training samplers pass keys `epoch * len + row`, so an augmentation's
     randomness is a function of (seed, epoch, row), the same in any worker and after a resume."""
 
     def __init__(self, dataset_dir: Path, rows: pd.DataFrame, tokenizer: CaptionTokenizer, transform: ImageTransform,
-                 augment: Augment | None = None, seed: int = 0):
+                 augment: Augmentation | None = None, seed: int = 0):
         self.dataset_dir, self.transform, self.augment, self.seed = Path(dataset_dir), transform, augment, seed
         self.images, self.captions = rows["image"].tolist(), rows["caption"].astype(str).tolist()
         self.tokens = tokenizer(self.captions)
@@ -54,7 +52,7 @@ class PairDataset(Dataset):
         index = key % len(self.images)
         image = self.transform.decode(resolve_image(self.dataset_dir, self.images[index]))
         if self.augment is not None:
-            image = self.augment(image, random.Random(f"{self.seed}:{key}"))
+            image = augment(image, random.Random(f"{self.seed}:{key}"), self.augment)
         pixels = self.transform.normalise(self.transform.fit_decoded(image))
         item = {"pixels": pixels, "token_ids": self.tokens[index], "image_group": self.groups[index],
                 "caption": self.captions[index]}
@@ -150,20 +148,19 @@ class ReplayPairs(Dataset):
 
 
 class PairDataModule(L.LightningDataModule):
-    def __init__(self, dataset_dir: str, tokenizer: CaptionTokenizer, transform: ImageTransform,
-                 batch_size: int = 128, num_workers: int = 0, exclude_sample_ids: frozenset[str] = frozenset(),
-                 seed: int = 0, train_shards: list[str] | None = None, augment: Augment | None = None,
-                 images_per_identity: int = 0, replay_dir: str | None = None, replay_fraction: float = 0.0):
-        """`train_shards`: WebDataset shard paths or s3:// URLs to stream training pairs from instead of the
-        manifest's train split (validation still reads the manifest). `augment`: applied to training images
-        only. `images_per_identity` > 0: P x K identity batches (needs `person_id`). `replay_dir`: a general
-        dataset whose training rows make up `replay_fraction` of the training set (not augmented)."""
+    def __init__(self, dataset_dir: Path, tokenizer: CaptionTokenizer, transform: ImageTransform, data: DataSection,
+                 *, seed: int = 0, exclude: frozenset[str] = frozenset()):
+        """Training pairs from `dataset_dir`'s train split (or `data.train_shards`, streamed: validation still
+        reads the manifest), quarantined `exclude` rows left out. `data.augment` applies to training images
+        only; `data.images_per_identity` > 0 draws P x K identity batches (needs `person_id`);
+        `data.replay_dataset` makes up `data.replay_fraction` of the training set (not augmented)."""
         super().__init__()
         self.dataset_dir, self.tokenizer, self.transform = Path(dataset_dir), tokenizer, transform
-        self.batch_size, self.num_workers, self.exclude = batch_size, num_workers, exclude_sample_ids
-        self.seed, self.train_shards, self.augment = seed, train_shards, augment
-        self.images_per_identity = images_per_identity
-        self.replay_dir, self.replay_fraction = replay_dir, replay_fraction
+        self.batch_size, self.num_workers, self.exclude = data.batch_size, data.num_workers, exclude
+        self.seed, self.train_shards = seed, data.train_shards
+        self.augment = data.augment if data.augment.enabled else None
+        self.images_per_identity = data.images_per_identity
+        self.replay_dir, self.replay_fraction = data.replay_dataset, data.replay_fraction
 
     def setup(self, stage: str | None = None) -> None:
         manifest = read_manifest(self.dataset_dir)
@@ -183,7 +180,7 @@ class PairDataModule(L.LightningDataModule):
         rows = rows.sample(n=wanted, random_state=self.seed).drop(columns=["person_id"], errors="ignore")
         return PairDataset(Path(self.replay_dir), rows, self.tokenizer, self.transform, None, self.seed)
 
-    def _pairs(self, manifest: pd.DataFrame, split: str, augment: Augment | None = None) -> PairDataset:
+    def _pairs(self, manifest: pd.DataFrame, split: str, augment: Augmentation | None = None) -> PairDataset:
         rows = manifest[manifest["split"] == split]
         return PairDataset(self.dataset_dir, rows, self.tokenizer, self.transform, augment, self.seed)
 

@@ -1,15 +1,13 @@
-"""What a domain preset fixes: where its data comes from, how its text and images are prepared, what it
-trains with, how it is measured and judged."""
+"""What a preset fixes: where its data comes from, how its text and images are prepared, what it trains
+with, how it is measured and judged. "General" image-text data is a preset like the domains."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
-from components.config import ObjectiveSpec
+from components.config import Augmentation, ObjectiveSpec, TrainConfig, deep_merge
+from components.evaluation.gate import GatePolicy
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -18,32 +16,39 @@ POLICIES = Path(__file__).parent / "policies"
 class DomainPreset:
     name: str
     formats: tuple[str, ...]  # `alignops data import` formats its datasets come in
-    text_preprocessing: str  # components.text.preprocessing name, stored in the model's tokenizer config
     objectives: tuple[ObjectiveSpec, ...]
     suite: str  # components.evaluation.suites name
     primary_metric: str  # the metric the finetune flow compares and WiSE-FT mixing maximises
     prompt_domain: str  # zero-shot prompt templates (components.text.prompts)
-    image_fit: str = "crop"
+    text_preprocessing: str | None = None  # components.text.preprocessing name; none keeps the model's
+    image_fit: str | None = None  # "crop" or "pad"; none keeps the model's
+    augment: Augmentation = field(default_factory=Augmentation)
     images_per_identity: int = 0  # > 0: P x K identity batches
-    grayscale: bool = False
-    rotations: bool = False  # 90-degree rotations and flips (overhead imagery has no up)
     finetune_steps: int = 200
     learning_rate: float = 5e-4
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def policy(self) -> Path:
+    def policy_file(self) -> Path:
         return POLICIES / f"{self.name}.yaml"
 
-    def augment(self, image: Image.Image, rng: random.Random) -> Image.Image:
-        """Training-time augmentation; `rng` is seeded per (seed, epoch, row)."""
-        if self.grayscale:
-            image = ImageOps.grayscale(image).convert("RGB")  # no colour jitter: intensity is the signal
-        if self.rotations:
-            image = image.rotate(90 * rng.randrange(4))
-            if rng.random() < 0.5:
-                image = ImageOps.mirror(image)
-        scale = rng.uniform(0.9, 1.0)  # a mild random crop, kept within what captions describe
-        width, height = round(image.width * scale), round(image.height * scale)
-        left, top = rng.randint(0, image.width - width), rng.randint(0, image.height - height)
-        return image.crop((left, top, left + width, top + height))
+    def policy(self) -> GatePolicy:
+        return GatePolicy.from_yaml(self.policy_file)
+
+    def training(self) -> dict:
+        """The TrainConfig fields the preset sets for any training on its data."""
+        model = {k: v for k, v in (("text_preprocessing", self.text_preprocessing), ("image_fit", self.image_fit))
+                 if v is not None}
+        return {"domain": self.name, "model": model,
+                "data": {"augment": self.augment.model_dump(), "images_per_identity": self.images_per_identity}}
+
+    def finetuning(self) -> dict:
+        """The preset's finetune recipe, over `training()`: a short schedule at its rate, its objectives."""
+        return deep_merge(self.training(), {
+            "optim": {"max_steps": self.finetune_steps, "learning_rate": self.learning_rate, "warmup_steps": 10,
+                      "objectives": [o.model_dump() for o in self.objectives]},
+            "data": {"batch_size": 64}, "logging": {"checkpoint_every_n_steps": 50, "val_every_n_steps": 50}})
+
+    def apply(self, config: TrainConfig, finetune: bool = False) -> TrainConfig:
+        """`config` over this preset (the fields the user set win): the one place a preset meets a run."""
+        return config.overlaid(self.finetuning() if finetune else self.training())
+

@@ -12,6 +12,7 @@ from math import comb
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, Field
 
 from components.evaluation.embed import EncodedSplit, encode_split
 from components.evaluation.evidence import Interval, check_finite, embedding_spread
@@ -21,6 +22,23 @@ from components.evaluation.zero_shot import class_embeddings, zero_shot_metrics
 from components.models.embedder import Embedder
 
 SUITES = ("retrieval", "zero_shot", "person")
+
+
+class EvalTarget(BaseModel):
+    """One eval set as a run measures it: its name (the prefix of its metrics), where its data is, which
+    split, with which suite and prompts, leaving out the rows validation quarantined."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="e.g. `synthetic_test`")
+    dataset_dir: str
+    split: str = "test"
+    suite: str = "retrieval"
+    prompt_domain: str = "general"
+    exclude: frozenset[str] = frozenset()
+
+    def measure(self, embedder: Embedder) -> Measurement:
+        """The suite's figures on this split, named by the eval set."""
+        return measure(embedder, Path(self.dataset_dir), self.split, self.suite, self.prompt_domain, self.exclude,
+                       name=self.name).named(self.name)
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """Entry point of one training process, for launchers that start every rank themselves (torchrun, SLURM's
 srun, a Kubernetes PyTorchJob). Lightning reads the rank layout from their environment variables.
 
-    python -m components.training.launch --config train.json --dataset DIR|s3://... --run-dir DIR
-        [--lineage FILE] [--exclude FILE] [--artifact-uri s3://...]
+    python -m components.training.launch --job job.json [--dataset s3://...] [--run-dir DIR]
+        [--artifact-uri s3://...]
+
+The job (`components.training.job.TrainingJob`: resolved config, validated dataset with its quarantine,
+lineage) is the one the `pretrain` flow writes to `<run dir>/launch/job.json`.
 
 Rank 0 writes the model artifact to `<run dir>/artifact` (and uploads it to `--artifact-uri`, for pods that
 share no disk with whoever waits for it); every rank resumes from the run's last checkpoint.
@@ -15,10 +18,9 @@ import os
 import time
 from pathlib import Path
 
-from components.config import TrainConfig
-from components.models.artifact import Lineage
 from components.runtime import configure_environment
 from components.storage import upload
+from components.training.job import TrainingJob
 from components.training.trainer import train
 
 ARTIFACT_DIR = "artifact"
@@ -27,11 +29,9 @@ LOSS_CURVE = "loss_curve.png"
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="TrainConfig as JSON")
-    parser.add_argument("--dataset", required=True, help="dataset directory (manifest + files), or an s3:// copy")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--lineage", type=Path, help="Lineage as JSON (dataset versions, code revision)")
-    parser.add_argument("--exclude", type=Path, help="file of quarantined sample ids, one per line")
+    parser.add_argument("--job", type=Path, required=True, help="TrainingJob as JSON")
+    parser.add_argument("--dataset", help="read the dataset from here instead (an s3:// copy, for pods)")
+    parser.add_argument("--run-dir", type=Path, help="the run directory on this machine (default: the job's)")
     parser.add_argument("--artifact-uri", help="where rank 0 also uploads the artifact (s3://...)")
     return parser
 
@@ -59,12 +59,12 @@ def local_dataset(dataset: str, run_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     configure_environment()
-    config = TrainConfig.model_validate_json(args.config.read_text())
-    lineage = Lineage.model_validate_json(args.lineage.read_text()) if args.lineage else Lineage()
-    exclude = frozenset(args.exclude.read_text().split()) if args.exclude else frozenset()
-    result = train(config, local_dataset(args.dataset, args.run_dir), args.run_dir, lineage, exclude)
+    job = TrainingJob.read(args.job)
+    run_dir = args.run_dir or Path(job.run_dir)
+    dataset = local_dataset(args.dataset or str(job.dataset_dir), run_dir)
+    result = train(job.placed(dataset, run_dir))
     if result.is_global_zero:
-        saved = result.artifact.save(args.run_dir / ARTIFACT_DIR)
+        saved = result.artifact.save(run_dir / ARTIFACT_DIR)
         if args.artifact_uri:
             upload(saved, args.artifact_uri)
             if result.loss_curve.is_file():  # beside the artifact, for the flow's training report

@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from components.config import ModelConfig, ObjectiveSpec, TowerLock
+from components.config import ModelConfig, ModelSection, OptimSection
 from components.models.dual_encoder import DualEncoder
 from components.models.towers import lock_tower
 from components.objectives import Batch, Outputs, WeightedObjectives, build_objective
@@ -37,28 +37,29 @@ def to_batch(collated: dict[str, Any]) -> Batch:
 
 
 class ContrastivePretraining(L.LightningModule):
-    def __init__(self, model_config: dict[str, Any], objectives: list[dict[str, Any]] | None = None,
-                 learning_rate: float = 1e-3, weight_decay: float = 0.1, warmup_steps: int = 50, max_steps: int = 1000,
-                 lock_image: dict[str, Any] | None = None, lock_text: dict[str, Any] | None = None,
-                 gradient_checkpointing: bool = False, compile: bool = False):
-        """Plain dicts (of `ModelConfig`, `ObjectiveSpec`, `TowerLock`) so that checkpoints load without pickle."""
+    def __init__(self, model_config: ModelConfig, optim: OptimSection | None = None,
+                 towers: ModelSection | None = None):
+        """The model to build, how to optimise it (`optim`), and which tower weights move (`towers`: locks,
+        activation checkpointing, compilation). Checkpoints keep them as plain dicts: they load without pickle."""
         super().__init__()
-        self.save_hyperparameters()
-        config = ModelConfig.model_validate(model_config)
-        self.model = DualEncoder(config)
-        specs = [ObjectiveSpec.model_validate(s) for s in objectives or [ObjectiveSpec().model_dump()]]
+        self.optim, self.towers = optim or OptimSection(), towers or ModelSection()
+        self.save_hyperparameters({"model_config": model_config.model_dump(mode="json"),
+                                   "optim": self.optim.model_dump(mode="json"),
+                                   "towers": self.towers.model_dump(mode="json")})
+        self.model = DualEncoder(model_config)
+        specs = self.optim.objectives
         self.objectives = WeightedObjectives(
-            {s.name: build_objective(s.name, s.options, 0, 1, model_config=config) for s in specs},
+            {s.name: build_objective(s.name, s.options, 0, 1, model_config=model_config) for s in specs},
             {s.name: s.weight for s in specs})
-        for tower, lock in ((self.model.vision, lock_image), (self.model.text, lock_text)):
-            lock = TowerLock.model_validate(lock or {})
+        locks = ((self.model.vision, self.towers.lock_image), (self.model.text, self.towers.lock_text))
+        for tower, lock in locks:
             if lock.locked:
                 lock_tower(tower, lock.unlocked_layers)
-            if gradient_checkpointing:
+            if self.towers.gradient_checkpointing:
                 tower.activation_checkpointing_enable()
 
     def configure_model(self) -> None:
-        if self.hparams.compile:
+        if self.towers.compile:
             self.model.vision.compile()  # in place: parameter names, hence checkpoints and artifacts, stay the same
             self.model.text.compile()
 
@@ -95,11 +96,11 @@ class ContrastivePretraining(L.LightningModule):
     def configure_optimizers(self):
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": self.hparams.weight_decay},
+            {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": self.optim.weight_decay},
             {"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, betas=(0.9, 0.98), eps=1e-6,
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.learning_rate, betas=(0.9, 0.98), eps=1e-6,
                                       fused=self.device.type == "cuda")
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(self.hparams.warmup_steps, self.hparams.max_steps))
+            optimizer, warmup_cosine(self.optim.warmup_steps, self.optim.max_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -21,16 +21,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from safetensors.torch import load_file
 
-from components.config import ModelConfig, TokenizerConfig, TrainConfig, preset
+from components.config import ModelConfig, ModelSection, OptimSection, TokenizerConfig, TrainConfig, preset
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
-from components.domains import domain
 from components.models.artifact import WEIGHTS_FILE, Lineage, ModelArtifact, config_hash
 from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
 from components.secrets import redacted
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
+from components.training.job import TrainingJob
 from components.training.module import ContrastivePretraining
 from components.training.report import plot_loss_curves
 
@@ -63,26 +63,27 @@ def run_tokenizer(run_dir: Path, captions: list[str], config: TokenizerConfig) -
 
 def run_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) -> tuple[ModelConfig, CaptionTokenizer]:
     """The preset (or the starting artifact's config), adapted to the run: a pretrained text tower brings its
-    own tokenizer; SigLIP needs a bias; a domain sets text preprocessing and image fit."""
-    if config.init_from:
-        info = ModelArtifact.load_light(Path(config.init_from))
+    own tokenizer; SigLIP needs a bias; the config's text preprocessing and image fit, where set, win."""
+    model = config.model
+    if model.init_from:
+        info = ModelArtifact.load_light(Path(model.init_from))
         model_config, tokenizer = info.config.model_copy(deep=True), info.tokenizer
     else:
-        model_config, tokenizer = _fresh_model_config(config, run_dir, captions)
-    if config.domain:
-        preset_ = domain(config.domain)
-        model_config.tokenizer.preprocessing, model_config.image_fit = preset_.text_preprocessing, preset_.image_fit
+        model_config, tokenizer = _fresh_model_config(model, run_dir, captions)
+    if model.text_preprocessing is not None or model.image_fit is not None:
+        model_config.tokenizer.preprocessing = model.text_preprocessing or model_config.tokenizer.preprocessing
+        model_config.image_fit = model.image_fit or model_config.image_fit
         tokenizer = CaptionTokenizer(tokenizer.tokenizer, model_config.tokenizer)
-    if any(o.name == "siglip" for o in config.objectives) and model_config.init_logit_bias is None:
+    if any(o.name == "siglip" for o in config.optim.objectives) and model_config.init_logit_bias is None:
         model_config.init_logit_scale, model_config.init_logit_bias = math.log(10), -10.0  # SigLIP's init
     return model_config, tokenizer
 
 
-def _fresh_model_config(config: TrainConfig, run_dir: Path, captions: list[str]) -> tuple[ModelConfig,
-                                                                                           CaptionTokenizer]:
-    model_config = preset(config.preset)
-    if config.text_pretrained:
-        model_config.text.pretrained = config.text_pretrained
+def _fresh_model_config(model: ModelSection, run_dir: Path, captions: list[str]) -> tuple[ModelConfig,
+                                                                                          CaptionTokenizer]:
+    model_config = preset(model.preset)
+    if model.text_pretrained:
+        model_config.text.pretrained = model.text_pretrained
         model_config, tokenizer = with_pretrained_text(model_config)
     else:
         tokenizer = run_tokenizer(run_dir, captions, model_config.tokenizer)
@@ -90,50 +91,29 @@ def _fresh_model_config(config: TrainConfig, run_dir: Path, captions: list[str])
     return model_config, tokenizer
 
 
-def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineage,
-          exclude_sample_ids: frozenset[str] = frozenset()) -> TrainResult:
-    if config.strategy == "fsdp" and not torch.cuda.is_available():
+def train(job: TrainingJob) -> TrainResult:
+    config, run_dir = job.config, Path(job.run_dir)
+    if config.scale.strategy == "fsdp" and not torch.cuda.is_available():
         raise ValueError("strategy 'fsdp' needs CUDA GPUs (Lightning's FSDP has no CPU path): use 'ddp' on CPU")
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    manifest = read_manifest(dataset_dir)
-    train_rows = manifest[(manifest["split"] == "train") & ~manifest["sample_id"].isin(exclude_sample_ids)]
-    if len(train_rows) < config.batch_size and not config.train_shards:
-        raise ValueError(f"{len(train_rows)} training rows in {dataset_dir} after excluding {len(exclude_sample_ids)} "
-                         f"quarantined: fewer than one batch of {config.batch_size}")
-    model_config, tokenizer = run_model_config(config, run_dir, train_rows["caption"].astype(str).tolist())
-    transform = ImageTransform.for_model(model_config)
-    preset_ = domain(config.domain) if config.domain else None
-    data = PairDataModule(str(dataset_dir), tokenizer, transform, config.batch_size, config.num_workers,
-                          exclude_sample_ids, config.seed, config.train_shards or None,
-                          preset_.augment if preset_ else None, preset_.images_per_identity if preset_ else 0,
-                          config.replay_dataset, config.replay_fraction)
-    module = ContrastivePretraining(
-        model_config.model_dump(mode="json"), [o.model_dump() for o in config.objectives], config.learning_rate,
-        config.weight_decay, config.warmup_steps, config.max_steps, config.lock_image.model_dump(),
-        config.lock_text.model_dump(), config.gradient_checkpointing, config.compile)
-    if config.init_from:  # a resume then overwrites these with the checkpoint's
-        module.model.load_state_dict(load_file(str(Path(config.init_from) / WEIGHTS_FILE)))
-    checkpoints = config.checkpoint_dir or str(run_dir / "checkpoints")
-    loggers = _loggers(config, run_dir, model_config, lineage)
-    trainer = L.Trainer(
-        max_steps=config.max_steps, accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
-        strategy=config.strategy, precision=_precision(config), accumulate_grad_batches=config.accumulate_grad_batches,
-        deterministic=config.deterministic or None, logger=loggers, log_every_n_steps=min(10, config.max_steps),
-        val_check_interval=config.val_every_n_steps * config.accumulate_grad_batches, check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
-        use_distributed_sampler=False,  # our samplers split the data across ranks themselves
-        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
-                                   every_n_train_steps=config.checkpoint_every_n_steps)])
+    model_config, tokenizer = run_model_config(config, run_dir, _training_captions(job))
+    data = PairDataModule(job.dataset_dir, tokenizer, ImageTransform.for_model(model_config), config.data,
+                          seed=config.seed, exclude=job.exclude)
+    module = ContrastivePretraining(model_config, config.optim, config.model)
+    if config.model.init_from:  # a resume then overwrites these with the checkpoint's
+        module.model.load_state_dict(load_file(str(Path(config.model.init_from) / WEIGHTS_FILE)))
+    checkpoints = config.logging.checkpoint_dir or str(run_dir / "checkpoints")
+    loggers = _loggers(config, run_dir, model_config, job.lineage)
+    trainer = _lightning_trainer(config, run_dir, checkpoints, loggers)
     resumed_from = _last_checkpoint(checkpoints)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resumed_from, weights_only=True)
     finally:
         wandb_run_id = _finish_wandb(loggers)
-    lineage = lineage.model_copy(update={
+    lineage = job.lineage.model_copy(update={
         "config_hash": config_hash(model_config, config),
-        "training": redacted({**lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
+        "training": redacted({**job.lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
                               "wandb_run_id": wandb_run_id}),
     })
     model = _trained_model(trainer, model_config)
@@ -145,9 +125,33 @@ def train(config: TrainConfig, dataset_dir: Path, run_dir: Path, lineage: Lineag
                        trainer.is_global_zero)
 
 
-def _precision(config: TrainConfig) -> str:
-    if config.precision != "auto":
-        return config.precision
+def _training_captions(job: TrainingJob) -> list[str]:
+    """The captions a fresh tokenizer learns from: the training split, quarantined rows left out."""
+    manifest = read_manifest(job.dataset_dir)
+    rows = manifest[(manifest["split"] == "train") & ~manifest["sample_id"].isin(job.exclude)]
+    batch_size = job.config.data.batch_size
+    if len(rows) < batch_size and not job.config.data.train_shards:
+        raise ValueError(f"{len(rows)} training rows in {job.dataset_dir} after excluding {len(job.exclude)} "
+                         f"quarantined: fewer than one batch of {batch_size}")
+    return rows["caption"].astype(str).tolist()
+
+
+def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, loggers: list[Logger]) -> L.Trainer:
+    optim, scale, logging_ = config.optim, config.scale, config.logging
+    return L.Trainer(
+        max_steps=optim.max_steps, accelerator="auto", devices=scale.devices, num_nodes=scale.num_nodes,
+        strategy=scale.strategy, precision=_precision(optim), accumulate_grad_batches=optim.accumulate_grad_batches,
+        deterministic=optim.deterministic or None, logger=loggers, log_every_n_steps=min(10, optim.max_steps),
+        val_check_interval=logging_.val_every_n_steps * optim.accumulate_grad_batches, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
+        use_distributed_sampler=False,  # our samplers split the data across ranks themselves
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
+                                   every_n_train_steps=logging_.checkpoint_every_n_steps)])
+
+
+def _precision(optim: OptimSection) -> str:
+    if optim.precision != "auto":
+        return optim.precision
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
@@ -172,7 +176,7 @@ def _loggers(config: TrainConfig, run_dir: Path, model_config: ModelConfig, line
     # One CSV log per attempt: Lightning's CSVLogger would overwrite the history of the interrupted attempt.
     attempt = len(list((run_dir / "logs").glob("attempt-*")))
     loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version=f"attempt-{attempt}")]
-    if config.wandb:
+    if config.logging.wandb:
         loggers.append(_wandb_logger(config, run_dir, redacted({"train": config.model_dump(mode="json"),
                                                                 "model": model_config.model_dump(mode="json"),
                                                                 "lineage": lineage.model_dump(mode="json")})))
@@ -183,7 +187,7 @@ def _wandb_logger(config: TrainConfig, run_dir: Path, run_config: dict) -> Logge
     from lightning.pytorch.loggers import WandbLogger
 
     offline = os.environ.get("WANDB_MODE", "offline") != "online"
-    return WandbLogger(project=config.wandb_project, save_dir=str(run_dir), offline=offline, config=run_config)
+    return WandbLogger(project=config.logging.wandb_project, save_dir=str(run_dir), offline=offline, config=run_config)
 
 
 def _finish_wandb(loggers: list[Logger]) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
+from components.data.reference import DatasetRef
+
 
 class CheckResult(BaseModel):
     name: str
@@ -56,3 +58,16 @@ class ValidationReport(BaseModel):
     @property
     def quarantined_ids(self) -> frozenset[str]:
         return frozenset(q.sample_id for q in self.quarantine)
+
+
+class ValidatedDataset(BaseModel):
+    """A dataset that passed validation and the rows it quarantined: what training and evaluation take.
+    A job written by hand (SLURM, a PyTorchJob) may name a dataset with no report and nothing quarantined."""
+
+    dataset: DatasetRef
+    quarantined: frozenset[str] = frozenset()
+    report: ValidationReport | None = None
+
+    @classmethod
+    def from_report(cls, dataset: DatasetRef, report: ValidationReport) -> ValidatedDataset:
+        return cls(dataset=dataset, quarantined=report.quarantined_ids, report=report)

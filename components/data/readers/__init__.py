@@ -7,6 +7,7 @@ format name (the CLI's FORMAT) and pairs the frame with the folder its images mu
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +59,19 @@ def _read(fmt: str, source: Path, root: Path, columns: ColumnMapping | None,
     raise ManifestError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
+def import_source(fmt: str, source: Path, dest: Path, images: Path | None = None,
+                  columns: ColumnMapping | None = None,
+                  report_sections: tuple[str, ...] = ("findings", "impression")) -> ImportResult:
+    """`read_source` then `import_dataset` into `dest`; WebDataset images are unpacked in a staging folder
+    inside `dest` that is removed afterwards, whatever happens."""
+    staging = Path(dest) / ".staging"
+    try:
+        return import_dataset(read_source(fmt, source, images, columns, staging, report_sections), dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 __all__ = ["FORMATS", "ColumnMapping", "ImportResult", "SourceRows", "assign_splits", "import_dataset",
+           "import_source",
            "read_coco_captions", "read_karpathy", "read_mimic", "read_pedes", "read_source", "read_table",
            "read_webdataset"]

@@ -1,0 +1,24 @@
+"""A dataset as it travels through a run: where its bytes are, which version they are, and their hash."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class DatasetRef(BaseModel):
+    """Resolved once, where a run starts (the CLI, a schedule, the UI form), then passed whole.
+
+    `hash` is DVC's hash of the directory when it is a tracked version; an unversioned directory has
+    none, and nothing is cached on it (its bytes could change between two runs)."""
+
+    path: str = Field(description="the dataset directory (manifest.parquet + images)")
+    ref: str = Field("", description="its version, `path@rev` in the DVC workspace; the path when unversioned")
+    hash: str = Field("", description="DVC hash of the directory (`<md5>.dir`); empty when unversioned")
+
+    def model_post_init(self, _: object) -> None:
+        if not self.ref:
+            self.ref = self.path
+
+    @property
+    def versioned(self) -> bool:
+        return bool(self.hash)

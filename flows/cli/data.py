@@ -1,0 +1,149 @@
+"""`alignops data …`: datasets generated, imported, sharded, versioned, fetched and validated."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.errors import user_errors
+
+app = typer.Typer(help="Datasets: generate, import, validate, version.", no_args_is_help=True)
+
+
+@app.command("generate")
+@user_errors
+def generate(dest: Path, train_images: int = 2000, seed: int = 0,
+             domain_name: Annotated[str | None, typer.Option(
+                 "--domain", help="medical, remote_sensing or person: write that domain's native format "
+                                  "under DEST/source and import it into DEST/dataset")] = None) -> None:
+    """Write a generated captioned-image dataset to DEST."""
+    from components.config import SyntheticDataConfig
+    from components.data.generators import generate_domain_dataset
+    from components.data.generators.synthetic import generate_dataset
+
+    if domain_name:
+        frame = generate_domain_dataset(domain_name, dest, images=train_images, seed=seed)
+        dest = dest / "dataset"
+    else:
+        frame = generate_dataset(SyntheticDataConfig(train_images=train_images, seed=seed), dest)
+    typer.echo(f"{len(frame)} captions of {frame['image_id'].nunique()} images in {dest}")
+
+
+@app.command("import")
+@user_errors
+def import_(
+    fmt: Annotated[str, typer.Argument(help="csv tsv jsonl parquet coco karpathy cuhk-pedes icfg-pedes rstpreid "
+                                            "mimic-cxr webdataset")],
+    src: Annotated[Path, typer.Argument(help="the table / annotation JSON, the MIMIC folder, or shard(s)")],
+    dest: Annotated[Path, typer.Argument(help="the dataset directory to write")],
+    images: Annotated[Path | None, typer.Option(help="folder the image paths are relative to")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="FIELD=SOURCE column mapping (tables)")] = None,
+    impression_only: Annotated[bool, typer.Option(help="mimic-cxr: caption from IMPRESSION only")] = False,
+) -> None:
+    """Convert a dataset into the alignops manifest + images."""
+    from components.data.readers import ColumnMapping, import_source
+    from components.data.readers.importer import QUARANTINE_FILE
+
+    mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
+    result = import_source(fmt, src, dest, images, mapping,
+                           ("impression",) if impression_only else ("findings", "impression"))
+    kept = result.manifest
+    typer.echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
+               f"{len(result.quarantined)} quarantined -> {dest}")
+    if len(result.quarantined):
+        typer.echo(f"quarantined rows and why: {dest / QUARANTINE_FILE} (first: "
+                   f"{result.quarantined['reason'].iloc[0]})", err=True)
+
+
+@app.command("shard")
+@user_errors
+def shard(
+    dataset: Path, out: Path,
+    samples_per_shard: Annotated[int, typer.Option(help="images per shard")] = 1000,
+    resize: Annotated[int | None, typer.Option(help="shrink images so the short side is at most this")] = None,
+) -> None:
+    """Write WebDataset tar shards from a dataset, for streaming training at scale."""
+    from components.data.shards import write_shards
+
+    shards = write_shards(dataset, out, samples_per_shard, resize)
+    typer.echo(f"{len(shards)} shards -> {out}")
+
+
+@app.command("add")
+@user_errors
+def add(
+    dataset: Annotated[Path, typer.Argument(help="a dataset directory inside the workspace")],
+    message: str = "",
+    eval_set: Annotated[str | None, typer.Option(help="also list it in the eval-set catalog under this name "
+                                                      "(re-measured weekly), e.g. `coco_test`")] = None,
+    split: Annotated[str, typer.Option(help="the split the eval set measures")] = "test",
+    domain: Annotated[str | None, typer.Option(help="metric suite of a preset (default: retrieval)")] = None,
+) -> None:
+    """Run the `version_dataset` flow: DVC-track a dataset in the workspace (git commit + push to the remote)."""
+    from flows.datasets import version_dataset
+    from flows.settings import Platform
+    from infra.catalog import CATALOG_FILE, EvalSet
+
+    # a bad eval-set name or domain fails before a flow starts
+    entry = EvalSet(name=eval_set, dataset="-", split=split, domain=domain) if eval_set else None
+    platform = Platform.from_env()
+    version = version_dataset(str(dataset), message, entry)
+    typer.echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
+    if entry:
+        typer.echo(f"eval set {entry.name}: {version.path} ({split}) added to {platform.workspace / CATALOG_FILE}")
+
+
+@app.command("get")
+@user_errors
+def get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add` prints it")], dest: Path) -> None:
+    """Materialise the exact bytes of a dataset version (pulled from the remote when not cached)."""
+    from flows.settings import Platform
+    from infra.workspace import checkout_version
+
+    checkout_version(Platform.from_env().open_workspace(), ref, dest)
+    typer.echo(f"{ref} -> {dest} (hash verified)")
+
+
+@app.command("validate")
+@user_errors
+def validate(
+    dataset: Path,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
+    max_rejected_fraction: float = 0.05,
+    workers: Annotated[int | None, typer.Option(help="parallel scans (default: the core count)")] = None,
+) -> None:
+    """Run the `validate_data` flow: scan images and captions, run the GX suite (once per dataset version).
+    Exit code 0: pass, 1: fail."""
+    from components.config import ValidationConfig
+    from flows.cli.runs import dataset_at
+    from flows.validate_data import DatasetRejected, validate_data
+
+    config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
+    try:
+        report = validate_data(dataset_at(dataset), config).report
+    except DatasetRejected as rejected:
+        report = rejected.report
+    print_report(dataset, report)
+    if json_out:
+        json_out.write_text(json.dumps(report.model_dump(mode="json") | {"passed": report.passed}, indent=2))
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def print_report(dataset: Path, report) -> None:
+    from flows.report import console, rich_table, verdict_mark
+
+    console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],
+                             [(c.name, verdict_mark(c.passed), c.critical, c.failures, ", ".join(c.examples))
+                              for c in report.checks]))
+    reasons = Counter(q.reason.split(" (")[0].split(":")[0] for q in report.quarantine).most_common()
+    if reasons:
+        console.print(rich_table("quarantined rows by reason", ["reason", "rows"], reasons))
+    facts = report.image_facts
+    console.print(f"{facts.images} images; modes {facts.modes}; {facts.exif_rotated} EXIF-rotated (applied); "
+                  f"{facts.duplicate_images} duplicate files")
+    console.print(f"rows in {report.rows_in} = kept {report.rows_kept} + quarantined {report.rows_quarantined}: "
+                  f"{verdict_mark(report.passed)}")

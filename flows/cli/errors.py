@@ -1,0 +1,120 @@
+"""How the command line fails: one bounded line on the terminal (credentials masked) and exit code 1; the
+traceback goes to the state directory's `logs/cli.log`, or to the terminal with `--debug`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import logging.config
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import typer
+
+from components.runtime import Settings, alignops_home
+from components.secrets import redact
+from infra.stack import StackError
+from infra.workspace import VersioningError
+from registry.names import InvalidName
+from registry.registry import RegistryError
+
+# Errors that describe a problem with the user's input or state; shown as one line, not a traceback. Our
+# ValueErrors (ManifestError, pydantic's ValidationError, config checks) all say what to change.
+USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, StackError)
+MAX_ERROR_CHARS = 400
+DEBUG = {"on": False}  # set by `alignops --debug`
+
+
+def error_log() -> Path:
+    return Settings(home=alignops_home()).cli_log
+
+
+def log_traceback(error: BaseException | tuple) -> Path:
+    """Append the traceback (credentials masked) to the CLI's log file; return its path."""
+    info = error if isinstance(error, tuple) else (type(error), error, error.__traceback__)
+    path = error_log()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as log:
+        log.write(f"--- {datetime.now(UTC).isoformat()} alignops {redact(' '.join(sys.argv[1:]))[:2000]}\n")
+        log.write(redact("".join(traceback.format_exception(*info))))
+    return path
+
+
+def one_line(message: str) -> str:
+    """A message as one bounded line, credentials masked (a 1 MB file name stays readable)."""
+    text = " ".join(redact(message).split())
+    return text if len(text) <= MAX_ERROR_CHARS else f"{text[:MAX_ERROR_CHARS]}… ({len(text)} characters)"
+
+
+class OneLine(logging.Formatter):
+    """A console formatter that prints a record's message alone and sends its traceback to the log file."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info:
+            return self.inner.format(record)
+        log_traceback(record.exc_info)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return one_line(self.inner.format(record)) + f" (traceback in {error_log()})"
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def keep_tracebacks_off_the_terminal() -> None:
+    """Prefect logs a failed flow's traceback on the terminal before our one-line error: its console
+    handlers print the message alone, and the traceback goes to the log file."""
+    def wrap_console_handlers() -> None:
+        for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+            for handler in logging.getLogger(name).handlers:
+                if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, OneLine):
+                    handler.setFormatter(OneLine(handler.formatter))
+
+    # Prefect sets its handlers up when a command first imports it (importing it here would cost every
+    # command ~1.3 s): wrap them as soon as it does.
+    configure = logging.config.dictConfig
+
+    def configure_then_wrap(config: dict) -> None:
+        configure(config)
+        wrap_console_handlers()
+
+    logging.config.dictConfig = configure_then_wrap
+    wrap_console_handlers()
+
+
+def fail(message: str) -> None:
+    from flows.report import console
+
+    console.print(f"[red]error:[/red] {one_line(message)}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Every failure is one line on the terminal and exit code 1; the traceback goes to the log file (or
+    to the terminal with --debug). Usage errors stay typer's (exit code 2)."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except USER_ERRORS as error:
+            if DEBUG["on"]:
+                raise
+            log_traceback(error)
+            fail(str(error))
+        except Exception as error:  # noqa: BLE001 - anything else is still one line, with where to look
+            if DEBUG["on"]:
+                raise
+            fail(f"{type(error).__name__}: {error} (the traceback is in {log_traceback(error)}; "
+                 "`alignops --debug …` shows it here)")
+
+    return wrapper

@@ -1,0 +1,177 @@
+"""`alignops registry …`: versions, aliases, promotion and the audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.errors import fail, user_errors
+
+app = typer.Typer(help="Model registry: versions, aliases, promotion.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def emit_json(payload: object) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def registry():
+    from flows.settings import Platform
+
+    return Platform.from_env().registry()
+
+
+def metric_filter(text: str) -> tuple[str, str, float]:
+    import re
+
+    match = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*", text)
+    if not match:
+        fail(f"bad --metric {text!r}: write it like 'coco_val/t2i_r1>=0.3'")
+    return match[1], match[2], float(match[3])
+
+
+def headline(metrics: dict[str, float]) -> str:
+    return next((f"{v:.3f}" for k, v in metrics.items() if k.endswith("/mean_recall")), "-")
+
+
+@app.command("list")
+@user_errors
+def list_(
+    model: Annotated[str | None, typer.Argument(help="one model; all models when left out")] = None,
+    alias: Annotated[str | None, typer.Option(help="only versions holding this alias")] = None,
+    tag: Annotated[str | None, typer.Option(help="KEY=VALUE")] = None,
+    dataset: Annotated[str | None, typer.Option(help="only versions trained on this dataset ref (path@rev)")] = None,
+    metric: Annotated[str | None, typer.Option(help="e.g. 'synthetic_test/t2i_r1>=0.5'")] = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="include archived versions")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Versions with their aliases, gate verdicts and headline metric; filters combine."""
+    from flows.report import console, rich_table, verdict_mark
+
+    store = registry()
+    found = store.search(model, alias=alias, tag=tuple(tag.split("=", 1)) if tag else None, dataset=dataset,
+                         metric=metric_filter(metric) if metric else None, include_archived=all_versions)
+    held = {r.ref: store.aliases_of(r) for r in found}
+    if as_json:
+        return emit_json([r.model_dump(exclude={"files"}) | {"aliases": held[r.ref]} for r in found])
+    console.print(rich_table(f"Registry {store.store.url}", ["model", "version", "created", "by", "gate",
+                                                              "mean recall", "aliases"], [
+        (r.name, r.version, r.created_at[:19], r.created_by, verdict_mark(r.gate_passed), headline(r.metrics),
+         ", ".join(held[r.ref])) for r in found]))
+
+
+@app.command("show")
+@user_errors
+def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")], as_json: JsonOption = False,
+         ) -> None:
+    """A version: metrics, gate rules, lineage and files."""
+    from flows.report import console, rich_table, verdict_mark
+
+    store = registry()
+    record = store.resolve(ref)
+    held = store.aliases_of(record)
+    if as_json:
+        return emit_json(record.model_dump() | {"aliases": held,
+                                                "archived": store.is_archived(record.name, record.version)})
+    console.print(f"[bold]{record.ref}[/bold] created {record.created_at} by {record.created_by}"
+                  f"; aliases: {', '.join(held) or '-'}")
+    console.print(rich_table("metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in record.metrics.items()]))
+    if record.gate:
+        console.print(rich_table(f"gate {record.gate.policy}", ["rule", "result", "reason"],
+                                 [(r.rule, verdict_mark(r.passed), r.reason) for r in record.gate.rules]))
+    lineage = {k: v for k, v in record.lineage.model_dump().items() if k not in ("metrics", "training")}
+    console.print(rich_table("lineage", ["field", "value"], [(k, json.dumps(v)) for k, v in lineage.items()]))
+    console.print(rich_table("files", ["file", "size", "sha256"],
+                             [(f, e.size, e.sha256[:16]) for f, e in record.files.items()]))
+
+
+@app.command("diff")
+@user_errors
+def diff(a: str, b: str, as_json: JsonOption = False) -> None:
+    """Two versions side by side: metrics with deltas, lineage and files that differ."""
+    from flows.report import console, rich_table
+    from registry.diff import diff_versions
+
+    store = registry()
+    changes = diff_versions(store.resolve(a), store.resolve(b))
+    if as_json:
+        return emit_json(changes.model_dump() | {"metrics": [m.model_dump() | {"delta": m.delta}
+                                                             for m in changes.metrics]})
+
+    def fmt(value: float | None, signed: bool = False) -> str:
+        return "-" if value is None else f"{value:+.4f}" if signed else f"{value:.4f}"
+
+    console.print(rich_table(f"metrics {changes.a} -> {changes.b}", ["metric", "a", "b", "delta"],
+                             [(m.metric, fmt(m.a), fmt(m.b), fmt(m.delta, True)) for m in changes.metrics]))
+    console.print(rich_table("lineage that differs", ["field", "a", "b"],
+                             [(x.field, json.dumps(x.a), json.dumps(x.b)) for x in changes.lineage]))
+    console.print(rich_table("files", ["file", "change"], [(f.file, f.change) for f in changes.files]))
+
+
+@app.command("history")
+@user_errors
+def history(name: str, as_json: JsonOption = False) -> None:
+    """The audit log of a model: every registration, alias move, refusal, rollback and archive."""
+    from flows.report import console, rich_table
+
+    events = registry().events(name)
+    if as_json:
+        return emit_json([e.model_dump() for e in events])
+    console.print(rich_table(f"history of {name}", ["at", "event", "version", "alias", "actor", "reason", "details"],
+                             [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason,
+                               ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None))
+                              for e in events]))
+
+
+@app.command("import-hf")
+@user_errors
+def import_hf(
+    directory: Annotated[Path, typer.Argument(help="a CLIP or SigLIP checkpoint in Hugging Face format")],
+    name: Annotated[str, typer.Argument(help="model name in the registry")],
+) -> None:
+    """Run the `import_checkpoint` flow: register a pretrained CLIP/SigLIP checkpoint as a new version
+    (evaluate it before promoting)."""
+    from flows.imports import import_checkpoint
+    from registry.names import check_name
+
+    record = import_checkpoint(str(directory), check_name(name, "model name"))
+    typer.echo(f"{record.ref} ({record.tags['family']}, embed_dim {record.tags['embed_dim']})")
+
+
+@app.command("promote")
+@user_errors
+def promote(
+    name: str, version: int, alias: str = "production", reason: str = "",
+    force: Annotated[str | None, typer.Option(help="override a missing or failed gate; the REASON is recorded")] = None,
+    policy: Annotated[Path | None, typer.Option(help="gate policy whose non-regression rules apply")] = None,
+) -> None:
+    """Run the `promote` flow: move ALIAS to VERSION; refused unless its gate passed and it does not regress
+    against the holder."""
+    from flows.promote import promote as promote_flow
+    from registry.names import check_name
+
+    check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
+    previous = promote_flow(name, version, alias, reason, force, str(policy) if policy else None)
+    typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
+
+
+@app.command("rollback")
+@user_errors
+def rollback(name: str, alias: str = "production", reason: str = "") -> None:
+    """Run the `rollback` flow: move ALIAS back to the version that held it before."""
+    from flows.promote import rollback as rollback_flow
+    from registry.names import check_name
+
+    check_name(name, "model name"), check_name(alias, "alias")
+    typer.echo(f"{name}@{alias} -> {rollback_flow(name, alias, reason)}")
+
+
+@app.command("archive")
+@user_errors
+def archive(name: str, version: int, reason: str = "") -> None:
+    """Hide a version from listings and promotion (its files stay)."""
+    registry().archive(name, version, reason=reason)
+    typer.echo(f"{name}:{version} archived")

@@ -1,0 +1,83 @@
+"""Task `train_model`: a training job run by its launcher (in this process, torchrun, or a Kubernetes
+PyTorchJob the flow waits for), leaving the model artifact and a training report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from components.config import TrainConfig
+from components.models.artifact import Lineage, ModelArtifact
+from components.storage import upload
+from components.training.job import TrainingJob
+from components.training.launch import ARTIFACT_DIR
+from components.training.trainer import train
+from components.validation.report import ValidatedDataset
+from flows.report import inline_png
+from flows.settings import code_revision
+from infra.pytorchjob import ClusterJob, fetch_artifact, render, submit, wait
+
+
+def training_job(config: TrainConfig, data: ValidatedDataset, run_dir: Path) -> TrainingJob:
+    """The job of one run: its lineage names the dataset version, its hash and this code's revision."""
+    dataset = data.dataset
+    lineage = Lineage(datasets={"train": dataset.ref}, dataset_hashes={"train": dataset.hash},
+                      code_revision=code_revision())
+    return TrainingJob(config=config, data=data, run_dir=str(run_dir), lineage=lineage)
+
+
+def in_process(job: TrainingJob, cluster: ClusterJob | None) -> Path:
+    return train(job).artifact.save(Path(job.run_dir) / ARTIFACT_DIR)
+
+
+def torchrun_command(job: TrainingJob) -> list[str]:
+    """Write the job next to its run and return the torchrun command that runs it, one process per device."""
+    job_file = job.write(Path(job.run_dir) / "launch")
+    devices = job.config.scale.devices
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={devices if isinstance(devices, int) else 'gpu'}",
+            "-m", "components.training.launch", "--job", str(job_file)]
+
+
+def with_torchrun(job: TrainingJob, cluster: ClusterJob | None) -> Path:
+    completed = subprocess.run(torchrun_command(job), check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"torchrun training exited with {completed.returncode}; the ranks' output is above, and "
+                           f"re-running the flow with the same run name resumes from {job.run_dir}/checkpoints")
+    return Path(job.run_dir) / ARTIFACT_DIR
+
+
+def on_kubernetes(job: TrainingJob, cluster: ClusterJob | None) -> Path:
+    if cluster is None:
+        raise ValueError("launcher `kubernetes` needs the `cluster` parameter (image, runs_uri, namespace...)")
+    run_dir = Path(job.run_dir)
+    dataset_uri = f"{cluster.runs_uri.rstrip('/')}/{run_dir.name}/dataset"
+    upload(job.dataset_dir, dataset_uri)  # the pods share no disk with this flow
+    config_map, pytorch_job = render(job, cluster, dataset_uri)
+    submit(config_map, pytorch_job)
+    wait(pytorch_job, cluster, report=get_run_logger().info)
+    return fetch_artifact(cluster, run_dir.name, run_dir)
+
+
+LAUNCHERS = {"in_process": in_process, "torchrun": with_torchrun, "kubernetes": on_kubernetes}
+
+
+@task
+def train_model(job: TrainingJob, cluster: ClusterJob | None = None) -> str:
+    """Run the job with its config's launcher; returns the artifact directory."""
+    run = Path(job.run_dir)
+    attempts_before = len(list((run / "logs").glob("attempt-*")))
+    launcher = job.config.scale.launcher
+    artifact_dir = LAUNCHERS[launcher](job, cluster)
+    training = ModelArtifact.load_light(artifact_dir).lineage.training
+    resumed = f"resumed (attempt {attempts_before + 1})" if attempts_before else "from scratch"
+    create_markdown_artifact(key="training-run", description=f"Training on {job.data.dataset.ref}", markdown=(
+        f"# Training run `{run.name}`\n\n{training['steps']} steps, {resumed}, launcher `{launcher}`; "
+        f"W&B run `{training.get('wandb_run_id')}` (offline files in `{run}/wandb`).\n\n"
+        f"Artifact: `{artifact_dir}`\n\n{inline_png(run / 'loss_curve.png', 'loss curve')}"))
+    get_run_logger().info("trained %s steps; artifact at %s", training["steps"], artifact_dir)
+    return str(artifact_dir)
