@@ -36,16 +36,17 @@ def _setup(args: argparse.Namespace, dataset: Path):
     from components.training.trainer import run_model_config
 
     torch.manual_seed(0)
-    config = TrainConfig(preset=args.preset, batch_size=args.batch_size, max_steps=args.steps + WARMUP,
-                         num_workers=args.workers, precision=args.precision, compile=args.compile, wandb=False)
+    config = TrainConfig(model={"preset": args.preset, "compile": args.compile},
+                         data={"batch_size": args.batch_size, "num_workers": args.workers},
+                         optim={"max_steps": args.steps + WARMUP, "precision": args.precision},
+                         logging={"wandb": False})
     train_rows = read_manifest(dataset).query("split == 'train'")
     model_config, tokenizer = run_model_config(config, dataset.parent / f"tok-{args.preset}",
                                                train_rows["caption"].tolist())
     transform = ImageTransform.for_model(model_config)
-    data = PairDataModule(str(dataset), tokenizer, transform, config.batch_size, config.num_workers)
+    data = PairDataModule(dataset, tokenizer, transform, config.data)
     data.setup()
-    module = ContrastivePretraining(model_config.model_dump(mode="json"), max_steps=config.max_steps,
-                                    compile=config.compile)
+    module = ContrastivePretraining(model_config, config.optim, config.model)
     return config, module, data
 
 
@@ -62,9 +63,9 @@ def plain_loop(args: argparse.Namespace, dataset: Path) -> float:
     module.to(device)
     optimizers = module.configure_optimizers()
     optimizer, schedule = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
-    autocast = _precision(config) == "bf16-mixed"
+    autocast = _precision(config.optim) == "bf16-mixed"
     batches = iter(data.train_dataloader())
-    for step in range(config.max_steps):
+    for step in range(config.optim.max_steps):
         if step == WARMUP:
             _sync()
             started = time.perf_counter()
@@ -86,7 +87,8 @@ def lightning_loop(args: argparse.Namespace, dataset: Path) -> float:
 
     config, module, data = _setup(args, dataset)
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=config.max_steps, accelerator="auto", devices=1, precision=_precision(config),
+    trainer = L.Trainer(max_steps=config.optim.max_steps, accelerator="auto", devices=1,
+                        precision=_precision(config.optim),
                         logger=False, enable_checkpointing=False, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
     trainer.fit(module, datamodule=data)

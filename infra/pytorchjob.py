@@ -63,7 +63,7 @@ def render(job: TrainingJob, cluster: ClusterJob, dataset_uri: str) -> tuple[dic
                   "data": {JOB_FILE: pod_job.model_dump_json(indent=2)}}
     command = ["python", "-m", "torch.distributed.run", f"--nproc-per-node={config.scale.devices}",
                "-m", "components.training.launch", "--job", f"/config/{JOB_FILE}", "--dataset", dataset_uri,
-               "--artifact-uri", f"{run_uri}/{ARTIFACT_DIR}"]
+               "--run-dir", pod_job.run_dir, "--artifact-uri", f"{run_uri}/{ARTIFACT_DIR}"]
     secret = {"name": cluster.s3_secret}
     env = [{"name": "WANDB_MODE", "value": "offline"}, {"name": "DVC_NO_ANALYTICS", "value": "1"},
            {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": secret | {"key": "access-key-id"}}},

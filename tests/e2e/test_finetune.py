@@ -5,15 +5,17 @@ import pytest
 import torch
 from prefect_events import wait_for_alias_events
 
-from components.config import SyntheticDataConfig, preset
+from components.config import SyntheticDataConfig, TrainConfig, preset
 from components.data.generators import generate_domain_dataset
 from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import read_manifest
+from components.data.reference import DatasetRef
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.text.tokenizer import train_tokenizer
-from flows.finetune import WISE_FT_MIXES, FinetuneConfig, finetune
+from flows.finetune import FinetuneConfig, finetune
 from flows.settings import Platform
+from flows.wise_ft import WISE_FT_MIXES
 
 pytestmark = pytest.mark.slow
 BASE = "general-ft-base"
@@ -40,8 +42,8 @@ def test_finetune_beats_the_base_and_registers_a_gated_child(name, base):
     root, base_version = base
     generate_domain_dataset(name, root / name, images=800)
     result = finetune(FinetuneConfig(base_model=f"{BASE}@production", domain=name,
-                                     dataset_dir=str(root / name / "dataset"), dataset_version=f"{name}@test",
-                                     general_dataset_dir=str(root / "general"), model_name=f"{name}-e2e"))
+                                     dataset=DatasetRef(path=str(root / name / "dataset"), ref=f"{name}@test"),
+                                     general=DatasetRef(path=str(root / "general")), model_name=f"{name}-e2e"))
     primary = result.primary_metric
     assert result.metrics[primary] > result.base_metrics[primary] + 0.1, (result.base_metrics, result.metrics)
     assert result.mix in WISE_FT_MIXES
@@ -49,8 +51,9 @@ def test_finetune_beats_the_base_and_registers_a_gated_child(name, base):
     assert {"floor", "forgetting"} <= rules and result.verdict.passed, [r.reason for r in result.verdict.failures]
     registry = Platform.from_env().registry()
     record = registry.get_version(f"{name}-e2e", result.version)
-    assert record.lineage["parent_model"] == f"{BASE}:{base_version}" and record.tags["domain"] == name
-    assert record.lineage["training"]["wise_ft_mix"] == result.mix and record.gate["passed"]
+    assert record.lineage.parent_model == f"{BASE}:{base_version}" and record.tags["domain"] == name
+    assert record.lineage.training["wise_ft_mix"] == result.mix and record.gate.passed
+    assert record.lineage.datasets["train"] == f"{name}@test"
     assert registry.get_alias(f"{name}-e2e", "candidate").version == result.version
     (moved,) = wait_for_alias_events(f"{name}-e2e", 1)  # the notification automations can act on
     assert moved.payload | {"registry": None} == {"model": f"{name}-e2e", "version": result.version,
@@ -59,3 +62,21 @@ def test_finetune_beats_the_base_and_registers_a_gated_child(name, base):
     finetuned = ModelArtifact.load_light(registry.download(f"{name}-e2e", result.version, root / f"{name}-out"))
     assert finetuned.config.tokenizer.preprocessing == ("medical" if name == "medical" else "plain")
     assert finetuned.config.image_fit == ("pad" if name == "person" else "crop")
+
+
+def test_general_data_takes_the_same_path_with_the_general_preset(base):
+    """A user's own general image-text data: the general preset's recipe (no augmentation, the model's own
+    text handling), its retrieval suite, its gate plus the forgetting rule, the parent in the lineage."""
+    root, base_version = base
+    generate_dataset(SyntheticDataConfig(seed=5, train_images=80, val_images=20, test_images=20), root / "own")
+    result = finetune(FinetuneConfig(base_model=f"{BASE}@production", domain="general",
+                                     dataset=DatasetRef(path=str(root / "own"), ref="own@test"),
+                                     general=DatasetRef(path=str(root / "general")), model_name="general-e2e",
+                                     wise_ft=False, train=TrainConfig(optim={"max_steps": 30})))
+    assert result.primary_metric == "general_test/mean_recall" and result.mix == 1.0
+    assert {"general_test/mean_recall", "synthetic_test/mean_recall"} <= set(result.metrics)
+    assert {"floor", "forgetting"} <= {r.rule for r in result.verdict.rules}
+    record = Platform.from_env().registry().get_version("general-e2e", result.version)
+    assert record.lineage.training["domain"] == "general" and record.lineage.training["optim"]["max_steps"] == 30
+    assert not record.lineage.training["data"]["augment"]["crop"] and record.tags["domain"] == "general"
+    assert record.lineage.parent_model == f"{BASE}:{base_version}"

@@ -1,5 +1,6 @@
 """A broken model cannot reach production: a collapsed model (every embedding zero) and a diverged one (NaN
-weights) are measured by the `evaluate` flow, registered with their failing verdict, and refused promotion."""
+weights) are measured by the `evaluate` flow and by the candidate pipeline, registered with their failing
+verdict, left out of `candidate`, and refused promotion."""
 
 import shutil
 import uuid
@@ -8,10 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from components.domains import domain
+from components.evaluation.suites import EvalTarget
 from components.models.artifact import WEIGHTS_FILE
+from flows.candidate import Candidate, run_candidate_pipeline
 from flows.evaluate import evaluate
-from flows.promote import promote, register_version
-from flows.settings import POLICIES, Platform
+from flows.promote import promote
+from flows.settings import Platform
 from registry.registry import PromotionRefused
 
 pytestmark = pytest.mark.slow
@@ -31,20 +35,25 @@ def broken_artifact(tiny_artifact, tmp_path, value: float):
 def test_a_broken_model_is_registered_as_failed_and_refused_promotion(prefect_harness, tiny_artifact, tiny_dataset,
                                                                       tmp_path, value, failing):
     artifact = broken_artifact(tiny_artifact, tmp_path, value)
-    result = evaluate(str(artifact), str(tiny_dataset), "synthetic_test", str(POLICIES / "synthetic.yaml"))
+    target = EvalTarget(name="synthetic_test", dataset_dir=str(tiny_dataset))
+    result = evaluate(str(artifact), target)
+    measured = result.measured
     assert not result.verdict.passed
-    failed = {r.metric.split("/")[1] for r in result.verdict.failures}
+    failed = {r.metric.split("/")[-1] for r in result.verdict.failures}
     assert failing in failed, result.verdict.failures
     if value == value:  # collapsed: every recall at or below chance, not the 1.0 that ties once gave
-        assert all(result.metrics[m] <= result.chance[m] for m in result.chance), result.metrics
-        assert result.intervals["synthetic_test/t2i_r1"].n == result.captions
+        assert all(measured.metrics[m] <= measured.chance[m] for m in measured.chance), measured.metrics
+        assert measured.intervals["synthetic_test/t2i_r1"].n == measured.sizes["synthetic_test"][1]
     else:
         assert "100 of 100 text embeddings are not finite" in result.verdict.failures[0].reason
     name = f"broken-{uuid.uuid4().hex[:6]}"
-    record = register_version(name, str(artifact), result.metrics, result.verdict, result.intervals)
-    assert not record.gate_passed
+    registry = Platform.from_env().registry()
+    judged = run_candidate_pipeline(registry, Candidate(name=name, artifact_dir=str(artifact)), [target],
+                                    domain("general").policy())
+    assert judged.verdict == result.verdict and judged.measured.metrics == measured.metrics
+    record = judged.record
+    assert not record.gate_passed and record.gate.policy == "general"
     with pytest.raises(PromotionRefused, match="its gate verdict failed"):
         promote(name, record.version)
-    registry = Platform.from_env().registry()
     assert registry.get_alias(name, "production") is None and registry.get_alias(name, "candidate") is None
     assert [e.event for e in registry.events(name)] == ["registered", "promotion_refused"]

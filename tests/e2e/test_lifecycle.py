@@ -25,21 +25,23 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(LENIENT_POLICY)
     config = DemoConfig(data=SyntheticDataConfig(train_images=200, val_images=20, test_images=20),
-                        train=TrainConfig(max_steps=40, batch_size=64, warmup_steps=5, checkpoint_every_n_steps=20,
-                                          val_every_n_steps=20),
+                        train=TrainConfig(optim={"max_steps": 40, "warmup_steps": 5}, data={"batch_size": 64},
+                                          logging={"checkpoint_every_n_steps": 20, "val_every_n_steps": 20}),
                         gate_policy=str(policy), domains=["remote_sensing"])
     first = run_demo(config)
     registry = Platform.from_env().registry()
-    assert first.validation.passed and first.validation.rows_in == 240 * 5 == first.validation.rows_kept
+    report, measured = first.validated.report, first.judged.measured
+    assert report.passed and report.rows_in == 240 * 5 == report.rows_kept
     assert first.version == 1 and first.promoted_to == "production"
-    assert first.evaluation.images == 20 and first.evaluation.captions == 100
-    t2i, chance = first.evaluation.metrics["synthetic_test/t2i_r1"], first.evaluation.chance["synthetic_test/t2i_r1"]
+    assert measured.sizes == {"synthetic_test": (20, 100)}
+    t2i, chance = measured.metrics["synthetic_test/t2i_r1"], measured.chance["synthetic_test/t2i_r1"]
     assert chance == pytest.approx(1 / 20) and t2i > chance  # 40 steps already beat chance
     assert first.smoke.passed and first.bento_tag.startswith("alignops-embedding:")
     record = registry.get_version("general", 1)
-    assert record.lineage["datasets"]["train"] == first.dataset_version
-    assert record.lineage["dataset_hashes"]["train"].endswith(".dir")
-    assert record.metrics == first.evaluation.metrics and record.gate_passed
+    assert record.lineage.datasets["train"] == first.validated.dataset.ref
+    assert record.lineage.dataset_hashes["train"] == first.validated.dataset.hash and first.validated.dataset.versioned
+    assert record.metrics == measured.metrics and record.gate_passed and record.gate.policy == "e2e"
+    assert registry.get_alias("general", "candidate").version == 1
     assert any(e.event == "packaged" and e.details["bento"] == first.bento_tag for e in registry.events("general"))
 
     with get_client(sync_client=True) as client:
@@ -50,13 +52,13 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
     summary = json.loads((Platform.from_env().home / "demo-summary.json").read_text())
     (adapted,) = summary["finetune"]  # the promoted general model, adapted to the domain
     assert adapted["parent"] == "general:1" and adapted["model"] == "remote_sensing"
-    assert registry.get_version("remote_sensing", adapted["version"]).lineage["parent_model"] == "general:1"
+    assert registry.get_version("remote_sensing", adapted["version"]).lineage.parent_model == "general:1"
 
     # Same data and config: the validated version is cached and the finished run is reused, not retrained.
     second = run_demo(config.model_copy(update={"package": False, "domains": []}))
-    assert second.dataset_version == first.dataset_version and second.version == 2
-    non_regression = next(r for r in second.evaluation.verdict.rules if r.rule == "non_regression")
-    assert non_regression.threshold == pytest.approx(first.evaluation.metrics["synthetic_test/mean_recall"] - 0.05)
-    assert second.evaluation.metrics == pytest.approx(first.evaluation.metrics)
+    assert second.validated.dataset == first.validated.dataset and second.version == 2
+    non_regression = next(r for r in second.judged.verdict.rules if r.rule == "non_regression")
+    assert non_regression.threshold == pytest.approx(measured.metrics["synthetic_test/mean_recall"] - 0.05)
+    assert second.judged.measured.metrics == pytest.approx(measured.metrics)
     assert registry.get_alias("general", "production").version == 2
     assert registry.get_alias("general", "production").history == [1]

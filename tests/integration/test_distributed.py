@@ -52,16 +52,18 @@ def test_pretrain_flow_hands_training_to_torchrun_with_two_ranks(prefect_harness
     """Lightning's DDP over gloo in two torchrun processes: the flow gets the artifact rank 0 wrote."""
     strategy = "ddp"
     from components.config import TrainConfig
+    from components.data.reference import DatasetRef
     from components.models.artifact import ModelArtifact
     from flows.pretrain import pretrain
 
     monkeypatch.setenv("ALIGNOPS_HOME", str(tmp_path / "home"))
-    config = TrainConfig(max_steps=4, batch_size=16, warmup_steps=1, checkpoint_every_n_steps=2, val_every_n_steps=2,
-                         wandb=False, strategy=strategy, devices=2, launcher="torchrun")
-    artifact_dir = pretrain(str(tiny_dataset), "tiny@1", "", config, f"{strategy}-run", ["missing-id"])
+    config = TrainConfig(optim={"max_steps": 4, "warmup_steps": 1}, data={"batch_size": 16},
+                         logging={"checkpoint_every_n_steps": 2, "val_every_n_steps": 2, "wandb": False},
+                         scale={"strategy": strategy, "devices": 2, "launcher": "torchrun"})
+    artifact_dir = pretrain(DatasetRef(path=str(tiny_dataset), ref="tiny@1"), config, f"{strategy}-run")
     artifact = ModelArtifact.load(artifact_dir)
     assert artifact.lineage.training["steps"] == 4 and artifact.lineage.datasets == {"train": "tiny@1"}
-    assert artifact.lineage.training["devices"] == 2
+    assert artifact.lineage.training["scale"]["devices"] == 2
     checkpoint = torch.load(tmp_path / "home" / "runs" / f"{strategy}-run" / "checkpoints" / "last.ckpt",
                             weights_only=True)
     assert checkpoint["global_step"] == 4

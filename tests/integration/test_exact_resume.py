@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from jobs import job
 from safetensors.torch import load_file
 
 from components.config import TrainConfig
@@ -17,12 +18,12 @@ pytestmark = pytest.mark.slow
 
 # 800 training pairs / 64 = 12 batches an epoch; checkpoints every 5 steps are never at an epoch boundary,
 # and 30 steps cross two of them.
-CONFIG = TrainConfig(max_steps=30, batch_size=64, warmup_steps=3, checkpoint_every_n_steps=5, val_every_n_steps=50,
-                     deterministic=True, wandb=False)
+CONFIG = TrainConfig(optim={"max_steps": 30, "warmup_steps": 3, "deterministic": True}, data={"batch_size": 64},
+                     logging={"checkpoint_every_n_steps": 5, "val_every_n_steps": 50, "wandb": False})
 
 
-def launch(tiny_dataset, run_dir, config_file) -> subprocess.Popen:
-    command = [sys.executable, "-m", "components.training.launch", "--config", str(config_file),
+def launch(tiny_dataset, run_dir, job_file) -> subprocess.Popen:
+    command = [sys.executable, "-m", "components.training.launch", "--job", str(job_file),
                "--dataset", str(tiny_dataset), "--run-dir", str(run_dir)]
     run_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(run_dir.parent / f"{run_dir.name}.err").open(
@@ -42,8 +43,7 @@ def saved_step(checkpoint) -> int:
 
 @pytest.mark.parametrize("workers", [0, 2])  # with workers, batches are prefetched ahead of the checkpoint
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, tiny_dataset, tmp_path):
-    config_file = tmp_path / "train.json"
-    config_file.write_text(CONFIG.model_copy(update={"num_workers": workers}).model_dump_json())
+    config_file = job(CONFIG.changed(data={"num_workers": workers}), tiny_dataset, tmp_path / "unused").write(tmp_path)
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     reference = launch(tiny_dataset, straight, config_file)
 
@@ -56,7 +56,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, tiny_da
     victim.wait(timeout=30)
     assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = saved_step(last)
-    assert 0 < killed_at < CONFIG.max_steps and killed_at % 12 != 0  # mid-epoch
+    assert 0 < killed_at < CONFIG.optim.max_steps and killed_at % 12 != 0  # mid-epoch
     assert not (interrupted / "artifact").exists()
 
     resume_peak = finish(launch(tiny_dataset, interrupted, config_file), interrupted)
@@ -67,6 +67,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, tiny_da
     differing = [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])]
     assert not differing, f"{len(differing)} tensors differ after resuming from step {killed_at}: {differing[:5]}"
     lineage = json.loads((interrupted / "artifact" / "lineage.json").read_text())
-    assert lineage["training"]["steps"] == CONFIG.max_steps
+    assert lineage["training"]["steps"] == CONFIG.optim.max_steps
     # the resumed attempt logged only the steps after the checkpoint it resumed from
     assert len(list((interrupted / "logs").glob("attempt-*"))) == 2

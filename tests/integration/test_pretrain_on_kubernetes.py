@@ -5,11 +5,16 @@ server is a stand-in; the job's command, S3 and the training are real."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from jobs import job
 from kube_api import FakeCluster
 
 from components.config import TrainConfig
-from components.models.artifact import Lineage, ModelArtifact
+from components.data.reference import DatasetRef
+from components.models.artifact import ModelArtifact
+from components.training.job import JOB_FILE, TrainingJob
 from infra.pytorchjob import ClusterJob, TrainingJobFailed, render, submit, wait
 
 pytestmark = pytest.mark.slow
@@ -33,19 +38,20 @@ def test_the_flow_submits_waits_and_takes_the_artifact(prefect_harness, tiny_dat
     from flows.pretrain import pretrain
 
     monkeypatch.setenv("ALIGNOPS_HOME", str(tmp_path / "home"))
-    config = TrainConfig(max_steps=4, batch_size=16, warmup_steps=1, checkpoint_every_n_steps=2, val_every_n_steps=2,
-                         wandb=False, launcher="kubernetes")
-    settings = job_settings(s3_bucket)
-    artifact_dir = pretrain(str(tiny_dataset), "tiny@1", "", config, "k8s-run", ["missing-id"], settings)
+    config = TrainConfig(optim={"max_steps": 4, "warmup_steps": 1}, data={"batch_size": 16},
+                         logging={"checkpoint_every_n_steps": 2, "val_every_n_steps": 2, "wandb": False},
+                         scale={"launcher": "kubernetes"})
+    settings, dataset = job_settings(s3_bucket), DatasetRef(path=str(tiny_dataset), ref="tiny@1")
+    artifact_dir = pretrain(dataset, config, "k8s-run", cluster=settings)
 
     artifact = ModelArtifact.load(artifact_dir)
     assert artifact.lineage.training["steps"] == 4 and artifact.lineage.datasets == {"train": "tiny@1"}
     (key, job), = cluster.jobs.items()
     assert key == ("ml", "alignops-k8s-run") and job["status"]["conditions"][-1]["type"] == "Succeeded"
-    assert TrainConfig.model_validate_json(cluster.config_maps[key]["data"]["train.json"]).checkpoint_dir == \
-        f"s3://{s3_bucket}/runs/k8s-run/checkpoints"
+    carried = TrainingJob.model_validate_json(cluster.config_maps[key]["data"][JOB_FILE])
+    assert carried.config.logging.checkpoint_dir == f"s3://{s3_bucket}/runs/k8s-run/checkpoints"
 
-    again = pretrain(str(tiny_dataset), "tiny@1", "", config, "k8s-run", ["missing-id"], settings)
+    again = pretrain(dataset, config, "k8s-run", cluster=settings)
     assert cluster.created_jobs == 1  # the re-run found the job and waited for it
     assert ModelArtifact.load(again).lineage.training["steps"] == 4
 
@@ -54,9 +60,9 @@ def test_a_failed_job_fails_with_the_operators_message(tiny_dataset, s3_bucket, 
     from infra.pytorchjob import api_clients
 
     settings = job_settings(s3_bucket)
-    config_map, job = render("broken", TrainConfig(max_steps=2, wandb=False), settings, f"s3://{s3_bucket}/nothing",
-                             Lineage(), [])
+    broken = job(TrainConfig(optim={"max_steps": 2}, logging={"wandb": False}), Path("/nowhere"), Path("/runs/broken"))
+    config_map, job_ = render(broken, settings, f"s3://{s3_bucket}/nothing")
     clients = api_clients()
-    submit(config_map, job, clients)
+    submit(config_map, job_, clients)
     with pytest.raises(TrainingJobFailed, match="failed: exit 1"):
-        wait(job, settings, clients, report=lambda line: None)
+        wait(job_, settings, clients, report=lambda line: None)

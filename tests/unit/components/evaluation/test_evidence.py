@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.domains.base import POLICIES as DOMAIN_POLICIES
+from components.domains import PRESETS
 from components.evaluation.evidence import (
     Interval,
     NonFiniteEmbeddings,
@@ -19,7 +19,6 @@ from components.evaluation.gate import GatePolicy, evaluate_gate, refused
 from components.evaluation.person import person_search_metrics
 from components.evaluation.retrieval import chance_metrics, retrieval_intervals, retrieval_metrics
 from components.evaluation.zero_shot import zero_shot_metrics
-from flows.settings import POLICIES
 
 N_IMAGES, PER_IMAGE, DIM = 40, 3, 16
 TEXT_TO_IMAGE = torch.arange(N_IMAGES).repeat_interleave(PER_IMAGE)
@@ -141,8 +140,8 @@ def test_nan_metric_is_not_a_measurement_and_refusal_is_one_failing_rule():
 
 
 def test_shipped_policies_refuse_a_collapsed_model():
-    for path in [*POLICIES.glob("*.yaml"), *DOMAIN_POLICIES.glob("*.yaml")]:
-        policy = GatePolicy.from_yaml(path)
+    for preset in PRESETS.values():
+        policy, path = preset.policy(), preset.policy_file
         spread_floors = [m for m in policy.floors if m.endswith("_effective_rank")]
         assert {m.split("/")[1] for m in spread_floors} == {"image_effective_rank", "text_effective_rank"}, path
         collapsed = {m: 1.0 for m in policy.floors} | {m: 0.0 for m in spread_floors}

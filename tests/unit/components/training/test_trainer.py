@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 import torch
+from jobs import job
 
 from components.config import TrainConfig
 from components.models.artifact import Lineage, ModelArtifact
@@ -23,9 +24,9 @@ def test_no_weight_decay_on_norms_biases_and_logit_scale():
 
 @pytest.mark.slow
 def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
-    config = TrainConfig(max_steps=6, batch_size=32, warmup_steps=2, checkpoint_every_n_steps=3,
-                         val_every_n_steps=3)
-    first = train(config, tiny_dataset, tmp_path / "run", Lineage(datasets={"train": "tiny@1"}))
+    config = TrainConfig(optim={"max_steps": 6, "warmup_steps": 2}, data={"batch_size": 32},
+                         logging={"checkpoint_every_n_steps": 3, "val_every_n_steps": 3})
+    first = train(job(config, tiny_dataset, tmp_path / "run", lineage=Lineage(datasets={"train": "tiny@1"})))
     assert first.resumed_from is None and first.artifact.lineage.training["steps"] == 6
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and first.loss_curve.stat().st_size > 0
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*")) and first.wandb_run_id
@@ -36,8 +37,8 @@ def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
     scale = first.artifact.model.logit_scale.item()
     assert 0 <= scale <= first.artifact.config.max_logit_scale
 
-    longer = config.model_copy(update={"max_steps": 9})
-    resumed = train(longer, tiny_dataset, tmp_path / "run", Lineage())
+    longer = config.changed(optim={"max_steps": 9})
+    resumed = train(job(longer, tiny_dataset, tmp_path / "run"))
     assert resumed.resumed_from == str(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert resumed.artifact.lineage.training["steps"] == 9
     second = pd.read_csv(tmp_path / "run" / "logs" / "attempt-1" / "metrics.csv")
@@ -51,6 +52,6 @@ def test_quarantined_rows_are_not_trained_on(tiny_dataset, tmp_path):
     from components.data.manifest import read_manifest
 
     train_ids = read_manifest(tiny_dataset).query("split == 'train'")["sample_id"]
-    config = TrainConfig(max_steps=1, batch_size=32, wandb=False)
+    config = TrainConfig(optim={"max_steps": 1}, data={"batch_size": 32}, logging={"wandb": False})
     with pytest.raises(ValueError, match=f"0 training rows .* after excluding {len(train_ids)} quarantined"):
-        train(config, tiny_dataset, tmp_path / "run", Lineage(), exclude_sample_ids=frozenset(train_ids))
+        train(job(config, tiny_dataset, tmp_path / "run", exclude=frozenset(train_ids)))

@@ -1,16 +1,9 @@
+"""`alignops data …`: generate, validate, import, version, fetch, shard; failures as one line."""
+
 import json
-import re
 
 import pytest
-from typer.testing import CliRunner
-
-from flows.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+from cli_invoke import invoke
 
 
 def test_data_generate_then_validate_passes(tmp_path):
@@ -66,41 +59,3 @@ def test_data_import_add_get_shard(tiny_dataset, tmp_path):
     assert back.exit_code == 0 and "980 rows in = 980 kept (196 images) + 0 quarantined" in back.output
     assert not (tmp_path / "back" / ".staging").exists()
     assert invoke("data", "get", "cli-tiny@0000000", str(tmp_path / "nope")).exit_code == 1
-
-
-@pytest.mark.slow
-def test_package_with_a_gallery_and_serving_options(tiny_artifact, tiny_dataset, prefect_harness):
-    import bentoml
-
-    from flows.settings import Platform
-
-    registry = Platform.from_env().registry()
-    version = registry.register("cli-packaged", tiny_artifact, reason="package CLI test").version
-    result = invoke("package", f"cli-packaged:{version}", "--gallery", str(tiny_dataset), "--max-batch-size", "8",
-                    "--max-latency-ms", "2500")
-    assert result.exit_code == 0 and "smoke test passed" in result.output, result.output
-    bento_tag = re.search(r"^(alignops-embedding:\w+): smoke test passed$", result.output, re.M).group(1)
-    args = bentoml.get(bento_tag).info.args
-    assert (args["max_batch_size"], args["max_latency_ms"], args["batching"]) == (8, 2500, True)
-    (packaged,) = [e for e in registry.events("cli-packaged") if e.event == "packaged"]
-    assert packaged.details == {"bento": bento_tag, "smoke_passed": True}
-
-
-def test_package_refuses_a_gallery_that_is_not_a_dataset(tiny_artifact, tmp_path):
-    from flows.settings import Platform
-
-    version = Platform.from_env().registry().register("cli-no-gallery", tiny_artifact, reason="test").version
-    result = invoke("package", f"cli-no-gallery:{version}", "--gallery", str(tmp_path))
-    assert result.exit_code == 1 and "not a dataset directory (no manifest.parquet)" in result.output
-    result = invoke("package", f"cli-no-gallery:{version}", "--max-batch-size", "0")
-    assert result.exit_code == 1 and "max_batch_size" in result.output and "Traceback" not in result.output
-
-
-def test_package_help_states_the_serving_defaults():
-    from serving.options import ServingOptions
-
-    defaults = ServingOptions()
-    help_text = " ".join(invoke("package", "--help").output.split())
-    for name, shown in (("batching", "on" if defaults.batching else "off"), ("max_batch_size", defaults.max_batch_size),
-                        ("max_latency_ms", defaults.max_latency_ms)):
-        assert f"(default: {shown})" in help_text, name

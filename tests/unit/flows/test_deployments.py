@@ -5,9 +5,9 @@ module path, parameters validate against the flows' typed configs, schedules and
 from prefect.flows import load_flow_from_entrypoint
 
 from components.domains import DOMAINS
+from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.deployments import NIGHTLY, WEEKLY, deployments
 from flows.finetune_on_change import WatchedDataset
-from flows.promote import ALIAS_MOVED, PACKAGE_ON_MOVE
 
 
 def by_name():

@@ -10,11 +10,14 @@ from pathlib import Path
 import yaml
 
 from components.config import TrainConfig
+from components.data.reference import DatasetRef
 from components.models.artifact import Lineage
+from components.training.job import JOB_FILE, TrainingJob
 from components.training.launch import parser
+from components.validation.report import ValidatedDataset
 from infra.pytorchjob import ClusterJob, render
 
-INFRA = Path(__file__).parents[2] / "infra"
+INFRA = Path(__file__).parents[3] / "infra"
 
 
 def launch_args(command: list[str]) -> list[str]:
@@ -26,17 +29,17 @@ def check_pytorchjob(config_map: dict, job: dict) -> None:
     assert job["apiVersion"] == "kubeflow.org/v1" and job["metadata"]["name"]
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] >= 1
-    config = TrainConfig.model_validate_json(config_map["data"]["train.json"])
+    config = TrainingJob.model_validate_json(config_map["data"][JOB_FILE]).config
     processes = int(job["spec"]["nprocPerNode"])
-    assert config.num_nodes == 1 + replicas["Worker"]["replicas"] and config.devices == processes
-    assert config.strategy in ("ddp", "fsdp") and all(u.startswith("s3://") for u in config.train_shards)
-    assert config.checkpoint_dir.startswith("s3://")  # pods share no disk
+    assert config.scale.num_nodes == 1 + replicas["Worker"]["replicas"] and config.scale.devices == processes
+    assert config.scale.strategy in ("ddp", "fsdp") and all(u.startswith("s3://") for u in config.data.train_shards)
+    assert config.logging.checkpoint_dir.startswith("s3://")  # pods share no disk
     for role in ("Master", "Worker"):
         container = replicas[role]["template"]["spec"]["containers"][0]
         assert container["name"] == "pytorch" and container["image"]  # the operator's required container name
         assert container["resources"]["limits"]["nvidia.com/gpu"] == processes
         args = parser().parse_args(launch_args(container["command"]))
-        assert str(args.config).startswith("/config/")
+        assert str(args.job) == f"/config/{JOB_FILE}"
         secrets = {e["name"] for e in container["env"] if "valueFrom" in e}
         assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secrets  # credentials never inline
         assert not any("value" in e and "SECRET" in e["name"] for e in container["env"])
@@ -49,11 +52,14 @@ def test_pytorchjob_example_is_complete_and_consistent():
 
 
 def test_the_job_pretrain_submits_is_complete_and_consistent():
-    config = TrainConfig(preset="base", strategy="ddp", devices=8, num_nodes=4, launcher="kubernetes",
-                         train_shards=["s3://data/train-000000.tar"])
+    config = TrainConfig(model={"preset": "base"}, data={"train_shards": ["s3://data/train-000000.tar"]},
+                         scale={"strategy": "ddp", "devices": 8, "num_nodes": 4, "launcher": "kubernetes"})
+    data = ValidatedDataset(dataset=DatasetRef(path="/data/synthetic", ref="synthetic@1f2e", hash="ab.dir"),
+                            quarantined=frozenset({"bad-1", "bad-2"}))
+    training = TrainingJob(config=config, data=data, run_dir="/state/runs/General-1f2e@main",
+                           lineage=Lineage(datasets={"train": "synthetic@1f2e"}))
     cluster = ClusterJob(image="registry.example/alignops:1", runs_uri="s3://runs/")
-    config_map, job = render("General-1f2e@main", config, cluster, "s3://runs/General-1f2e@main/dataset",
-                             Lineage(datasets={"train": "synthetic@1f2e"}), ["bad-1", "bad-2"])
+    config_map, job = render(training, cluster, "s3://runs/General-1f2e@main/dataset")
     check_pytorchjob(config_map, job)
     name = job["metadata"]["name"]
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name) and config_map["metadata"]["name"] == name
@@ -62,9 +68,11 @@ def test_the_job_pretrain_submits_is_complete_and_consistent():
     assert args.dataset == "s3://runs/General-1f2e@main/dataset"
     assert args.artifact_uri == "s3://runs/General-1f2e@main/artifact"
     assert container["command"][container["command"].index("torch.distributed.run") + 1] == "--nproc-per-node=8"
-    carried = TrainConfig.model_validate_json(config_map["data"]["train.json"])
-    assert carried.launcher == "torchrun" and carried.checkpoint_dir == "s3://runs/General-1f2e@main/checkpoints"
-    assert config_map["data"]["exclude.txt"].split() == ["bad-1", "bad-2"]
+    carried = TrainingJob.model_validate_json(config_map["data"][JOB_FILE])
+    assert carried.config.scale.launcher == "torchrun"
+    assert carried.config.logging.checkpoint_dir == "s3://runs/General-1f2e@main/checkpoints"
+    assert carried.data.quarantined == {"bad-1", "bad-2"} and carried.run_dir == "/runs/General-1f2e@main"
+    assert carried.lineage == training.lineage and carried.config.optim == config.optim
     assert job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["serviceAccountName"] == \
         cluster.service_account
 
@@ -115,10 +123,11 @@ def test_shell_scripts_parse():
     assert "--nnodes" in text and "--node-rank" in text and "components.training.launch" in text
 
 
-def test_example_config_round_trips():
+def test_example_job_is_in_the_sectioned_shape():
     documents = yaml.safe_load_all((INFRA / "kubernetes" / "pretrain-pytorchjob.yaml").read_text())
-    raw = json.loads(next(d for d in documents if d["kind"] == "ConfigMap")["data"]["train.json"])
-    assert set(raw) <= set(TrainConfig.model_fields)  # no field the config would silently ignore
+    raw = json.loads(next(d for d in documents if d["kind"] == "ConfigMap")["data"][JOB_FILE])
+    assert set(raw["config"]) <= set(TrainConfig.model_fields)  # sections, not the flat shape of old
+    TrainingJob.model_validate(raw)
 
 
 def test_embedding_service_manifest_agrees_with_the_bento():

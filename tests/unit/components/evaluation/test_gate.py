@@ -1,5 +1,5 @@
+from components.domains import PRESETS, policy_named
 from components.evaluation.gate import GatePolicy, evaluate_gate
-from flows.settings import POLICIES
 
 POLICY = GatePolicy(name="t", floors={"coco_val/t2i_r1": 0.30}, non_regression={"coco_val/mean_recall": 0.01},
                     ceilings={"serving/p95_ms": 50})
@@ -26,6 +26,17 @@ def test_missing_metric_fails_and_no_incumbent_passes_non_regression():
     assert "no incumbent" in verdict.rules[2].reason
 
 
-def test_shipped_policies_load():
-    for path in POLICIES.glob("*.yaml"):
-        assert GatePolicy.from_yaml(path).floors
+def test_every_preset_ships_a_policy_named_for_it():
+    for name, preset in PRESETS.items():
+        policy = preset.policy()
+        assert policy.name == name and any(m.endswith(preset.primary_metric) for m in policy.floors)
+        assert policy_named(name) == policy
+    assert policy_named("no-such-policy") is None
+
+
+def test_forgetting_rule_judges_against_the_parent():
+    policy = GatePolicy(name="p", forgetting={"general/mean_recall": 0.05})
+    assert evaluate_gate(policy, {"general/mean_recall": 0.70}, parent={"general/mean_recall": 0.74}).passed
+    failed = evaluate_gate(policy, {"general/mean_recall": 0.60}, parent={"general/mean_recall": 0.74})
+    assert not failed.passed and "parent 0.7400 - 0.05" in failed.rules[0].reason
+    assert not evaluate_gate(policy, {"general/mean_recall": 0.9}).passed  # unmeasured parent: no pass by default

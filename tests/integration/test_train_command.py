@@ -1,0 +1,61 @@
+"""`alignops train` on a dataset versioned in the workspace: the reference is resolved once (its DVC hash
+reaches the lineage), and validation scans a version once, however often it is trained on."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows import validate_data as validate_module
+from flows.cli import app
+from flows.settings import Platform
+from infra.workspace import track_dataset
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+optim: {max_steps: 2, warmup_steps: 1}
+data: {batch_size: 16}
+logging: {wandb: false}
+"""
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    calls = []
+    original = validate_module.validate_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "validate_dataset", counting)
+    return calls
+
+
+def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(prefect_harness, tiny_dataset,
+                                                                           tmp_path, scans):
+    workspace = Platform.from_env().open_workspace()
+    dataset = workspace / f"train-cli-{tmp_path.name[-8:]}"
+    shutil.copytree(tiny_dataset, dataset)
+    version = track_dataset(workspace, dataset, "a dataset for `alignops train`")
+    config = tmp_path / "train.yaml"
+    config.write_text(CONFIG)
+
+    runner = CliRunner()
+    for run in ("first", "second"):
+        result = runner.invoke(app, ["train", str(dataset), "--config", str(config), "--run-name",
+                                     f"{dataset.name}-{run}"])
+        assert result.exit_code == 0, result.output
+        lineage = json.loads((Path(result.output.strip().splitlines()[-1]) / "lineage.json").read_text())
+        assert lineage["datasets"] == {"train": version.ref}
+        assert lineage["dataset_hashes"] == {"train": version.dvc_md5}
+    assert scans == [dataset]  # the second run found the version's validation cached
+
+    (dataset / "extra.txt").write_text("a change the workspace has not committed")
+    result = runner.invoke(app, ["train", str(dataset), "--config", str(config), "--run-name", f"{dataset.name}-3"])
+    assert result.exit_code == 0, result.output
+    lineage = json.loads((Path(result.output.strip().splitlines()[-1]) / "lineage.json").read_text())
+    assert lineage["dataset_hashes"] == {"train": ""} and len(scans) == 2  # changed bytes: unversioned, rescanned
