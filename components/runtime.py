@@ -76,46 +76,17 @@ class Settings(BaseModel):
         return os.environ.get("ALIGNOPS_REGISTRY") or None
 
     @property
-    def local_registry(self) -> Path:
-        return self.home / "registry"
-
-    @property
     def dvc_remote_url(self) -> str:
         """`ALIGNOPS_DVC_REMOTE` (a folder or s3://bucket/path), else a folder in the state directory."""
         return os.environ.get("ALIGNOPS_DVC_REMOTE") or str(self.local_dvc_remote)
 
-    @property
-    def local_dvc_remote(self) -> Path:
-        return self.home / "dvc-remote"
-
-    @property
-    def workspace(self) -> Path:
-        """The git + DVC workspace holding versioned datasets."""
-        return self.home / "workspace"
-
-    @property
-    def runs(self) -> Path:
-        return self.home / "runs"
-
-    @property
-    def reports(self) -> Path:
-        """Validation reports, one folder per dataset version."""
-        return self.home / "reports"
-
-    @property
-    def dataset_cache(self) -> Path:
-        """Checked-out dataset versions, one folder per DVC hash."""
-        return self.home / "datasets"
-
-    @property
-    def cli_log(self) -> Path:
-        return self.home / "logs" / "cli.log"
-
-    @property
-    def stack(self) -> Path:
-        """The local stack's PID files, logs and S3 snapshot."""
-        return self.home / "stack"
-
-    @property
-    def demo_summary(self) -> Path:
-        return self.home / "demo-summary.json"
+    # Where each part lives under the state directory.
+    local_registry = property(lambda self: self.home / "registry", doc="the registry when none is configured")
+    local_dvc_remote = property(lambda self: self.home / "dvc-remote", doc="the DVC remote when none is configured")
+    workspace = property(lambda self: self.home / "workspace", doc="the git + DVC workspace of versioned datasets")
+    runs = property(lambda self: self.home / "runs", doc="training runs, one folder each")
+    reports = property(lambda self: self.home / "reports", doc="validation reports, one folder per dataset version")
+    dataset_cache = property(lambda self: self.home / "datasets", doc="checked-out dataset versions, by DVC hash")
+    cli_log = property(lambda self: self.home / "logs" / "cli.log", doc="tracebacks the CLI kept off the terminal")
+    stack = property(lambda self: self.home / "stack", doc="the local stack's PID files, logs and S3 snapshot")
+    demo_summary = property(lambda self: self.home / "demo-summary.json", doc="the last demo's results")

@@ -92,7 +92,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     choice = MixChoice(artifact_dir=tuned_dir, mix=1.0, trials=[])
     if config.wise_ft:
         choice = choose_mix(str(base_dir), tuned_dir, eval_targets(config, preset, validated, "val"),
-                            preset.primary_metric, config.max_general_drop, str(run / "wise-ft"))
+                            primary_metric=preset.primary_metric, max_general_drop=config.max_general_drop,
+                            out_dir=str(run / "wise-ft"))
     tests = eval_targets(config, preset, validated, "test")
     base_metrics = measure(str(base_dir), list(tests)).metrics
     policy = preset.policy()

@@ -23,7 +23,7 @@ from infra.pytorchjob import ClusterJob
 @flow(name="pretrain", log_prints=True)
 def pretrain(dataset: DatasetRef,
              train: TrainConfig = TrainConfig(),  # noqa: B008 - a default the Prefect UI form shows
-             run_name: str = "pretrain", preset: str = "general",
+             run_name: str = "pretrain", *, preset: str = "general",
              validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
              cluster: ClusterJob | None = None) -> str:
     """Train on the validated dataset (quarantined rows left out) and return the model artifact directory;

@@ -37,7 +37,7 @@ def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | N
 
 
 @flow(name="promote", log_prints=True)
-def promote(name: str, version: int, alias: str = "production", reason: str = "",
+def promote(name: str, version: int, alias: str = "production", *, reason: str = "",
             force_reason: str | None = None, gate_policy: str | None = None, package_on_move: bool = True,
             ) -> int | None:
     """Move `alias` to `version`: refused unless its gate passed and, by its policy, it does not regress

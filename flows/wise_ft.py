@@ -39,7 +39,7 @@ def mix_weights(base_dir: Path, tuned_dir: Path, mix: float, out_dir: Path) -> P
 
 
 @task
-def choose_mix(base_dir: str, tuned_dir: str, targets: tuple[EvalTarget, EvalTarget], primary_metric: str,
+def choose_mix(base_dir: str, tuned_dir: str, targets: tuple[EvalTarget, EvalTarget], *, primary_metric: str,
                max_general_drop: float, out_dir: str) -> MixChoice:
     """The mix with the best domain metric on validation data among those within the forgetting limit
     (the least forgetting one when none is). `targets` are the domain and general validation splits. A mix

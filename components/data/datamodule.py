@@ -37,7 +37,7 @@ class PairDataset(Dataset):
     randomness is a function of (seed, epoch, row), the same in any worker and after a resume."""
 
     def __init__(self, dataset_dir: Path, rows: pd.DataFrame, tokenizer: CaptionTokenizer, transform: ImageTransform,
-                 augment: Augmentation | None = None, seed: int = 0):
+                 *, augment: Augmentation | None = None, seed: int = 0):
         self.dataset_dir, self.transform, self.augment, self.seed = Path(dataset_dir), transform, augment, seed
         self.images, self.captions = rows["image"].tolist(), rows["caption"].astype(str).tolist()
         self.tokens = tokenizer(self.captions)
@@ -178,11 +178,11 @@ class PairDataModule(L.LightningDataModule):
         rows = general[general["split"] == "train"]
         wanted = min(len(rows), round(domain_rows * self.replay_fraction / (1 - self.replay_fraction)))
         rows = rows.sample(n=wanted, random_state=self.seed).drop(columns=["person_id"], errors="ignore")
-        return PairDataset(Path(self.replay_dir), rows, self.tokenizer, self.transform, None, self.seed)
+        return PairDataset(Path(self.replay_dir), rows, self.tokenizer, self.transform, seed=self.seed)
 
     def _pairs(self, manifest: pd.DataFrame, split: str, augment: Augmentation | None = None) -> PairDataset:
         rows = manifest[manifest["split"] == split]
-        return PairDataset(self.dataset_dir, rows, self.tokenizer, self.transform, augment, self.seed)
+        return PairDataset(self.dataset_dir, rows, self.tokenizer, self.transform, augment=augment, seed=self.seed)
 
     def _loader_options(self) -> dict:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers,

@@ -68,7 +68,7 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
     intervals of the metrics that have one."""
     intervals = intervals or {}
 
-    def _compare(rule: str, metric: str, value: float | None, threshold: float, at_least: bool,
+    def _compare(rule: str, metric: str, value: float | None, threshold: float, *, at_least: bool,
                  what: str) -> RuleResult:
         if value is None or value != value:  # NaN: not a measurement
             return RuleResult(rule=rule, metric=metric, value=None, threshold=threshold, passed=False,
@@ -86,20 +86,21 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
         return RuleResult(rule=rule, metric=metric, value=value, threshold=threshold, passed=passed, reason=reason,
                           undecided=undecided)
 
-    rules = [_compare("floor", m, metrics.get(m), t, True, "floor") for m, t in policy.floors.items()]
-    rules += [_compare("ceiling", m, metrics.get(m), t, False, "ceiling") for m, t in policy.ceilings.items()]
+    rules = [_compare("floor", m, metrics.get(m), t, at_least=True, what="floor") for m, t in policy.floors.items()]
+    rules += [_compare("ceiling", m, metrics.get(m), t, at_least=False, what="ceiling")
+              for m, t in policy.ceilings.items()]
     for metric, tolerance in policy.non_regression.items():
         if incumbent is None or metric not in incumbent:
             rules.append(RuleResult(rule="non_regression", metric=metric, value=metrics.get(metric), threshold=None,
                                     passed=True, reason=f"{metric}: no incumbent to regress against"))
         else:
             rules.append(_compare("non_regression", metric, metrics.get(metric), incumbent[metric] - tolerance,
-                                  True, f"incumbent {incumbent[metric]:.4f} - {tolerance}"))
+                                  at_least=True, what=f"incumbent {incumbent[metric]:.4f} - {tolerance}"))
     for metric, tolerance in policy.forgetting.items():
         if parent is None or metric not in parent:
             rules.append(RuleResult(rule="forgetting", metric=metric, value=metrics.get(metric), threshold=None,
                                     passed=False, reason=f"{metric}: the parent model's value was not measured"))
         else:
-            rules.append(_compare("forgetting", metric, metrics.get(metric), parent[metric] - tolerance, True,
-                                  f"parent {parent[metric]:.4f} - {tolerance}"))
+            rules.append(_compare("forgetting", metric, metrics.get(metric), parent[metric] - tolerance,
+                                  at_least=True, what=f"parent {parent[metric]:.4f} - {tolerance}"))
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)

@@ -37,8 +37,8 @@ class EvalTarget(BaseModel):
 
     def measure(self, embedder: Embedder) -> Measurement:
         """The suite's figures on this split, named by the eval set."""
-        return measure(embedder, Path(self.dataset_dir), self.split, self.suite, self.prompt_domain, self.exclude,
-                       name=self.name).named(self.name)
+        return measure(embedder, Path(self.dataset_dir), self.split, suite=self.suite, prompt_domain=self.prompt_domain,
+                       exclude=self.exclude, name=self.name).named(self.name)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Measurement:
                            prefixed(self.intervals, eval_set), self.encoded)
 
 
-def measure(embedder: Embedder, dataset_dir: Path, split: str, suite: str = "retrieval",
+def measure(embedder: Embedder, dataset_dir: Path, split: str, *, suite: str = "retrieval",
             prompt_domain: str = "general", exclude: frozenset[str] = frozenset(), name: str = "",
             ) -> Measurement:
     """Measure one split; `name` (the eval set) names it in errors. Non-finite embeddings are refused."""

@@ -29,8 +29,8 @@ def sample_negatives(similarity: torch.Tensor, same_group: torch.Tensor, generat
 
 @register("matching")
 class MatchingObjective(Objective):
-    def __init__(self, model_config: ModelConfig, fusion_layers: int = 2, hard_negatives: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, model_config: ModelConfig, *, fusion_layers: int = 2, hard_negatives: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__(rank, world_size)
         self.head = MatchingHead(model_config.text.width, model_config.vision.width, fusion_layers,
                                  model_config.text.heads)

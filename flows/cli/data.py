@@ -49,8 +49,8 @@ def import_(
     from components.data.readers.importer import QUARANTINE_FILE
 
     mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
-    result = import_source(fmt, src, dest, images, mapping,
-                           ("impression",) if impression_only else ("findings", "impression"))
+    sections = ("impression",) if impression_only else ("findings", "impression")
+    result = import_source(fmt, src, dest, images=images, columns=mapping, report_sections=sections)
     kept = result.manifest
     typer.echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
                f"{len(result.quarantined)} quarantined -> {dest}")

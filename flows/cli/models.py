@@ -154,7 +154,8 @@ def promote(
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
-    previous = promote_flow(name, version, alias, reason, force, str(policy) if policy else None)
+    previous = promote_flow(name, version, alias, reason=reason, force_reason=force,
+                            gate_policy=str(policy) if policy else None)
     typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
 
 

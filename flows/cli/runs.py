@@ -64,7 +64,7 @@ def train(
     """Run the `pretrain` flow (validate once per dataset version, then train); print the artifact's directory."""
     from flows.pretrain import pretrain
 
-    typer.echo(pretrain(dataset_at(dataset), train_config_from(config), run_name, preset))
+    typer.echo(pretrain(dataset_at(dataset), train_config_from(config), run_name, preset=preset))
 
 
 @user_errors

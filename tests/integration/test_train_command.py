@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows import validate_data as validate_module
 from flows.cli import app
 from flows.settings import Platform
 from infra.workspace import track_dataset
@@ -20,19 +19,6 @@ optim: {max_steps: 2, warmup_steps: 1}
 data: {batch_size: 16}
 logging: {wandb: false}
 """
-
-
-@pytest.fixture
-def scans(monkeypatch):
-    calls = []
-    original = validate_module.validate_dataset
-
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(validate_module, "validate_dataset", counting)
-    return calls
 
 
 def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(prefect_harness, tiny_dataset,

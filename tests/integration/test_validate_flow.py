@@ -6,7 +6,6 @@ import pytest
 
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
-from flows import validate_data as flow_module
 from flows.validate_data import DatasetRejected, validate_data
 from infra.workspace import directory_md5
 
@@ -19,19 +18,6 @@ def dataset(tiny_dataset, tmp_path):
     shutil.copytree(tiny_dataset, path)
     (path / "images" / "train" / "syn-train-00000.jpg").write_bytes(b"")  # 5 of 1,000 rows go bad
     return path
-
-
-@pytest.fixture
-def scans(monkeypatch):
-    calls = []
-    original = flow_module.validate_dataset
-
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(flow_module, "validate_dataset", counting)
-    return calls
 
 
 def test_policy_fails_and_passes_the_flow_and_caches_by_version(prefect_harness, dataset, scans):

@@ -134,6 +134,21 @@ def test_the_layer_rules_cover_every_package(graph):
     assert {name.split(".")[0] for name in graph} == set(ALLOWED)
 
 
+def test_no_function_takes_more_than_five_positional_parameters():
+    """Past five, a call reads as a row of values: such parameters are keyword-only or travel in a typed
+    object. The command line's functions are exempt: typer turns each parameter into a named option."""
+    crowded = []
+    for name, path in our_modules().items():
+        if name.startswith("flows.cli."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(positional) > 5:
+                    crowded.append(f"{name}.{node.name}({', '.join(positional)})")
+    assert crowded == []
+
+
 def test_no_flow_module_is_longer_than_300_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "flows").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 300}

@@ -24,7 +24,7 @@ from components.data.readers.webdataset import read_webdataset
 FORMATS = (*TABLE_FORMATS, "coco", "karpathy", "cuhk-pedes", "icfg-pedes", "rstpreid", "mimic-cxr", "webdataset")
 
 
-def read_source(fmt: str, source: Path, images: Path | None = None, columns: ColumnMapping | None = None,
+def read_source(fmt: str, source: Path, *, images: Path | None = None, columns: ColumnMapping | None = None,
                 staging: Path | None = None, report_sections: tuple[str, ...] = ("findings", "impression"),
                 ) -> SourceRows:
     """`images`: the folder image paths are relative to (default: beside the source), and which no image
@@ -59,14 +59,15 @@ def _read(fmt: str, source: Path, root: Path, columns: ColumnMapping | None,
     raise ManifestError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def import_source(fmt: str, source: Path, dest: Path, images: Path | None = None,
+def import_source(fmt: str, source: Path, dest: Path, *, images: Path | None = None,
                   columns: ColumnMapping | None = None,
                   report_sections: tuple[str, ...] = ("findings", "impression")) -> ImportResult:
     """`read_source` then `import_dataset` into `dest`; WebDataset images are unpacked in a staging folder
     inside `dest` that is removed afterwards, whatever happens."""
     staging = Path(dest) / ".staging"
     try:
-        return import_dataset(read_source(fmt, source, images, columns, staging, report_sections), dest)
+        return import_dataset(read_source(fmt, source, images=images, columns=columns, staging=staging,
+                                          report_sections=report_sections), dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
