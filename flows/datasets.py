@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 
 from components.data.reference import DatasetRef
 from flows.settings import Platform
@@ -31,6 +32,11 @@ def version_dataset(dataset_dir: str, message: str = "", eval_set: EvalSet | Non
     `dataset` field is filled in), list it in the catalog the weekly re-evaluation measures."""
     workspace = Platform.from_env().open_workspace()
     version = track_dataset(workspace, Path(dataset_dir), message)
+    listed = ""
     if eval_set is not None:
         add_eval_set(workspace, eval_set.model_copy(update={"dataset": version.path}))
+        listed = f"\n\nListed as eval set `{eval_set.name}` ({eval_set.split}), re-measured weekly."
+    create_markdown_artifact(key="dataset-version", description=f"{version.ref} versioned", markdown=(
+        f"# Dataset `{version.ref}`\n\nDVC hash `{version.dvc_md5}`; {version.files} files, {version.size} bytes; "
+        f"pushed to the DVC remote.{listed}"))
     return version

@@ -19,13 +19,15 @@ from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
 from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
+from flows.datasets import version_dataset
 from flows.evaluate import evaluate
 from flows.finetune import finetune
 from flows.finetune_on_change import finetune_on_change
+from flows.imports import import_checkpoint
 from flows.lifecycle import lifecycle
 from flows.package import package
 from flows.pretrain import pretrain
-from flows.promote import promote
+from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
 from flows.validate_data import validate_data
 
@@ -53,6 +55,12 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
         finetune.to_deployment("finetune", description="Adapt a registry version to a domain.", **common),
         evaluate.to_deployment("evaluate", description="Measure an artifact and judge it by a gate.", **common),
         promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
+        rollback.to_deployment("rollback", description="Move an alias back to its previous holder.", **common),
+        version_dataset.to_deployment("version-dataset", description="Track a workspace dataset with DVC and "
+                                                                     "push it; optionally list it as an eval set.",
+                                      **common),
+        import_checkpoint.to_deployment("import-checkpoint", description="Register a Hugging Face CLIP/SigLIP "
+                                                                         "checkpoint as a new version.", **common),
         package.to_deployment("package", description="Build and smoke-test a bento of a version; runs by itself "
                                                      "when `production` moves.", triggers=[package_on_production()],
                               **common),

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
 from components.models.pretrained import import_hf_checkpoint
 from flows.settings import Platform
@@ -17,9 +18,13 @@ from registry.records import LineageRecord, VersionRecord
 def import_checkpoint(directory: str, name: str) -> VersionRecord:
     artifact = import_hf_checkpoint(Path(directory))
     with tempfile.TemporaryDirectory() as tmp:
-        return Platform.from_env().registry().register(
+        record = Platform.from_env().registry().register(
             name, artifact.save(Path(tmp) / "artifact"),
             lineage=LineageRecord.model_validate(artifact.lineage.model_dump(mode="json")),
             tags={"source": "huggingface", "family": artifact.config.family,
                   "embed_dim": str(artifact.config.embed_dim)},
             reason=f"imported from {Path(directory).name}")
+    create_markdown_artifact(key="registry-change", description=f"{record.ref} imported", markdown=(
+        f"# Imported `{record.ref}`\n\n{artifact.config.family}, embedding size {artifact.config.embed_dim}, "
+        f"from `{Path(directory).name}`. No gate verdict yet: evaluate it before promoting."))
+    return record

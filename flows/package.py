@@ -9,6 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from components.data.reference import DatasetRef
 from flows.settings import Platform
 from registry.records import Event, VersionRecord
 from registry.registry import current_actor
@@ -18,13 +19,15 @@ from serving.smoke import SmokeResult, smoke_test
 
 
 @task(cache_policy=NO_CACHE)
-def build(record: VersionRecord, artifact_dir: str, gallery_dataset: str | None, gallery_split: str,
+def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef | None, gallery_split: str,
           serving: ServingOptions) -> str:
     labels = {"registry-model": record.name, "registry-version": str(record.version),
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
-    gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset), gallery_split) if gallery_dataset else None
-    if gallery is not None:
-        labels["gallery"] = f"{Path(gallery_dataset).name}/{gallery_split} ({len(gallery.items)} images)"
+    gallery = None
+    if gallery_dataset is not None:
+        gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset.path), gallery_split)
+        name = gallery_dataset.ref if gallery_dataset.versioned else Path(gallery_dataset.path).name
+        labels["gallery"] = f"{name}/{gallery_split} ({len(gallery.items)} images)"
     model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery)
     return build_bento(model_tag, labels, serving)
 
@@ -35,7 +38,7 @@ def smoke(bento_tag: str, artifact_dir: str, gallery: bool) -> SmokeResult:
 
 
 @flow(name="package", log_prints=True)
-def package(model_ref: str, gallery_dataset: str | None = None, gallery_split: str = "test",
+def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_split: str = "test",
             serving: ServingOptions | None = None) -> tuple[str, SmokeResult]:
     """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes,
     with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now, serving with

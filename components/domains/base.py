@@ -38,7 +38,7 @@ class DomainPreset:
         """The TrainConfig fields the preset sets for any training on its data."""
         model = {k: v for k, v in (("text_preprocessing", self.text_preprocessing), ("image_fit", self.image_fit))
                  if v is not None}
-        return {"domain": self.name, "model": model,
+        return {"model": model,
                 "data": {"augment": self.augment.model_dump(), "images_per_identity": self.images_per_identity}}
 
     def finetuning(self) -> dict:
@@ -50,5 +50,6 @@ class DomainPreset:
 
     def apply(self, config: TrainConfig, finetune: bool = False) -> TrainConfig:
         """`config` over this preset (the fields the user set win): the one place a preset meets a run."""
-        return config.overlaid(self.finetuning() if finetune else self.training())
+        resolved = config.overlaid(self.finetuning() if finetune else self.training())
+        return resolved.model_copy(update={"domain": self.name})  # the record names the preset applied
 

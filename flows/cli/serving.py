@@ -26,6 +26,7 @@ def package(
 ) -> None:
     """Run the `package` flow: build a bento from a registry version and smoke-test it."""
     from components.data.manifest import MANIFEST_FILE
+    from flows.cli.runs import dataset_at
     from flows.package import package as package_flow
     from registry.names import parse_ref
     from serving.options import ServingOptions
@@ -36,7 +37,7 @@ def package(
              "`alignops data` made or imported")
     given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
     serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
-    bento_tag, result = package_flow(model_ref, str(gallery) if gallery else None, gallery_split, serving)
+    bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
 
 

@@ -6,7 +6,8 @@ import pytest
 from cli_invoke import invoke
 
 
-def test_data_generate_then_validate_passes(tmp_path):
+@pytest.mark.slow
+def test_data_generate_then_validate_passes(prefect_harness, tmp_path):
     assert invoke("data", "generate", str(tmp_path / "ds"), "--train-images", "20").exit_code == 0
     result = invoke("data", "validate", str(tmp_path / "ds"), "--json", str(tmp_path / "report.json"))
     assert result.exit_code == 0, result.output
@@ -14,7 +15,8 @@ def test_data_generate_then_validate_passes(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["passed"] is True
 
 
-def test_validate_fails_with_exit_code_1_when_too_much_is_rejected(tmp_path):
+@pytest.mark.slow
+def test_validate_fails_with_exit_code_1_when_too_much_is_rejected(prefect_harness, tmp_path):
     invoke("data", "generate", str(tmp_path / "ds"), "--train-images", "5")
     for image in list((tmp_path / "ds" / "images" / "train").iterdir())[:3]:
         image.write_bytes(b"")
@@ -40,7 +42,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_data_import_add_get_shard(tiny_dataset, tmp_path):
+def test_data_import_add_get_shard(prefect_harness, tiny_dataset, tmp_path):
     import shutil
 
     from flows.settings import Platform
