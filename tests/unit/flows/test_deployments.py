@@ -8,7 +8,6 @@ from pathlib import Path
 from prefect.flows import Flow, load_flow_from_entrypoint
 
 import flows
-
 from components.domains import DOMAINS
 from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.deployments import NIGHTLY, WEEKLY, deployments
