@@ -98,12 +98,14 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
 def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[FinetuneResult],
                   elapsed_s: float) -> None:
     v, e, verdict = result.validated.report, result.judged.measured, result.judged.verdict
-    eval_set, (images, captions) = next(iter(e.sizes.items()))
     console.rule("[bold]Summary")
     console.print(f"Dataset {result.validated.dataset.ref}: validation {verdict_mark(v.passed)} — "
-                  f"rows in {v.rows_in} = "
-                  f"kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
+                  f"rows in {v.rows_in} = kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
                   f"{sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed")
+    if e.refusal:
+        console.print(f"{result.judged.record.ref} could not be measured: {e.refusal} — {verdict_mark(False)}")
+        return
+    eval_set, (images, captions) = next(iter(e.sizes.items()))
     floors = {r.metric: r for r in verdict.rules if r.rule == "floor"}
     console.print(rich_table(
         f"{eval_set}: {images} held-out images, {captions} captions (wordings unseen in training)",
