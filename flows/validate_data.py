@@ -44,8 +44,7 @@ def validate_data(dataset: DatasetRef,
     """Validate a dataset: rows that fail are quarantined (training and evaluation leave them out), and the
     flow fails when a critical check fails or more than `max_rejected_fraction` of the rows are rejected.
     A versioned dataset is scanned once per validation suite."""
-    out = Platform.from_env().reports / (dataset.hash.removesuffix(".dir") or dataset.ref.replace("@", "-")
-                                         .replace("/", "-"))
+    out = Platform.from_env().reports / dataset.key
     report = ValidationReport.model_validate(scan_and_check(dataset, config, str(out)))
     report_path, quarantine_path = write_report(report, out)
     publish(dataset, report, report_path, quarantine_path)

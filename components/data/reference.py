@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, Field
 
 
@@ -13,7 +15,9 @@ class DatasetRef(BaseModel):
 
     path: str = Field(description="the dataset directory (manifest.parquet + images)")
     ref: str = Field("", description="its version, `path@rev` in the DVC workspace; the path when unversioned")
-    hash: str = Field("", description="DVC hash of the directory (`<md5>.dir`); empty when unversioned")
+    # A form or a schedule can send any string: the hash names cache entries and folders, so it is checked.
+    hash: str = Field("", pattern=r"^([0-9a-f]{32}\.dir)?$",
+                      description="DVC hash of the directory (`<md5>.dir`); empty when unversioned")
 
     def model_post_init(self, _: object) -> None:
         if not self.ref:
@@ -22,3 +26,9 @@ class DatasetRef(BaseModel):
     @property
     def versioned(self) -> bool:
         return bool(self.hash)
+
+    @property
+    def key(self) -> str:
+        """One path segment naming this dataset: its DVC md5, else a digest of its reference (which may
+        hold any characters)."""
+        return self.hash.removesuffix(".dir") or "ref-" + hashlib.sha256(self.ref.encode()).hexdigest()[:16]

@@ -54,7 +54,8 @@ def test_pytorchjob_example_is_complete_and_consistent():
 def test_the_job_pretrain_submits_is_complete_and_consistent():
     config = TrainConfig(model={"preset": "base"}, data={"train_shards": ["s3://data/train-000000.tar"]},
                          scale={"strategy": "ddp", "devices": 8, "num_nodes": 4, "launcher": "kubernetes"})
-    data = ValidatedDataset(dataset=DatasetRef(path="/data/synthetic", ref="synthetic@1f2e", hash="ab.dir"),
+    dataset = DatasetRef(path="/data/synthetic", ref="synthetic@1f2e", hash="0123456789abcdef0123456789abcdef.dir")
+    data = ValidatedDataset(dataset=dataset,
                             quarantined=frozenset({"bad-1", "bad-2"}))
     training = TrainingJob(config=config, data=data, run_dir="/state/runs/General-1f2e@main",
                            lineage=Lineage(datasets={"train": "synthetic@1f2e"}))
