@@ -50,7 +50,8 @@ def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, p
     ids_per_sha = manifest.assign(sha=sha).dropna(subset=["sha"]).groupby("sha")["image_id"].nunique()
     train_shas = set(sha[manifest["split"] == "train"].dropna())
     return {"image_problem": manifest["image"].astype(str).map(by_image["problem"]).fillna("ok"),
-            "image_sha256": sha.fillna(""), "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1),
+            "image_sha256": sha.astype(object).where(sha.notna(), None),  # None: no bytes (missing, unsafe)
+            "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1),
             "leaked_from_train": (manifest["split"] != "train") & sha.isin(train_shas)}
 
 

@@ -42,18 +42,32 @@ def import_(
     dest: Annotated[Path, typer.Argument(help="the dataset directory to write")],
     images: Annotated[Path | None, typer.Option(help="folder the image paths are relative to")] = None,
     column: Annotated[list[str] | None, typer.Option(help="FIELD=SOURCE column mapping (tables)")] = None,
+    split_column: Annotated[str | None, typer.Option(help="the table's own split column (train/val/test); "
+                                                          "without it, a split is drawn from each image's id")] = None,
+    require_images: Annotated[bool, typer.Option(help="fail, writing nothing, when an image is missing "
+                                                      "(otherwise its rows are quarantined, with a warning)")] = False,
     impression_only: Annotated[bool, typer.Option(help="mimic-cxr: caption from IMPRESSION only")] = False,
 ) -> None:
-    """Convert a dataset into the alignops manifest + images."""
+    """Convert a dataset into the alignops manifest + images.
+
+    Splits: a table's `--split-column`, or else one drawn from a hash of each image's id (for a table without
+    an id column, the image's path relative to --images), so the same data imported from anywhere, with
+    relative or absolute paths, splits the same way."""
     from components.data.readers import ColumnMapping, import_source
     from components.data.readers.importer import QUARANTINE_FILE
 
-    mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []))
+    mapping = ColumnMapping(**dict(pair.split("=", 1) for pair in column or []),
+                            **({"split": split_column} if split_column else {}))
     sections = ("impression",) if impression_only else ("findings", "impression")
-    result = import_source(fmt, src, dest, images=images, columns=mapping, report_sections=sections)
+    result = import_source(fmt, src, dest, images=images, columns=mapping, report_sections=sections,
+                           require_images=require_images)
     kept = result.manifest
     typer.echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
                f"{len(result.quarantined)} quarantined -> {dest}")
+    if result.missing_images:
+        missing = result.missing_images
+        typer.echo(f"warning: {len(missing)} image(s) named by {src.name} do not exist, e.g. {missing[:3]}; their "
+                   f"rows are quarantined (--require-images makes this an error)", err=True)
     if len(result.quarantined):
         typer.echo(f"quarantined rows and why: {dest / QUARANTINE_FILE} (first: "
                    f"{result.quarantined['reason'].iloc[0]})", err=True)

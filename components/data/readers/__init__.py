@@ -14,7 +14,7 @@ import pandas as pd
 
 from components.data.manifest import ManifestError
 from components.data.readers.coco import read_coco_captions
-from components.data.readers.importer import ImportResult, SourceRows, assign_splits, import_dataset
+from components.data.readers.importer import ImportResult, MissingImages, SourceRows, assign_splits, import_dataset
 from components.data.readers.karpathy import read_karpathy
 from components.data.readers.mimic import read_mimic
 from components.data.readers.pedes import read_pedes
@@ -60,19 +60,20 @@ def _read(fmt: str, source: Path, root: Path, columns: ColumnMapping | None,
 
 
 def import_source(fmt: str, source: Path, dest: Path, *, images: Path | None = None,
-                  columns: ColumnMapping | None = None,
+                  columns: ColumnMapping | None = None, require_images: bool = False,
                   report_sections: tuple[str, ...] = ("findings", "impression")) -> ImportResult:
     """`read_source` then `import_dataset` into `dest`; WebDataset images are unpacked in a staging folder
     inside `dest` that is removed afterwards, whatever happens."""
     staging = Path(dest) / ".staging"
     try:
         return import_dataset(read_source(fmt, source, images=images, columns=columns, staging=staging,
-                                          report_sections=report_sections), dest)
+                                          report_sections=report_sections), dest,
+                              require_images=require_images)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["FORMATS", "ColumnMapping", "ImportResult", "SourceRows", "assign_splits", "import_dataset",
+__all__ = ["FORMATS", "ColumnMapping", "ImportResult", "MissingImages", "SourceRows", "assign_splits", "import_dataset",
            "import_source",
            "read_coco_captions", "read_karpathy", "read_mimic", "read_pedes", "read_source", "read_table",
            "read_webdataset"]

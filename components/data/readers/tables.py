@@ -51,6 +51,4 @@ def read_table(path: Path, columns: ColumnMapping | None = None, image_root: Pat
     frame = pd.DataFrame({field: raw[source] for field, source in wanted.items()})
     root = Path(image_root) if image_root else path.parent
     frame["image"] = [str(root / p) for p in frame["image"].astype(str)]
-    if "image_id" not in frame:
-        frame["image_id"] = frame["image"]
-    return frame
+    return frame  # without an image_id column, the importer derives a portable one from each image's path

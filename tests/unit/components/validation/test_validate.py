@@ -134,6 +134,17 @@ def test_duplicate_images_pairs_and_unique_caption_share_are_reported(tmp_path):
     assert report.image_facts.duplicate_images == 1 and report.passed  # reported, not critical
 
 
+def test_missing_images_with_the_same_caption_are_not_duplicates(tmp_path):
+    make_dataset(tmp_path, [("images/a.png", GOOD, "a dog runs"), ("images/gone-1.jpg", None, "a dog runs"),
+                            ("images/gone-2.jpg", None, "a dog runs"), ("images/gone-3.jpg", None, "a dog runs")])
+    report = validate_dataset(tmp_path, ValidationConfig(max_rejected_fraction=1.0, min_unique_caption_fraction=0))
+    checks = {c.name: c for c in report.checks}
+    assert checks["expect_compound_columns_to_be_unique(image_sha256,caption)"].passed
+    assert checks["expect_column_values_to_be_in_set(duplicate_image)"].passed
+    assert checks["expect_column_values_to_be_in_set(image_problem)"].failures == 3
+    assert report.rows_quarantined == 3 and report.image_facts.duplicate_images == 0
+
+
 def test_report_files(tmp_path):
     dataset = make_dataset(tmp_path / "ds", [("images/a.png", GOOD, "x ray"), ("images/gone.png", None, "y")])
     report_path, quarantine_path = write_report(validate_dataset(dataset, ValidationConfig(max_rejected_fraction=0.6)),

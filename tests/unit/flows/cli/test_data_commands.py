@@ -5,6 +5,8 @@ import json
 import pytest
 from cli_invoke import invoke
 
+from components.data.manifest import read_manifest
+
 
 @pytest.mark.slow
 def test_data_generate_then_validate_passes(prefect_harness, tmp_path):
@@ -32,6 +34,21 @@ def test_import_coco_and_name_the_bad_column(tmp_path, shared_data):
     (tmp_path / "t.csv").write_text("file,text\na.jpg,hi\n")
     result = invoke("data", "import", "csv", str(tmp_path / "t.csv"), str(tmp_path / "d"), "--column", "image=path")
     assert result.exit_code == 1 and "columns ['path', 'caption'] not found" in result.output
+
+
+def test_import_warns_about_missing_images_and_takes_the_users_split_column(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "a.jpg")
+    (tmp_path / "t.csv").write_text("image,caption,fold\na.jpg,red,TEST\nb.jpg,gone,train\nc.jpg,gone,val\n")
+    result = invoke("data", "import", "csv", str(tmp_path / "t.csv"), str(tmp_path / "d"), "--split-column", "fold")
+    assert result.exit_code == 0, result.output
+    assert "3 rows in = 1 kept (1 images) + 2 quarantined" in result.output
+    assert "warning: 2 image(s) named by t.csv do not exist, e.g. ['b.jpg', 'c.jpg']" in result.output
+    assert read_manifest(tmp_path / "d")["split"].tolist() == ["test"]
+    result = invoke("data", "import", "csv", str(tmp_path / "t.csv"), str(tmp_path / "e"), "--require-images")
+    assert result.exit_code == 1 and "2 image(s) named by the annotations do not exist" in result.output
+    assert not (tmp_path / "e").exists()
 
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):

@@ -60,3 +60,47 @@ def test_coco_captions_on_real_coco_mini(tmp_path, shared_data):
     assert sorted(read_manifest(tmp_path / "coco")["sample_id"]) == sorted(frame["sample_id"])
     for relative in manifest["image"].unique():
         assert (tmp_path / "coco" / relative).stat().st_size > 0
+
+
+def _manifest_of_csv(tmp_path, images, name, paths, cwd, monkeypatch):
+    table = tmp_path / f"{name}.csv"
+    table.write_text("image,caption\n" + "".join(f"{p},caption {i}\n" for i, p in enumerate(paths)))
+    monkeypatch.chdir(cwd)
+    return import_dataset(SourceRows(read_table(table, image_root=images), images), tmp_path / name).manifest
+
+
+def test_the_split_and_ids_do_not_depend_on_how_paths_are_spelt_or_where_the_import_runs(
+        tmp_path, monkeypatch):
+    images = tmp_path / "pics"
+    (images / "sub").mkdir(parents=True)
+    names = [f"sub/p{i:02d}.png" for i in range(40)]
+    for name in names:
+        Image.new("RGB", (8, 8), "green").save(images / name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    relative = _manifest_of_csv(tmp_path, images, "relative", names, tmp_path, monkeypatch)
+    spelt = [str(images / n) if i % 2 else f"./{n}".replace("sub/", "sub/./") for i, n in enumerate(names)]
+    absolute = _manifest_of_csv(tmp_path, images, "absolute", spelt, elsewhere, monkeypatch)
+    columns = ["sample_id", "image", "image_id", "split"]
+    assert relative[columns].equals(absolute[columns])  # every row keeps its split, id and file name
+    assert relative["image_id"].tolist() == names
+    assert set(relative["split"]) == {"train", "val", "test"}
+    for frame in (relative, absolute):
+        assert not frame.map(lambda v: str(tmp_path) in str(v)).any().any()  # no local path in the manifest
+
+
+def test_missing_images_are_quarantined_and_counted_or_fail_the_import_when_required(tmp_path, images):
+    from components.data.readers import MissingImages
+
+    table = tmp_path / "pairs.csv"
+    table.write_text("image,caption\na.jpg,red\nnope.jpg,gone\nb.png,blue\nnope.jpg,gone again\nalso/gone.png,x\n")
+    result = import_dataset(SourceRows(read_table(table, image_root=images), images), tmp_path / "ds")
+    assert result.missing_images == ["also/gone.png", "nope.jpg"]
+    assert len(result.manifest) == 2 and len(result.quarantined) == 3 and result.rows_in == 5
+    assert result.quarantined["reason"].str.startswith("missing image: ").all()
+    assert (tmp_path / "ds" / "import_quarantine.csv").is_file()
+
+    with pytest.raises(MissingImages, match=r"2 image\(s\) .* do not exist .*'also/gone.png'.*--require-images"):
+        import_dataset(SourceRows(read_table(table, image_root=images), images), tmp_path / "strict",
+                       require_images=True)
+    assert not (tmp_path / "strict").exists()  # nothing written
