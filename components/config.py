@@ -222,7 +222,10 @@ class OptimSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()])
-    max_steps: int = Field(700, ge=1)
+    max_steps: int = Field(300, ge=1, description="sized so a first run on a 2-core machine takes minutes; the "
+                                                   "estimate printed after the first steps says what more costs")
+    max_minutes: float | None = Field(None, gt=0, description="a time budget: training ends cleanly when it is spent, "
+                                                              "with a checkpoint (re-running resumes) and an artifact")
     accumulate_grad_batches: int = Field(1, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)

@@ -85,6 +85,7 @@ class Settings(BaseModel):
     local_dvc_remote = property(lambda self: self.home / "dvc-remote", doc="the DVC remote when none is configured")
     workspace = property(lambda self: self.home / "workspace", doc="the git + DVC workspace of versioned datasets")
     runs = property(lambda self: self.home / "runs", doc="training runs, one folder each")
+    evaluations = property(lambda self: self.home / "evaluations", doc="`alignops evaluate` pictures, per model")
     reports = property(lambda self: self.home / "reports", doc="validation reports, one folder per dataset version")
     dataset_cache = property(lambda self: self.home / "datasets", doc="checked-out dataset versions, by DVC hash")
     cli_log = property(lambda self: self.home / "logs" / "cli.log", doc="tracebacks the CLI kept off the terminal")

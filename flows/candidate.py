@@ -12,12 +12,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
+from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
 from components.evaluation.examples import retrieval_grid
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate, refused
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import LINEAGE_FILE, ModelArtifact
 from components.models.embedder import Embedder
+from components.validation.report import ValidatedDataset
 from flows.report import inline_png, markdown_table
 from registry.records import GateRecord, LineageRecord, VersionRecord
 from registry.registry import Registry
@@ -74,11 +76,21 @@ def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | No
     return measured
 
 
+def dataset_target(preset: DomainPreset, data: ValidatedDataset, split: str, suite: str | None = None) -> EvalTarget:
+    """The preset's suite (or `suite`) on `split` of validated data, quarantined rows left out. The eval set is
+    named after a domain (its shipped policy names its metrics so), or for general data after the dataset,
+    so the metrics of a team's own data are never filed under another set's name."""
+    owner = preset.name if preset.name in DOMAINS else data.dataset.label
+    return EvalTarget(name=f"{owner}_{split}", dataset_dir=data.dataset.path, split=split, suite=suite or preset.suite,
+                      prompt_domain=preset.prompt_domain, exclude=data.quarantined)
+
+
 def judge(policy: GatePolicy, measured: Measured, incumbent: dict[str, float] | None = None,
           parent: dict[str, float] | None = None) -> GateVerdict:
     if measured.refusal is not None:
         return refused(policy, "embeddings", measured.refusal)
-    return evaluate_gate(policy, measured.metrics, incumbent, parent=parent, intervals=measured.intervals)
+    return evaluate_gate(policy, measured.metrics, incumbent, parent=parent, intervals=measured.intervals,
+                         chance=measured.chance)
 
 
 def incumbent_metrics(registry: Registry, name: str, alias: str = "production") -> dict[str, float] | None:

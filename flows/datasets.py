@@ -4,11 +4,13 @@ directory, for flows that run where it was not prepared: a worker, a schedule) a
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from components.data.manifest import ManifestError, read_manifest
 from components.data.reference import DatasetRef
 from flows.settings import Platform
 from infra.catalog import EvalSet, add_eval_set
@@ -24,6 +26,27 @@ def materialise(dataset: str, workspace: Path) -> DatasetRef:
     if not target.is_dir() or directory_md5(target) != version.dvc_md5:
         checkout_version(workspace, version.ref, target)
     return DatasetRef(path=str(target), ref=version.ref, hash=version.dvc_md5)
+
+
+def dataset_named(spec: str) -> DatasetRef:
+    """A dataset argument, resolved once where a run starts: a directory (versioned when it is a tracked
+    dataset of the workspace holding the committed bytes), or `PATH@REV` of the workspace, checked out once
+    per hash under the state directory."""
+    platform = Platform.from_env()
+    if Path(spec).is_dir():
+        read_manifest(Path(spec))  # a directory that is no dataset fails here, before a flow starts
+        return platform.dataset_ref(Path(spec))
+    if "@" not in spec:
+        raise ManifestError(f"{spec}: no such dataset directory, nor a PATH@REV of the workspace "
+                            "(as `alignops data add` prints)")
+    workspace = platform.open_workspace()
+    platform.dataset_cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=platform.dataset_cache) as tmp:
+        md5 = directory_md5(checkout_version(workspace, spec, Path(tmp) / "data"))
+        target = platform.dataset_cache / md5.removesuffix(".dir")
+        if not target.is_dir():
+            Path(tmp, "data").rename(target)
+    return DatasetRef(path=str(target), ref=spec, hash=md5)
 
 
 @flow(name="version_dataset", log_prints=True)

@@ -1,39 +1,86 @@
-"""Flow `evaluate`: a model artifact measured on an eval set and judged by a gate, without registering it
-(the first two steps of the candidate pipeline, for a model made elsewhere)."""
+"""Flow `evaluate`: any model (a registry version or an artifact directory) measured on any dataset's split
+with its preset's suite and judged by a gate: against chance, the version holding `production`, and the
+model it was finetuned from (measured on the same split). A registry version gets the figures and the
+verdict recorded on it (an `evaluated` event); nothing is registered."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prefect import flow
 from pydantic import BaseModel
 
-from components.domains import domain
-from components.evaluation.gate import GatePolicy, GateVerdict
-from components.evaluation.suites import EvalTarget
-from flows.candidate import Measured, incumbent_metrics, judge, measure, report_judgement
+from components.config import ValidationConfig
+from components.data.reference import DatasetRef
+from components.domains import domain, run_policy
+from components.evaluation.gate import GateVerdict
+from flows.candidate import Measured, dataset_target, incumbent_metrics, judge, measure, report_judgement
 from flows.settings import Platform
+from flows.validate_data import validate_data
+from registry.names import InvalidName, parse_ref
+from registry.records import Event, VersionRecord
+from registry.registry import Registry, current_actor
 
 
 class Evaluation(BaseModel):
+    model: str  # `name:N`, or the artifact directory measured
+    dataset: str  # the dataset's reference
+    split: str
     measured: Measured
     verdict: GateVerdict
+    parent: str | None = None  # the model it was finetuned from, measured on the same split
+    parent_metrics: dict[str, float] | None = None
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(artifact_dir: str, target: EvalTarget, preset: str = "general", gate_policy: str | None = None,
-             incumbent: str | None = None) -> Evaluation:
-    """Measure `target` with its suite and judge the figures by `preset`'s gate (or the `gate_policy` file),
-    against the version holding `incumbent` (`name@alias`) when given. A model whose embeddings are not
-    finite gets a failing verdict naming the eval set and the rows."""
-    policy = GatePolicy.from_yaml(Path(gate_policy)) if gate_policy else domain(preset).policy()
-    pictures = Path(artifact_dir).parent / "eval"
-    pictures.mkdir(parents=True, exist_ok=True)
-    measured = measure(artifact_dir, [target], str(pictures))
-    against = None
-    if incumbent:
-        name, _, alias = incumbent.partition("@")
-        against = incumbent_metrics(Platform.from_env().registry(), name, alias or "production")
-    verdict = judge(policy, measured, against)
-    report_judgement(Path(artifact_dir).name, measured, verdict)
-    return Evaluation(measured=measured, verdict=verdict)
+def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: str = "general",
+             suite: str | None = None, gate_policy: str | None = None,
+             validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
+             ) -> Evaluation:
+    """`model` is `name:N`, `name@alias` or an artifact directory; `dataset` is validated first (cached per
+    version) and its quarantined rows left out; `suite` overrides the preset's (retrieval, zero_shot,
+    person); `gate_policy` is a shipped policy's name or a policy file. A model whose embeddings are not
+    finite gets a failing verdict naming the rows."""
+    platform, chosen = Platform.from_env(), domain(preset)
+    registry = platform.registry()
+    target = dataset_target(chosen, validate_data(dataset, validation), split, suite)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
+        pictures = platform.evaluations / (record.ref.replace(":", "-") if record else Path(artifact_dir).name)
+        pictures.mkdir(parents=True, exist_ok=True)
+        measured = measure(str(artifact_dir), [target], str(pictures))
+        parent = record.lineage.parent_model if record and record.lineage else None
+        parent_metrics = measured_parent(registry, parent, target, Path(tmp) / "parent")
+    incumbent = incumbent_metrics(registry, record.name) if record else None
+    verdict = judge(run_policy(gate_policy, chosen), measured, incumbent, parent_metrics)
+    evaluation = Evaluation(model=record.ref if record else str(artifact_dir), dataset=dataset.ref, split=split,
+                            measured=measured, verdict=verdict, parent=parent, parent_metrics=parent_metrics)
+    if record:
+        registry.record_event(Event(event="evaluated", model=record.name, version=record.version,
+                                    actor=current_actor(), reason=f"measured on {dataset.ref} ({split})",
+                                    details=evaluation.model_dump(mode="json", exclude={"measured": {"pictures"}})))
+    report_judgement(evaluation.model, measured, verdict, parent_metrics)
+    return evaluation
+
+
+def model_at(registry: Registry, model: str, download_to: Path) -> tuple[Path, VersionRecord | None]:
+    """An artifact directory as it is, or a registry reference resolved once and downloaded."""
+    if Path(model).is_dir():
+        return Path(model), None
+    parse_ref(model)  # names the problem with a reference that is neither
+    record = registry.resolve(model)
+    return registry.download(record.name, record.version, download_to), record
+
+
+def measured_parent(registry: Registry, parent: str | None, target, download_to: Path) -> dict[str, float] | None:
+    """The parent's figures on the same split: the baseline a finetuned model is judged against. A parent
+    outside the registry (an imported checkpoint names its source) has none."""
+    try:
+        record = registry.resolve(parse_ref(parent) and parent) if parent else None
+    except InvalidName:
+        record = None
+    if record is None:
+        return None
+    artifact = registry.download(record.name, record.version, download_to)
+    return measure(str(artifact), [target]).metrics

@@ -18,12 +18,12 @@ from pydantic import BaseModel, Field
 
 from components.config import TrainConfig, ValidationConfig
 from components.data.reference import DatasetRef
-from components.domains import DomainPreset, domain
+from components.domains import DomainPreset, domain, run_policy
 from components.evaluation.gate import GateVerdict
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
-from flows.candidate import Candidate, measure, run_candidate_pipeline
+from flows.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
 from flows.report import markdown_table
 from flows.settings import Platform
 from flows.training import train_model, training_job
@@ -35,7 +35,8 @@ class FinetuneConfig(BaseModel):
     base_model: str = Field("general@production", description="registry reference of the model to adapt")
     domain: str = Field("medical", description="preset: general, medical, remote_sensing or person")
     dataset: DatasetRef = Field(description="the data to adapt to")
-    general: DatasetRef = Field(description="the general eval dataset: the forgetting rule, and replay")
+    general: DatasetRef | None = Field(None, description="a general dataset: replayed against forgetting, and "
+                                                          "measured for the forgetting rule; none: neither")
     general_name: str = Field("synthetic", description="its eval sets are named `<name>_val`, `<name>_test`")
     max_general_drop: float = Field(0.10, ge=0, description="tolerated drop of general mean recall vs the base")
     mode: Literal["full", "lit", "last_n"] = Field("full", description="lit: image tower locked; last_n: only "
@@ -48,6 +49,8 @@ class FinetuneConfig(BaseModel):
                                                                         "the fields set here win")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     model_name: str | None = Field(None, description="registry name of the result; default: the preset's name")
+    gate_policy: str | None = Field(None, description="a shipped policy's name or a policy file, instead of the "
+                                                      "preset's")
 
 
 class FinetuneResult(BaseModel):
@@ -57,6 +60,7 @@ class FinetuneResult(BaseModel):
     mix: float
     base_metrics: dict[str, float]
     metrics: dict[str, float]
+    measured: Measured
     verdict: GateVerdict
     primary_metric: str
 
@@ -66,17 +70,19 @@ def finetune_train_config(config: FinetuneConfig, preset: DomainPreset, base_dir
     and general data replayed."""
     lock = {"full": ({}, {}), "lit": ({"locked": True}, {}),
             "last_n": ({"locked": True, "unlocked_layers": config.unlocked_layers},) * 2}[config.mode]
+    replay = ({"replay_dataset": config.general.path, "replay_fraction": config.replay_fraction}
+              if config.general else {})
     return preset.apply(config.train, finetune=True).changed(
-        model={"init_from": str(base_dir), "lock_image": lock[0], "lock_text": lock[1]},
-        data={"replay_dataset": config.general.path, "replay_fraction": config.replay_fraction})
+        model={"init_from": str(base_dir), "lock_image": lock[0], "lock_text": lock[1]}, data=replay)
 
 
-def eval_targets(config: FinetuneConfig, preset: DomainPreset, data: ValidatedDataset,
-                 split: str) -> tuple[EvalTarget, EvalTarget]:
-    """The preset's suite on `split` of its data (quarantined rows left out), and general retrieval."""
-    return (EvalTarget(name=f"{preset.name}_{split}", dataset_dir=data.dataset.path, split=split, suite=preset.suite,
-                       prompt_domain=preset.prompt_domain, exclude=data.quarantined),
-            EvalTarget(name=f"{config.general_name}_{split}", dataset_dir=config.general.path, split=split))
+def eval_targets(config: FinetuneConfig, preset: DomainPreset, data: ValidatedDataset, split: str) -> list[EvalTarget]:
+    """The preset's suite on `split` of its data (quarantined rows left out), and general retrieval when a
+    general dataset guards against forgetting."""
+    targets = [dataset_target(preset, data, split)]
+    if config.general is not None:
+        targets.append(EvalTarget(name=f"{config.general_name}_{split}", dataset_dir=config.general.path, split=split))
+    return targets
 
 
 @flow(name="finetune", log_prints=True)
@@ -95,17 +101,19 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
                             primary_metric=preset.primary_metric, max_general_drop=config.max_general_drop,
                             out_dir=str(run / "wise-ft"))
     tests = eval_targets(config, preset, validated, "test")
-    base_metrics = measure(str(base_dir), list(tests)).metrics
-    policy = preset.policy()
-    policy = policy.model_copy(update={"forgetting": {**policy.forgetting,
-                                                      f"{tests[1].name}/mean_recall": config.max_general_drop}})
+    base_metrics = measure(str(base_dir), tests).metrics  # the zero-shot baseline, on the same splits
+    policy = run_policy(config.gate_policy, preset)
+    if config.general is not None:
+        policy = policy.model_copy(update={"forgetting": {**policy.forgetting,
+                                                          f"{tests[1].name}/mean_recall": config.max_general_drop}})
     candidate = Candidate(name=config.model_name or preset.name, artifact_dir=choice.artifact_dir, parent=base.ref,
                           training={"mode": config.mode, "wise_ft_mix": choice.mix},
                           tags={"domain": preset.name, "parent": base.ref},
                           reason=f"finetuned from {base.ref} on {config.dataset.ref}")
-    judged = run_candidate_pipeline(registry, candidate, list(tests), policy, parent=base_metrics)
+    judged = run_candidate_pipeline(registry, candidate, tests, policy, parent=base_metrics)
     result = FinetuneResult(model=judged.record.name, version=judged.record.version, parent=base.ref, mix=choice.mix,
-                            base_metrics=base_metrics, metrics=judged.measured.metrics, verdict=judged.verdict,
+                            base_metrics=base_metrics, metrics=judged.measured.metrics, measured=judged.measured,
+                            verdict=judged.verdict,
                             primary_metric=f"{tests[0].name}/{preset.primary_metric}")
     if choice.trials:
         key = f"wise-ft-{result.model.replace('_', '-')}"  # artifact keys allow no underscores

@@ -9,13 +9,12 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from components.config import TrainConfig, ValidationConfig
+from components.containment import segment_name
 from components.data.reference import DatasetRef
-from components.domains import domain
-from components.evaluation.gate import GatePolicy
-from components.evaluation.suites import EvalTarget
+from components.domains import domain, run_policy
 from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
-from flows.candidate import Candidate, Judged, run_candidate_pipeline
+from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
 from flows.package import package
 from flows.promote import promote
 from flows.settings import Platform
@@ -30,14 +29,17 @@ class LifecycleConfig(BaseModel):
     model_name: str = "general"
     dataset: DatasetRef
     preset: str = Field("general", description="its augmentation, metric suite and gate policy")
-    eval_set: str = Field("synthetic_test", description="the name of the test split's metrics")
-    eval_split: str = "test"
-    gate_policy: str | None = Field(None, description="a policy file instead of the preset's")
+    run_name: str | None = Field(None, description="the training run's folder under runs/ (re-using one resumes "
+                                                  "it); default: named by the data and the config")
+    eval_split: str = Field("test", description="the dataset's split that is measured and judged")
+    gate_policy: str | None = Field(None, description="a shipped policy's name or a policy file, instead of the "
+                                                      "preset's")
     train: TrainConfig = Field(default_factory=TrainConfig)
     cluster: ClusterJob | None = Field(None, description="where training runs when `train.scale.launcher` is "
                                                          "kubernetes")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
-    promote_to: str = "production"
+    promote_to: str | None = Field("production", description="the alias a passing model moves to; none: it stays "
+                                                             "a candidate (`alignops train`)")
     package: bool = True
     serving: ServingOptions = Field(default_factory=ServingOptions, description="the bento's batching and limits")
 
@@ -58,25 +60,33 @@ class LifecycleResult(BaseModel):
         return self.judged.record.version
 
 
+def run_folder(config: LifecycleConfig, train: TrainConfig) -> str:
+    """The run's one folder under runs/: the name given, else named by its inputs, so re-running the same
+    data and config resumes (or reuses) it."""
+    if config.run_name is not None:
+        return segment_name(config.run_name, "run name")
+    version = re.sub(r"[^A-Za-z0-9._-]", "-", config.dataset.ref)[-80:]  # one folder name, bounded
+    return f"{config.model_name}-{config_hash(train)}-{version}"
+
+
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     platform, preset = Platform.from_env(), domain(config.preset)
     registry = platform.registry()
     validated = validate_data(config.dataset, config.validation)
     train = preset.apply(config.train)
-    # The run is named by its inputs: re-running the same data and config resumes (or reuses) it.
-    version = re.sub(r"[^A-Za-z0-9._-]", "-", config.dataset.ref)[-80:]  # one folder name, bounded
-    run_dir = platform.runs / f"{config.model_name}-{config_hash(train)}-{version}"
+    run_dir = platform.runs / run_folder(config, train)
     artifact_dir = train_model(training_job(train, validated, run_dir), config.cluster)
-    target = EvalTarget(name=config.eval_set, dataset_dir=config.dataset.path, split=config.eval_split,
-                        suite=preset.suite, prompt_domain=preset.prompt_domain, exclude=validated.quarantined)
-    policy = GatePolicy.from_yaml(config.gate_policy) if config.gate_policy else preset.policy()
+    target = dataset_target(preset, validated, config.eval_split)
+    policy = run_policy(config.gate_policy, preset)
     judged = run_candidate_pipeline(registry, Candidate(name=config.model_name, artifact_dir=artifact_dir,
                                                         reason="registered by the lifecycle flow"),
                                     [target], policy)
     result = LifecycleResult(validated=validated, judged=judged, promoted_to=None)
     if not judged.verdict.passed:
-        print(f"{judged.record.ref} failed its gate; {config.promote_to} stays where it was")
+        print(f"{judged.record.ref} failed its gate; {config.promote_to or 'candidate'} stays where it was")
+        return result
+    if config.promote_to is None:
         return result
     promote(config.model_name, judged.record.version, config.promote_to,
             reason="gate passed in the lifecycle flow", package_on_move=not config.package)

@@ -3,12 +3,10 @@ non-regression rules, and announce the move."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from components.domains import policy_named
+from components.domains import policy_from, policy_named
 from components.evaluation.gate import GatePolicy, evaluate_gate
 from flows.candidate import announce_alias_move
 from flows.settings import Platform
@@ -30,9 +28,9 @@ def non_regression_check(policy: GatePolicy) -> PromotionCheck:
 
 
 def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | None:
-    """The named policy file, else the shipped policy the version's gate verdict was judged by."""
+    """The named policy (shipped or a file), else the shipped policy the version's gate verdict was judged by."""
     if gate_policy:
-        return GatePolicy.from_yaml(Path(gate_policy))
+        return policy_from(gate_policy)
     return policy_named(record.gate.policy) if record.gate else None
 
 

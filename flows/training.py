@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from components.config import TrainConfig
 from components.models.artifact import Lineage, ModelArtifact
@@ -31,7 +31,18 @@ def training_job(config: TrainConfig, data: ValidatedDataset, run_dir: Path) -> 
 
 
 def in_process(job: TrainingJob, cluster: ClusterJob | None) -> Path:
-    return train(job).artifact.save(Path(job.run_dir) / ARTIFACT_DIR)
+    return train(job, report=progress_artifact()).artifact.save(Path(job.run_dir) / ARTIFACT_DIR)
+
+
+def progress_artifact():
+    """A Prefect progress artifact the training's progress lines move (percent done, the estimate and ETA in
+    its description), so the UI shows what the terminal does."""
+    artifact = create_progress_artifact(0.0, key="training-progress", description="training: starting")
+
+    def report(percent: float, line: str) -> None:
+        update_progress_artifact(artifact, min(percent, 100.0), description=f"training: {line}")
+
+    return report
 
 
 def torchrun_command(job: TrainingJob) -> list[str]:

@@ -39,17 +39,17 @@ def mix_weights(base_dir: Path, tuned_dir: Path, mix: float, out_dir: Path) -> P
 
 
 @task
-def choose_mix(base_dir: str, tuned_dir: str, targets: tuple[EvalTarget, EvalTarget], *, primary_metric: str,
+def choose_mix(base_dir: str, tuned_dir: str, targets: list[EvalTarget], *, primary_metric: str,
                max_general_drop: float, out_dir: str) -> MixChoice:
     """The mix with the best domain metric on validation data among those within the forgetting limit
-    (the least forgetting one when none is). `targets` are the domain and general validation splits. A mix
-    whose embeddings are not finite is never chosen."""
-    domain_set, general_set = targets
-    primary, general = f"{domain_set.name}/{primary_metric}", f"{general_set.name}/mean_recall"
+    (the least forgetting one when none is). `targets` are the domain's validation split and, where forgetting
+    is watched, the general one. A mix whose embeddings are not finite is never chosen."""
+    primary = f"{targets[0].name}/{primary_metric}"
+    general = f"{targets[1].name}/mean_recall" if len(targets) > 1 else primary  # no general set: nothing to forget
     trials, dirs = [], {}
     for mix in WISE_FT_MIXES:
         candidate = mix_weights(Path(base_dir), Path(tuned_dir), mix, Path(out_dir) / f"mix-{mix}")
-        measured = measure.fn(str(candidate), list(targets))
+        measured = measure.fn(str(candidate), targets)
         if measured.refusal:
             get_run_logger().warning("WiSE-FT mix %s left out: %s", mix, measured.refusal)
             continue

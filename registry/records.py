@@ -108,7 +108,7 @@ class AliasRecord(BaseModel):
 
 
 EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",
-                    "reevaluated"]
+                    "reevaluated", "evaluated"]
 
 
 class Event(BaseModel):

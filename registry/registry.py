@@ -265,7 +265,9 @@ class Registry:
         self._log(Event(event="promotion_refused", model=record.name, version=record.version, alias=alias,
                         actor=current_actor(), reason=reason, details={"why": why}))
         raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r}: {why}. "
-                               "Re-evaluate it, or pass --force REASON to override (recorded).")
+                               "A version's gate is the one it was registered with: measure it with `alignops "
+                               "evaluate`, register a gated version with `alignops train` or `alignops finetune`, "
+                               "or pass --force REASON to override (recorded).")
 
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
         """Move `alias` back to the version that held it before."""

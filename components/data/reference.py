@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import PurePath
 
 from pydantic import BaseModel, Field
 
@@ -32,3 +34,11 @@ class DatasetRef(BaseModel):
         """One path segment naming this dataset: its DVC md5, else a digest of its reference (which may
         hold any characters)."""
         return self.hash.removesuffix(".dir") or "ref-" + hashlib.sha256(self.ref.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """A short name for the data, for an eval set's name: the folder's name in the characters metric names
+        allow."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", PurePath(self.ref.partition("@")[0] or self.path).name)
+        name = name.strip("-._")[:60]
+        return name if name else "data"

@@ -1,9 +1,13 @@
 """The gate: a policy (data, YAML) and a pure function that judges metrics against it.
 
 Rules: absolute floors, non-regression against the incumbent (the version holding the target alias),
-and ceilings (serving limits such as p95 latency). Every rule yields one reason, pass or fail. Where the
-metric's 95% interval holds the threshold, the test set is too small to decide the rule: the reason says
-so, and a policy with `require_decisive` fails such a rule.
+ceilings (serving limits such as p95 latency), a margin above the chance level, and no drop below the
+parent model (`forgetting`: required; `baseline`: when the model has a parent). Every rule yields one
+reason, pass or fail. Where the metric's 95% interval holds the threshold, the test set is too small to
+decide the rule: the reason says so, and a policy with `require_decisive` fails such a rule.
+
+A metric named `*/NAME` stands for NAME on every eval set measured, so one policy judges a team's own
+dataset whatever its eval set is called; it fails when no eval set measured NAME.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ class GatePolicy(BaseModel):
     ceilings: dict[str, float] = Field(default_factory=dict, description="metric -> maximum (e.g. latency)")
     forgetting: dict[str, float] = Field(
         default_factory=dict, description="metric -> tolerated drop below the parent model (finetuning)")
+    baseline: dict[str, float] = Field(
+        default_factory=dict, description="metric -> tolerated drop below the parent model, where the model has "
+                                          "one (a model trained from scratch has no baseline)")
+    above_chance: dict[str, float] = Field(
+        default_factory=dict, description="metric -> margin it must exceed its chance level by")
     require_decisive: bool = Field(
         False, description="fail a rule whose threshold lies inside the metric's 95% interval (too few queries)")
 
@@ -60,13 +69,13 @@ def refused(policy: GatePolicy, metric: str, reason: str) -> GateVerdict:
         rule="measurable", metric=metric, value=None, threshold=None, passed=False, reason=reason)])
 
 
-def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict[str, float] | None = None,
+def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict[str, float] | None = None, *,
                   parent: dict[str, float] | None = None, intervals: dict[str, Interval] | None = None,
-                  ) -> GateVerdict:
+                  chance: dict[str, float] | None = None) -> GateVerdict:
     """Judge `metrics`; `incumbent` holds the metrics of the version the candidate would replace, if any;
     `parent` those of the model it was finetuned from, measured on the same sets; `intervals` the 95%
-    intervals of the metrics that have one."""
-    intervals = intervals or {}
+    intervals of the metrics that have one, `chance` their chance levels."""
+    intervals, chance = intervals or {}, chance or {}
 
     def _compare(rule: str, metric: str, value: float | None, threshold: float, *, at_least: bool,
                  what: str) -> RuleResult:
@@ -86,21 +95,43 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
         return RuleResult(rule=rule, metric=metric, value=value, threshold=threshold, passed=passed, reason=reason,
                           undecided=undecided)
 
-    rules = [_compare("floor", m, metrics.get(m), t, at_least=True, what="floor") for m, t in policy.floors.items()]
+    def against(rule: str, reference: dict[str, float] | None, whose: str, absent: str | None, *,
+                metric: str, tolerance: float) -> RuleResult:
+        if reference is None and absent is not None:
+            return RuleResult(rule=rule, metric=metric, value=metrics.get(metric), threshold=None, passed=True,
+                              reason=f"{metric}: {absent}")
+        if reference is None or metric not in reference:
+            return RuleResult(rule=rule, metric=metric, value=metrics.get(metric), threshold=None, passed=False,
+                              reason=f"{metric}: the {whose} model's value was not measured")
+        return _compare(rule, metric, metrics.get(metric), reference[metric] - tolerance, at_least=True,
+                        what=f"{whose} {reference[metric]:.4f} - {tolerance}")
+
+    def rules_of(thresholds: dict[str, float]) -> list[tuple[str, float]]:
+        pairs = [(m, t) for pattern, t in thresholds.items() for m in _matching(pattern, metrics)]
+        unmatched = [p for p in thresholds if not _matching(p, metrics)]
+        return pairs + [(p, thresholds[p]) for p in unmatched]  # a wildcard nothing measured: reported as not measured
+
+    rules = [_compare("floor", m, metrics.get(m), t, at_least=True, what="floor")
+             for m, t in rules_of(policy.floors)]
     rules += [_compare("ceiling", m, metrics.get(m), t, at_least=False, what="ceiling")
-              for m, t in policy.ceilings.items()]
-    for metric, tolerance in policy.non_regression.items():
-        if incumbent is None or metric not in incumbent:
-            rules.append(RuleResult(rule="non_regression", metric=metric, value=metrics.get(metric), threshold=None,
-                                    passed=True, reason=f"{metric}: no incumbent to regress against"))
-        else:
-            rules.append(_compare("non_regression", metric, metrics.get(metric), incumbent[metric] - tolerance,
-                                  at_least=True, what=f"incumbent {incumbent[metric]:.4f} - {tolerance}"))
-    for metric, tolerance in policy.forgetting.items():
-        if parent is None or metric not in parent:
-            rules.append(RuleResult(rule="forgetting", metric=metric, value=metrics.get(metric), threshold=None,
-                                    passed=False, reason=f"{metric}: the parent model's value was not measured"))
-        else:
-            rules.append(_compare("forgetting", metric, metrics.get(metric), parent[metric] - tolerance,
-                                  at_least=True, what=f"parent {parent[metric]:.4f} - {tolerance}"))
+              for m, t in rules_of(policy.ceilings)]
+    rules += [_compare("above_chance", m, metrics.get(m), chance.get(m, 0.0) + t, at_least=True, what=f"chance + {t}")
+              if m in chance or m not in metrics else
+              RuleResult(rule="above_chance", metric=m, value=metrics[m], threshold=None, passed=False,
+                         reason=f"{m} has no chance level measured")
+              for m, t in rules_of(policy.above_chance)]
+    rules += [against("non_regression", incumbent if incumbent and m in incumbent else None, "incumbent",
+                      "no incumbent to regress against", metric=m, tolerance=t)
+              for m, t in rules_of(policy.non_regression)]
+    rules += [against("forgetting", parent, "parent", None, metric=m, tolerance=t)
+              for m, t in rules_of(policy.forgetting)]
+    rules += [against("baseline", parent, "parent", "no parent model (trained from scratch)", metric=m, tolerance=t)
+              for m, t in rules_of(policy.baseline)]
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)
+
+
+def _matching(pattern: str, metrics: dict[str, float]) -> list[str]:
+    """`*/NAME`: NAME on every eval set measured; any other name: itself."""
+    if not pattern.startswith("*/"):
+        return [pattern]
+    return sorted(m for m in metrics if m.split("/", 1)[-1] == pattern[2:] and "/" in m)

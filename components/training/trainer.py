@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import fsspec
@@ -32,6 +34,7 @@ from components.secrets import redacted
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.job import TrainingJob
 from components.training.module import ContrastivePretraining
+from components.training.progress import ProgressLines, Report
 from components.training.report import plot_loss_curves
 
 # Lightning's own noise, which a user can do nothing about: an advert on every fit and a deprecation
@@ -91,7 +94,8 @@ def _fresh_model_config(model: ModelSection, run_dir: Path, captions: list[str])
     return model_config, tokenizer
 
 
-def train(job: TrainingJob) -> TrainResult:
+def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
+    """`report` also receives the progress lines (an orchestrator's progress display)."""
     config, run_dir = job.config, Path(job.run_dir)
     if config.scale.strategy == "fsdp" and not torch.cuda.is_available():
         raise ValueError("strategy 'fsdp' needs CUDA GPUs (Lightning's FSDP has no CPU path): use 'ddp' on CPU")
@@ -105,16 +109,18 @@ def train(job: TrainingJob) -> TrainResult:
         module.model.load_state_dict(load_file(str(Path(config.model.init_from) / WEIGHTS_FILE)))
     checkpoints = config.logging.checkpoint_dir or str(run_dir / "checkpoints")
     loggers = _loggers(config, run_dir, model_config, job.lineage)
-    trainer = _lightning_trainer(config, run_dir, checkpoints, loggers)
+    trainer = _lightning_trainer(config, run_dir, checkpoints, loggers,
+                                 ProgressLines(budget_minutes=config.optim.max_minutes, report=report))
     resumed_from = _last_checkpoint(checkpoints)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resumed_from, weights_only=True)
+        stopped = _stopped_by_budget(trainer, config, checkpoints)
     finally:
         wandb_run_id = _finish_wandb(loggers)
     lineage = job.lineage.model_copy(update={
         "config_hash": config_hash(model_config, config),
         "training": redacted({**job.lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
-                              "wandb_run_id": wandb_run_id}),
+                              "wandb_run_id": wandb_run_id, **({"stopped": stopped} if stopped else {})}),
     })
     model = _trained_model(trainer, model_config)
     loss_curve = run_dir / "loss_curve.png"
@@ -136,17 +142,32 @@ def _training_captions(job: TrainingJob) -> list[str]:
     return rows["caption"].astype(str).tolist()
 
 
-def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, loggers: list[Logger]) -> L.Trainer:
+def _stopped_by_budget(trainer: L.Trainer, config: TrainConfig, checkpoints: str) -> str | None:
+    """When the time budget ended training early: checkpoint where it stopped (re-running resumes from
+    there) and say so in the lineage."""
+    if config.optim.max_minutes is None or trainer.global_step >= config.optim.max_steps:
+        return None
+    trainer.save_checkpoint(f"{checkpoints.rstrip('/')}/last.ckpt", weights_only=False)
+    stopped = (f"time budget of {config.optim.max_minutes:g} min spent after {trainer.global_step} of "
+               f"{config.optim.max_steps} steps")
+    print(f"[train] {stopped}; re-running the same command resumes from the checkpoint", file=sys.stderr, flush=True)
+    return stopped
+
+
+def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, loggers: list[Logger],
+                       progress: ProgressLines) -> L.Trainer:
     optim, scale, logging_ = config.optim, config.scale, config.logging
     return L.Trainer(
-        max_steps=optim.max_steps, accelerator="auto", devices=scale.devices, num_nodes=scale.num_nodes,
+        max_steps=optim.max_steps, max_time=timedelta(minutes=optim.max_minutes) if optim.max_minutes else None,
+        enable_progress_bar=False,  # ProgressLines instead: they read the same with or without a terminal
+        accelerator="auto", devices=scale.devices, num_nodes=scale.num_nodes,
         strategy=scale.strategy, precision=_precision(optim), accumulate_grad_batches=optim.accumulate_grad_batches,
         deterministic=optim.deterministic or None, logger=loggers, log_every_n_steps=min(10, optim.max_steps),
         val_check_interval=logging_.val_every_n_steps * optim.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
         use_distributed_sampler=False,  # our samplers split the data across ranks themselves
-        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
-                                   every_n_train_steps=logging_.checkpoint_every_n_steps)])
+        callbacks=[progress, ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
+                                             every_n_train_steps=logging_.checkpoint_every_n_steps)])
 
 
 def _precision(optim: OptimSection) -> str:

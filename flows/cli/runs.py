@@ -1,7 +1,8 @@
-"""`alignops demo | train | finetune`: the flows that make models."""
+"""`alignops demo | train | finetune | evaluate`: the flows that make models and the one that measures them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,31 +10,42 @@ import typer
 
 from flows.cli.errors import user_errors
 
-
-def dataset_at(path: Path):
-    """The dataset at `path`, resolved once (versioned when it is a tracked dataset of the workspace); a
-    directory that is no dataset fails here, before a flow starts."""
-    from components.data.manifest import read_manifest
-    from flows.settings import Platform
-
-    read_manifest(path)
-    return Platform.from_env().dataset_ref(path)
+Steps = Annotated[int | None, typer.Option(help="training steps (default: the config's, else the preset's)")]
+MaxMinutes = Annotated[float | None, typer.Option(help="time budget: training ends cleanly when it is spent, "
+                                                       "with a checkpoint and an artifact; re-running resumes")]
+Policy = Annotated[str | None, typer.Option(help="gate policy: a shipped name (general, synthetic, medical…) or "
+                                                 "a YAML file; default: the preset's")]
+Preset = Annotated[str, typer.Option(help="general, medical, remote_sensing or person")]
 
 
-def train_config_from(path: Path | None):
-    """A TrainConfig from YAML or JSON (the flat shape of earlier releases still loads)."""
+def dataset_at(spec: str):
+    """A dataset argument (a directory, or PATH@REV of the workspace) resolved once, before a flow starts."""
+    from flows.datasets import dataset_named
+
+    return dataset_named(spec)
+
+
+def train_config_from(path: Path | None, steps: int | None = None, max_minutes: float | None = None):
+    """A TrainConfig from YAML or JSON (the flat shape of earlier releases still loads), with the command's
+    `--steps` and `--max-minutes` over it."""
     import yaml
     from pydantic import ValidationError
 
     from components.config import TrainConfig
 
-    if path is None:
-        return TrainConfig()
     try:
-        return TrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
+        config = TrainConfig.model_validate(yaml.safe_load(path.read_text()) or {} if path else {})
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ValueError(f"{path}: {problems}. A TrainConfig has sections {TrainConfig.shape()}") from None
+    optim = {k: v for k, v in (("max_steps", steps), ("max_minutes", max_minutes)) if v is not None}
+    return config.changed(optim=optim) if optim else config
+
+
+def check_preset(preset: str) -> None:
+    from components.domains import domain
+
+    domain(preset)
 
 
 @user_errors
@@ -56,42 +68,134 @@ def demo(
 
 @user_errors
 def train(
-    dataset: Annotated[Path, typer.Argument(help="dataset directory (manifest.parquet + images)")],
+    dataset: Annotated[str, typer.Argument(help="dataset directory, or PATH@REV of the workspace")],
+    name: Annotated[str, typer.Option(help="registry name of the model")] = "general",
+    preset: Preset = "general",
     config: Annotated[Path | None, typer.Option(help="TrainConfig as YAML or JSON (see the README)")] = None,
-    run_name: Annotated[str, typer.Option(help="re-using a run name resumes that run")] = "pretrain",
-    preset: Annotated[str, typer.Option(help="general, medical, remote_sensing or person")] = "general",
+    steps: Steps = None,
+    max_minutes: MaxMinutes = None,
+    policy: Policy = None,
+    run_name: Annotated[str | None, typer.Option(help="the run's folder under runs/ (re-using one resumes it); "
+                                                      "default: named by the data and the config")] = None,
 ) -> None:
-    """Run the `pretrain` flow (validate once per dataset version, then train); print the artifact's directory."""
-    from flows.pretrain import pretrain
+    """Validate (once per dataset version), train, measure on the dataset's test split, judge, and register
+    NAME:N (alias `candidate` when its gate passes). Re-running the same command resumes its run."""
+    from components.containment import segment_name
+    from registry.names import check_name
 
-    typer.echo(pretrain(dataset_at(dataset), train_config_from(config), run_name, preset=preset))
+    check_name(name, "model name"), check_preset(preset)  # bad names fail before a flow starts
+    if run_name is not None:
+        segment_name(run_name, "run name")
+    train_config = train_config_from(config, steps, max_minutes)
+    from flows.lifecycle import LifecycleConfig, lifecycle
+
+    result = lifecycle(LifecycleConfig(model_name=name, dataset=dataset_at(dataset), preset=preset,
+                                       train=train_config, gate_policy=policy, promote_to=None, package=False,
+                                       run_name=run_name))
+    print_judgement(result.judged.record.ref, result.judged.measured, result.judged.verdict)
+    conclude(result.judged.record.ref, result.judged.verdict.passed)
 
 
 @user_errors
 def finetune(
     preset: Annotated[str, typer.Argument(metavar="PRESET", help="general, medical, remote_sensing or person")],
-    dataset: Annotated[Path, typer.Argument(help="the dataset directory to adapt to")],
-    general: Annotated[Path, typer.Option(help="the general eval dataset (forgetting rule, replay)")],
-    base: Annotated[str, typer.Option(help="registry reference of the model to adapt")] = "general@production",
+    dataset: Annotated[str, typer.Argument(help="the dataset to adapt to: a directory or PATH@REV")],
+    base: Annotated[str, typer.Option(help="registry reference of the model to adapt (an imported Hugging Face "
+                                           "checkpoint too)")] = "general@production",
+    general: Annotated[str | None, typer.Option(help="a general dataset replayed and measured against forgetting "
+                                                     "(default: none)")] = None,
+    name: Annotated[str | None, typer.Option(help="registry name of the result (default: the preset's)")] = None,
     config: Annotated[Path | None, typer.Option(help="TrainConfig over the preset's finetune recipe")] = None,
-    mode: Annotated[str, typer.Option(help="full, lit or last_n")] = "full",
+    steps: Steps = None,
+    max_minutes: MaxMinutes = None,
+    mode: Annotated[str, typer.Option(help="full, lit (image tower locked) or last_n")] = "full",
+    policy: Policy = None,
     max_general_drop: Annotated[float, typer.Option(help="tolerated drop of general mean recall")] = 0.10,
 ) -> None:
-    """Run the `finetune` flow: adapt a registry version to a preset's data and register the gated result."""
-    from components.domains import domain
+    """Adapt a registry version to a dataset: validate, measure the base on the test split (the zero-shot
+    baseline), train from it, judge against the baseline and chance, register the result."""
+    from registry.names import check_name, parse_ref
+
+    check_preset(preset), parse_ref(base), name and check_name(name, "model name")  # before a flow starts
+    train_config = train_config_from(config, steps, max_minutes)
     from flows.finetune import FinetuneConfig
     from flows.finetune import finetune as finetune_flow
+
+    result = finetune_flow(FinetuneConfig(
+        base_model=base, domain=preset, dataset=dataset_at(dataset), general=dataset_at(general) if general else None,
+        train=train_config, mode=mode, max_general_drop=max_general_drop, model_name=name, gate_policy=policy))
+    print_judgement(f"{result.model}:{result.version}", result.measured, result.verdict, result.base_metrics)
+    typer.echo(f"{result.model}:{result.version} from {result.parent} (WiSE-FT mix {result.mix}): "
+               f"{result.primary_metric} {result.base_metrics[result.primary_metric]:.3f} -> "
+               f"{result.metrics[result.primary_metric]:.3f}")
+    conclude(f"{result.model}:{result.version}", result.verdict.passed)
+
+
+@user_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="NAME:N, NAME@ALIAS or an artifact directory")],
+    dataset: Annotated[str, typer.Argument(help="a dataset directory or PATH@REV")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    preset: Preset = "general",
+    suite: Annotated[str | None, typer.Option(help="retrieval, zero_shot or person (default: the preset's)")] = None,
+    policy: Policy = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write metrics, chance levels and sizes here")] = None,
+) -> None:
+    """Measure a model on a dataset's split and judge it (against chance, `production` and the model it was
+    finetuned from); a registry version gets the figures and verdict recorded as an `evaluated` event."""
+    from components.data.manifest import SPLITS
+    from components.evaluation.suites import SUITES
     from registry.names import parse_ref
 
-    domain(preset), parse_ref(base)  # bad names fail before a flow starts
-    result = finetune_flow(FinetuneConfig(base_model=base, domain=preset, dataset=dataset_at(dataset),
-                                          general=dataset_at(general), train=train_config_from(config), mode=mode,
-                                          max_general_drop=max_general_drop))
-    primary = result.primary_metric
-    typer.echo(f"{result.model}:{result.version} from {result.parent}: {primary} {result.base_metrics[primary]:.3f} "
-               f"-> {result.metrics[primary]:.3f}; gate {'passed' if result.verdict.passed else 'FAILED'}")
-    if not result.verdict.passed:
-        raise typer.Exit(1)
+    check_preset(preset)
+    if split not in SPLITS or (suite and suite not in SUITES):
+        raise ValueError(f"--split must be one of {SPLITS} and --suite one of {sorted(SUITES)}")
+    if not Path(model).is_dir():
+        parse_ref(model)
+    from flows.evaluate import evaluate as evaluate_flow
+
+    result = evaluate_flow(model, dataset_at(dataset), split, preset=preset, suite=suite, gate_policy=policy)
+    print_judgement(result.model, result.measured, result.verdict, result.parent_metrics)
+    if json_out:
+        measured = result.measured
+        json_out.write_text(json.dumps({
+            "model": result.model, "dataset": result.dataset, "split": split, "metrics": measured.metrics,
+            "chance": measured.chance, "intervals": {m: i.model_dump() for m, i in measured.intervals.items()},
+            "sizes": {name: {"images": i, "captions": c} for name, (i, c) in measured.sizes.items()},
+            "parent": result.parent, "parent_metrics": result.parent_metrics,
+            "verdict": result.verdict.model_dump(mode="json")}, indent=2))
+    raise typer.Exit(0 if result.verdict.passed else 1)
 
 
-COMMANDS = (demo, train, finetune)
+def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] | None = None) -> None:
+    """The figures with their 95% intervals and chance levels (and the baseline's), then the gate's rules;
+    a rule the test set is too small to decide is flagged."""
+    from flows.report import console, rich_table, verdict_mark
+
+    if measured.refusal:
+        console.print(f"{subject} could not be measured: {measured.refusal}")
+    sizes = "; ".join(f"{name}: {images} images, {captions} captions" for name, (images, captions)
+                      in measured.sizes.items())
+    columns = ["metric", "value", "95% interval (n)", "chance"] + (["base"] if baseline is not None else [])
+    rows = [[m, f"{v:.3f}", f"{i.low:.3f}-{i.high:.3f} ({i.n})" if (i := measured.intervals.get(m)) else "",
+             f"{measured.chance[m]:.3f}" if m in measured.chance else ""]
+            + ([f"{baseline[m]:.3f}" if m in baseline else ""] if baseline is not None else [])
+            for m, v in measured.metrics.items()]
+    console.print(rich_table(f"{subject} — {sizes}", columns, rows))
+    for rule in verdict.rules:
+        console.print(f"  gate {verdict.policy} {rule.rule}: {rule.reason} — {verdict_mark(rule.passed)}")
+    undecided = [r for r in verdict.rules if r.undecided]
+    if undecided:
+        console.print(f"[yellow]warning[/yellow]: the test set is too small to decide {len(undecided)} rule(s) "
+                      "(the threshold lies inside the metric's 95% interval): add test data before trusting them")
+
+
+def conclude(ref: str, passed: bool) -> None:
+    if passed:
+        typer.echo(f"{ref}: gate passed; alias `candidate` moved to it (promote with `alignops registry promote`)")
+        return
+    typer.echo(f"{ref}: gate FAILED; registered for the record, `candidate` stays where it was")
+    raise typer.Exit(1)
+
+
+COMMANDS = (demo, train, finetune, evaluate)

@@ -73,9 +73,9 @@ def test_general_data_takes_the_same_path_with_the_general_preset(base):
                                      dataset=DatasetRef(path=str(root / "own"), ref="own@test"),
                                      general=DatasetRef(path=str(root / "general")), model_name="general-e2e",
                                      wise_ft=False, train=TrainConfig(optim={"max_steps": 30})))
-    assert result.primary_metric == "general_test/mean_recall" and result.mix == 1.0
-    assert {"general_test/mean_recall", "synthetic_test/mean_recall"} <= set(result.metrics)
-    assert {"floor", "forgetting"} <= {r.rule for r in result.verdict.rules}
+    assert result.primary_metric == "own_test/mean_recall" and result.mix == 1.0  # named after the user's data
+    assert {"own_test/mean_recall", "synthetic_test/mean_recall"} <= set(result.metrics)
+    assert {"floor", "above_chance", "baseline", "forgetting"} <= {r.rule for r in result.verdict.rules}
     record = Platform.from_env().registry().get_version("general-e2e", result.version)
     assert record.lineage.training["domain"] == "general" and record.lineage.training["optim"]["max_steps"] == 30
     assert not record.lineage.training["data"]["augment"]["crop"] and record.tags["domain"] == "general"

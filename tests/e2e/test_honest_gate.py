@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from components.data.reference import DatasetRef
 from components.domains import domain
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import WEIGHTS_FILE
@@ -35,15 +36,15 @@ def broken_artifact(tiny_artifact, tmp_path, value: float):
 def test_a_broken_model_is_registered_as_failed_and_refused_promotion(prefect_harness, tiny_artifact, tiny_dataset,
                                                                       tmp_path, value, failing):
     artifact = broken_artifact(tiny_artifact, tmp_path, value)
-    target = EvalTarget(name="synthetic_test", dataset_dir=str(tiny_dataset))
-    result = evaluate(str(artifact), target)
+    result = evaluate(str(artifact), DatasetRef(path=str(tiny_dataset)))
     measured = result.measured
+    target = EvalTarget(name=f"{DatasetRef(path=str(tiny_dataset)).label}_test", dataset_dir=str(tiny_dataset))
     assert not result.verdict.passed
     failed = {r.metric.split("/")[-1] for r in result.verdict.failures}
     assert failing in failed, result.verdict.failures
     if value == value:  # collapsed: every recall at or below chance, not the 1.0 that ties once gave
         assert all(measured.metrics[m] <= measured.chance[m] for m in measured.chance), measured.metrics
-        assert measured.intervals["synthetic_test/t2i_r1"].n == measured.sizes["synthetic_test"][1]
+        assert measured.intervals[f"{target.name}/t2i_r1"].n == measured.sizes[target.name][1]
     else:
         assert "100 of 100 text embeddings are not finite" in result.verdict.failures[0].reason
     name = f"broken-{uuid.uuid4().hex[:6]}"

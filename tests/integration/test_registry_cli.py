@@ -1,7 +1,6 @@
 """`alignops registry …` end to end: real flows on the Prefect test API, tables and --json."""
 
 import json
-from pathlib import Path
 
 import pytest
 from cli_invoke import invoke
@@ -119,10 +118,11 @@ def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness
     config = tmp_path / "train.yaml"
     config.write_text("max_steps: 2\nbatch_size: 16\nwarmup_steps: 1\nwandb: false\n"
                       "objectives:\n  - {name: siglip}\n")
-    result = invoke("train", str(tiny_dataset), "--config", str(config), "--run-name", f"cli-{tmp_path.name[-8:]}")
-    assert result.exit_code == 0, result.output
-    artifact = result.output.strip().splitlines()[-1]
-    lineage = json.loads((Path(artifact) / "lineage.json").read_text())
+    run = f"cli-{tmp_path.name[-8:]}"
+    result = invoke("train", str(tiny_dataset), "--config", str(config), "--run-name", run, "--name", "cli-train")
+    assert result.exit_code in (0, 1), result.output  # 1: registered, its gate failed (2 steps)
+    assert "cli-train:" in result.output.strip().splitlines()[-1]
+    lineage = json.loads((Platform.from_env().runs / run / "artifact" / "lineage.json").read_text())
     assert lineage["training"]["steps"] == 2 and lineage["training"]["optim"]["objectives"][0]["name"] == "siglip"
     config.write_text("max_stepz: 2\n")
     typo = invoke("train", str(tiny_dataset), "--config", str(config))
@@ -131,6 +131,7 @@ def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness
 
 
 def test_finetune_command_checks_its_inputs_before_starting(tmp_path):
+    assert invoke("finetune", "general", str(tmp_path), "--base", "Bad Name").exit_code == 1
     bad = invoke("finetune", "dermatology", str(tmp_path), "--general", str(tmp_path))
     assert bad.exit_code == 1 and "unknown preset 'dermatology'" in bad.output
     generated = invoke("data", "generate", str(tmp_path / "rs"), "--domain", "remote_sensing", "--train-images", "20")

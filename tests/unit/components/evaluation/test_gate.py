@@ -29,9 +29,49 @@ def test_missing_metric_fails_and_no_incumbent_passes_non_regression():
 def test_every_preset_ships_a_policy_named_for_it():
     for name, preset in PRESETS.items():
         policy = preset.policy()
-        assert policy.name == name and any(m.endswith(preset.primary_metric) for m in policy.floors)
+        judged = {**policy.floors, **policy.above_chance}
+        assert policy.name == name and any(m.endswith(preset.primary_metric) for m in judged)
         assert policy_named(name) == policy
+    assert policy_named("synthetic").floors["synthetic_test/t2i_r1"] == 0.10  # the demo's, beside the presets'
     assert policy_named("no-such-policy") is None
+
+
+def test_a_wildcard_rule_judges_every_eval_set_against_chance_and_the_parent():
+    policy = GatePolicy(name="w", above_chance={"*/t2i_r1": 0.01}, baseline={"*/mean_recall": 0.02},
+                        floors={"*/image_effective_rank": 2.0})
+    metrics = {"coco_test/t2i_r1": 0.30, "coco_test/mean_recall": 0.50, "coco_test/image_effective_rank": 9.0,
+               "other_test/t2i_r1": 0.05, "other_test/mean_recall": 0.41, "other_test/image_effective_rank": 1.0}
+    chance = {"coco_test/t2i_r1": 0.125, "other_test/t2i_r1": 0.05}
+    parent = {"coco_test/mean_recall": 0.49, "other_test/mean_recall": 0.45}
+    verdict = evaluate_gate(policy, metrics, parent=parent, chance=chance)
+    outcome = {(r.rule, r.metric): r.passed for r in verdict.rules}
+    assert outcome == {("floor", "coco_test/image_effective_rank"): True,
+                       ("floor", "other_test/image_effective_rank"): False,
+                       ("above_chance", "coco_test/t2i_r1"): True, ("above_chance", "other_test/t2i_r1"): False,
+                       ("baseline", "coco_test/mean_recall"): True, ("baseline", "other_test/mean_recall"): False}
+    above = next(r for r in verdict.rules if r.metric == "coco_test/t2i_r1")
+    assert above.threshold == 0.125 + 0.01 and "chance + 0.01" in above.reason
+
+
+def test_baseline_passes_without_a_parent_but_a_wildcard_nothing_measured_fails():
+    policy = GatePolicy(name="w", baseline={"*/mean_recall": 0.02}, above_chance={"*/t2i_r1": 0.0})
+    verdict = evaluate_gate(policy, {"d_test/mean_recall": 0.3}, chance={})
+    reasons = {r.rule: (r.passed, r.reason) for r in verdict.rules}
+    assert reasons["baseline"] == (True, "d_test/mean_recall: no parent model (trained from scratch)")
+    assert reasons["above_chance"] == (False, "*/t2i_r1 was not measured")
+    assert not verdict.passed
+
+
+def test_a_threshold_inside_the_interval_is_undecided():
+    from components.evaluation.evidence import wilson
+
+    policy = GatePolicy(name="u", above_chance={"*/t2i_r1": 0.0})
+    metrics, chance = {"tiny_test/t2i_r1": 0.25}, {"tiny_test/t2i_r1": 0.125}
+    verdict = evaluate_gate(policy, metrics, chance=chance, intervals={"tiny_test/t2i_r1": wilson(0.25, 8)})
+    assert verdict.passed and verdict.rules[0].undecided and "of 8 queries" in verdict.rules[0].reason
+    strict = evaluate_gate(policy.model_copy(update={"require_decisive": True}), metrics, chance=chance,
+                           intervals={"tiny_test/t2i_r1": wilson(0.25, 8)})
+    assert not strict.passed
 
 
 def test_forgetting_rule_judges_against_the_parent():

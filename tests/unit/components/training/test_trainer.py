@@ -55,3 +55,22 @@ def test_quarantined_rows_are_not_trained_on(tiny_dataset, tmp_path):
     config = TrainConfig(optim={"max_steps": 1}, data={"batch_size": 32}, logging={"wandb": False})
     with pytest.raises(ValueError, match=f"0 training rows .* after excluding {len(train_ids)} quarantined"):
         train(job(config, tiny_dataset, tmp_path / "run", exclude=frozenset(train_ids)))
+
+
+@pytest.mark.slow
+def test_a_time_budget_ends_training_cleanly_with_a_checkpoint_and_a_usable_artifact(tiny_dataset, tmp_path, capfd):
+    config = TrainConfig(optim={"max_steps": 100_000, "warmup_steps": 2, "max_minutes": 0.1}, data={"batch_size": 16},
+                         logging={"wandb": False, "checkpoint_every_n_steps": 100_000})
+    lines = []
+    result = train(job(config, tiny_dataset, tmp_path / "run"), report=lambda percent, line: lines.append(line))
+    steps = result.artifact.lineage.training["steps"]
+    assert 0 < steps < 100_000
+    assert result.artifact.lineage.training["stopped"] == (f"time budget of 0.1 min spent after {steps} of 100000 "
+                                                           "steps")
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert checkpoint["global_step"] == steps  # re-running resumes where the budget ended it
+    saved = ModelArtifact.load(result.artifact.save(tmp_path / "artifact"))
+    assert torch.isfinite(saved.model.logit_scale).all()
+    err = capfd.readouterr().err
+    assert "[train] estimate: " in err and "the 0.1-minute budget fits about" in err and "Epoch" not in err
+    assert lines[0].startswith("estimate: ") and all(line in err for line in lines)
