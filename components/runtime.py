@@ -16,6 +16,8 @@ ENV_DEFAULTS = {
     # nothing loads from a hub at run time; tokenizers' threads would fight the data loader's
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # Prefect's temporary API server gets 20 s to start by default, which a busy 2-core machine can miss
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 

@@ -15,6 +15,7 @@ from components.config import ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
 from components.evaluation.gate import GateVerdict
+from components.evaluation.suites import SUITES
 from flows.candidate import Measured, dataset_target, incumbent_metrics, judge, measure, report_judgement
 from flows.settings import Platform
 from flows.validate_data import validate_data
@@ -43,6 +44,8 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
     person); `gate_policy` is a shipped policy's name or a policy file. A model whose embeddings are not
     finite gets a failing verdict naming the rows."""
     platform, chosen = Platform.from_env(), domain(preset)
+    if suite is not None and suite not in SUITES:
+        raise ValueError(f"unknown metric suite {suite!r}; choose from {SUITES}")
     registry = platform.registry()
     target = dataset_target(chosen, validate_data(dataset, validation), split, suite)
     with tempfile.TemporaryDirectory() as tmp:

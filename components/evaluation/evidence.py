@@ -15,9 +15,12 @@ that a test set of n queries leaves.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # torch is imported where tensors are handled: the gate and its policies load without it
+    import torch
 
 Z95 = 1.959963984540054
 FLOAT32_NOISE = 1e-6  # unit embeddings differing by less than this differ by rounding only
@@ -41,6 +44,8 @@ class Interval(BaseModel):
 
 def check_finite(embeddings: dict[str, torch.Tensor], where: str = "") -> None:
     """Refuse embeddings with a NaN or inf anywhere, naming which and how many rows."""
+    import torch
+
     bad = {what: int((~torch.isfinite(e)).any(dim=-1).sum()) for what, e in embeddings.items()}
     if any(bad.values()):
         rows = ", ".join(f"{n} of {len(embeddings[what])} {what} embeddings" for what, n in bad.items() if n)
@@ -74,6 +79,8 @@ def mean_of(intervals: list[Interval]) -> Interval:
 
 def embedding_spread(embeddings: torch.Tensor) -> dict[str, float]:
     """`effective_rank` and `mean_cosine` of a set of embeddings (rows)."""
+    import torch
+
     e = embeddings.double()
     n = e.shape[0]
     singular = torch.linalg.svdvals(e - e.mean(dim=0))

@@ -12,6 +12,7 @@ import pandas as pd
 
 from components.config import ValidationConfig
 from components.data.manifest import SPLITS
+from components.validation.offline_docs import make_offline
 from components.validation.report import CheckResult
 
 
@@ -51,7 +52,9 @@ def run_suite(frame: pd.DataFrame, config: ValidationConfig, docs_dir: Path | No
     if docs_dir is not None:
         context.add_data_docs_site(site_name="alignops", site_config={
             "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
+            # GX needs an absolute folder: a relative one fails deep inside it, after the whole scan
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(Path(docs_dir).resolve())}})
     batch = (context.data_sources.add_pandas("alignops").add_dataframe_asset("manifest")
              .add_batch_definition_whole_dataframe("all"))
     suite = context.suites.add(gx.ExpectationSuite(name="alignops-manifest"))
@@ -63,6 +66,8 @@ def run_suite(frame: pd.DataFrame, config: ValidationConfig, docs_dir: Path | No
     checkpoint = context.checkpoints.add(gx.Checkpoint(name="alignops", validation_definitions=[definition],
                                                        actions=actions))
     result = next(iter(checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()))
+    if docs_dir is not None:
+        make_offline(docs_dir)
     critical = {_check_name(e.expectation_type, _columns(e.configuration.kwargs)): c for e, c in expectations}
     checks = []
     for outcome in result.results:

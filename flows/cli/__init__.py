@@ -18,7 +18,8 @@ import typer
 
 from components.runtime import configure_environment
 from flows.cli import data, models, runs, serving, stack
-from flows.cli.errors import DEBUG, keep_tracebacks_off_the_terminal
+from flows.cli.errors import DEBUG, tidy_the_terminal
+from flows.cli.signals import unwind_on_sigterm
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -31,13 +32,16 @@ for group in (runs, serving, stack):
 
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on the terminal (they go to "
-                                                               "$ALIGNOPS_HOME/logs/cli.log otherwise)")] = False,
+                                                               "$ALIGNOPS_HOME/logs/cli.log otherwise), and "
+                                                               "everything --verbose shows")] = False,
+         verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's start-up and bookkeeping "
+                                                                 "lines")] = False,
          ) -> None:
     from infra.stack import use_running_stack
 
     DEBUG["on"] = debug
+    unwind_on_sigterm()  # so what a command started (Prefect's temporary server, bentoml serve) stops with it
     use_running_stack(configure_environment())  # commands talk to the local stack while it runs
     # bentoml build runs `uv`, installed beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    if not debug:
-        keep_tracebacks_off_the_terminal()
+    tidy_the_terminal(tracebacks=debug, chatter=debug or verbose)

@@ -125,29 +125,42 @@ def get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add
 @app.command("validate")
 @user_errors
 def validate(
-    dataset: Path,
+    dataset: Annotated[str, typer.Argument(help="a dataset directory or PATH@REV")],
+    out: Annotated[Path | None, typer.Option(help="also copy the report folder (JSON, quarantine list, Data Docs) "
+                                                  "here; any path, relative ones too")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
     max_rejected_fraction: float = 0.05,
     workers: Annotated[int | None, typer.Option(help="parallel scans (default: the core count)")] = None,
 ) -> None:
     """Run the `validate_data` flow: scan images and captions, run the GX suite (once per dataset version).
-    Exit code 0: pass, 1: fail."""
+    The report is always kept under the state directory (per dataset version, or per directory when
+    unversioned); the last line says where. Exit code 0: pass, 1: fail."""
+    import shutil
+
     from components.config import ValidationConfig
     from flows.cli.runs import dataset_at
+    from flows.settings import Platform
     from flows.validate_data import DatasetRejected, validate_data
 
     config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
+    out, json_out = (path.resolve() if path else None for path in (out, json_out))  # before the work starts
+    ref = dataset_at(dataset)
     try:
-        report = validate_data(dataset_at(dataset), config).report
+        report = validate_data(ref, config).report
     except DatasetRejected as rejected:
         report = rejected.report
     print_report(dataset, report)
+    kept = Platform.from_env().reports / ref.key
+    if out:
+        shutil.copytree(kept, out, dirs_exist_ok=True)
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json") | {"passed": report.passed}, indent=2))
+    typer.echo(f"report: {out or kept}/validation.json; quarantined rows: {out or kept}/quarantine.csv; "
+               f"Data Docs (offline): {out or kept}/data-docs/index.html")
     raise typer.Exit(0 if report.passed else 1)
 
 
-def print_report(dataset: Path, report) -> None:
+def print_report(dataset: str, report) -> None:
     from flows.report import console, rich_table, verdict_mark
 
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],

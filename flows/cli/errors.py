@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import logging.config
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -69,25 +70,42 @@ class OneLine(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def keep_tracebacks_off_the_terminal() -> None:
-    """Prefect logs a failed flow's traceback on the terminal before our one-line error: its console
-    handlers print the message alone, and the traceback goes to the log file."""
-    def wrap_console_handlers() -> None:
-        for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
-            for handler in logging.getLogger(name).handlers:
-                if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, OneLine):
-                    handler.setFormatter(OneLine(handler.formatter))
+# Prefect's and GX's lines about their own machinery, which say nothing about the user's work; --verbose
+# brings them back. Failures are never among them.
+_CHATTER = re.compile(r"(Starting|Stopping) temporary server|See https://docs\.prefect\.io|Beginning (sub)?flow run|"
+                      r"Finished in state Completed|Created (flow|task) run|View at |Created temporary directory")
 
+
+class NoChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not _CHATTER.match(record.getMessage())
+
+
+def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:
+    """What Prefect's console handlers print: without `tracebacks`, a failed flow's traceback goes to the log
+    file and the terminal gets its message alone; without `chatter`, start-up and bookkeeping lines go."""
+    def tidy_console_handlers() -> None:
+        for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
+            for handler in logging.getLogger(name).handlers:
+                if type(handler).__name__ != "PrefectConsoleHandler":
+                    continue
+                if not tracebacks and not isinstance(handler.formatter, OneLine):
+                    handler.setFormatter(OneLine(handler.formatter))
+                if not chatter and not any(isinstance(f, NoChatter) for f in handler.filters):
+                    handler.addFilter(NoChatter())
+
+    if not chatter:
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
     # Prefect sets its handlers up when a command first imports it (importing it here would cost every
-    # command ~1.3 s): wrap them as soon as it does.
+    # command ~1.3 s): tidy them as soon as it does.
     configure = logging.config.dictConfig
 
-    def configure_then_wrap(config: dict) -> None:
+    def configure_then_tidy(config: dict) -> None:
         configure(config)
-        wrap_console_handlers()
+        tidy_console_handlers()
 
-    logging.config.dictConfig = configure_then_wrap
-    wrap_console_handlers()
+    logging.config.dictConfig = configure_then_tidy
+    tidy_console_handlers()
 
 
 def fail(message: str) -> None:

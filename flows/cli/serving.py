@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -43,9 +42,12 @@ def package(
 
 @user_errors
 def serve(bento: str, port: int = 3000, host: str = "127.0.0.1") -> None:
-    """Serve a built bento (`bentoml serve`)."""
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "bentoml", "serve", bento, "--host", host,
-                                      "--port", str(port)]))
+    """Serve a built bento (`bentoml serve`); stopping this command (Ctrl-C, SIGTERM) stops the server and its
+    workers."""
+    from flows.cli.signals import run_as_group
+
+    raise typer.Exit(run_as_group([sys.executable, "-m", "bentoml", "serve", bento, "--host", host,
+                                   "--port", str(port)]))
 
 
 COMMANDS = (package, serve)

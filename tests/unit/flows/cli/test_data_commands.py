@@ -17,6 +17,30 @@ def test_data_generate_then_validate_passes(prefect_harness, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["passed"] is True
 
 
+def test_validate_keeps_its_report_copies_it_to_a_relative_out_and_its_data_docs_render_offline(
+        prefect_harness, tmp_path, monkeypatch):
+    import re
+
+    from flows.settings import Platform
+
+    assert invoke("data", "generate", str(tmp_path / "ds"), "--train-images", "5").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    result = invoke("data", "validate", "ds", "--out", "reports/mine")
+    assert result.exit_code == 0, result.output
+    kept = Platform.from_env().reports / Platform.from_env().dataset_ref(tmp_path / "ds").key
+    for folder in (kept, tmp_path / "reports" / "mine"):
+        assert json.loads((folder / "validation.json").read_text())["rows_in"] == (5 + 100 + 100) * 5
+        assert (folder / "quarantine.csv").is_file()
+        pages = list((folder / "data-docs").rglob("*.html"))
+        assert len(pages) >= 2
+        for page in pages:
+            html = page.read_text()
+            assert "alignops: offline styles" in html
+            remote = re.findall(r"<(?:link|script|img)\b[^>]*(?:href|src)=[\"']https?://", html, re.IGNORECASE)
+            assert remote == [], page
+    assert f"report: {tmp_path / 'reports' / 'mine'}/validation.json" in " ".join(result.output.split())
+
+
 @pytest.mark.slow
 def test_validate_fails_with_exit_code_1_when_too_much_is_rejected(prefect_harness, tmp_path):
     invoke("data", "generate", str(tmp_path / "ds"), "--train-images", "5")

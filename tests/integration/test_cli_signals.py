@@ -1,0 +1,83 @@
+"""Stopping a command by its PID (SIGTERM, or SIGINT as Ctrl-C sends) stops everything it started: Prefect's
+temporary API server under a training run, and `bentoml serve` with its workers (the port stops answering)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from serving.smoke import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ALIGNOPS = str(Path(sys.executable).parent / "alignops")
+pytestmark = pytest.mark.slow
+
+
+def started(home: Path, *args: str) -> subprocess.Popen:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    environment |= {"ALIGNOPS_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    return subprocess.Popen([ALIGNOPS, *args], cwd=ROOT, env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_until(condition, timeout_s: float, what: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the command ended before {what}:\n{process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout_s} s")
+        time.sleep(0.5)
+
+
+def stopped_with_everything_it_started(process: subprocess.Popen, signum: int) -> list[psutil.Process]:
+    """Signal the command's PID alone (not its group); return its descendants still alive afterwards."""
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    assert descendants, "the command started nothing to leave behind"
+    os.kill(process.pid, signum)
+    process.wait(timeout=90)
+    gone, alive = psutil.wait_procs(descendants, timeout=30)
+    for leftover in alive:  # do not leave them to the next test, whatever the assertion says
+        leftover.kill()
+    return alive
+
+
+def serves_prefect(process: subprocess.Popen) -> bool:
+    return any("prefect" in " ".join(child.cmdline()) for child in psutil.Process(process.pid).children(recursive=True))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_a_training_run_stops_prefects_temporary_server(tiny_dataset, tmp_path, signum):
+    (tmp_path / "long.yaml").write_text("data: {batch_size: 16}\nlogging: {wandb: false}\n")
+    process = started(tmp_path / "home", "train", str(tiny_dataset), "--steps", "100000", "--config",
+                      str(tmp_path / "long.yaml"))
+    wait_until(lambda: serves_prefect(process), 120, "Prefect server", process)
+    time.sleep(5)  # well into the flow
+    assert stopped_with_everything_it_started(process, signum) == []
+    assert process.returncode != 0
+
+
+def test_stopping_serve_stops_bentoml_and_frees_the_port(tiny_artifact, tiny_dataset, tmp_path):
+    from serving.package import build_bento, import_model
+
+    bento = build_bento(import_model(tiny_artifact, "alignops-signals", {"registry-version": "0"}),
+                        {"registry-model": "signals"})
+    port = free_port()
+    process = started(tmp_path / "home", "serve", bento, "--port", str(port))
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 180, "answer on /readyz", process)
+    assert stopped_with_everything_it_started(process, signal.SIGTERM) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)

@@ -1,0 +1,29 @@
+"""A mistyped argument is answered before the heavy libraries load: no torch, no Prefect, no flow."""
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import sys
+from typer.testing import CliRunner
+from flows.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+heavy = sorted(m for m in ("torch", "prefect", "lightning", "bentoml") if m in sys.modules)
+print(result.exit_code, heavy, result.output.replace(chr(10), " "))
+"""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["finetune", "dermatology", "x"], "unknown preset 'dermatology'"),
+    (["finetune", "general", "x", "--base", "Bad Name"], "invalid model name 'Bad Name'"),
+    (["train", "x", "--name", "../up"], "invalid model name '../up'"),
+    (["train", "x", "--run-name", "../../out"], "invalid run name '../../out'"),
+    (["evaluate", "m:1", "x", "--split", "dev"], "--split 'dev': use one of"),
+    (["evaluate", "Not A Ref", "x"], "invalid model name 'Not A Ref'"),
+])
+def test_bad_arguments_fail_before_heavy_imports(args, message):
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120)
+    code, output = done.stdout.split(" ", 1)
+    assert code == "1" and output.startswith("[] ") and message in output, done.stdout + done.stderr
