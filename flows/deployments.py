@@ -52,8 +52,10 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
     on_demand = [
         validate_data.to_deployment("validate-data", description="Validate a dataset version.", **common),
         pretrain.to_deployment("pretrain", description="Pretrain on a validated dataset.", **common),
-        finetune.to_deployment("finetune", description="Adapt a registry version to a domain.", **common),
-        evaluate.to_deployment("evaluate", description="Measure an artifact and judge it by a gate.", **common),
+        finetune.to_deployment("finetune", description="Adapt a registry version (an imported checkpoint too) to "
+                                                       "a team's data or a domain.", **common),
+        evaluate.to_deployment("evaluate", description="Measure a registry version or artifact on a dataset's "
+                                                       "split and judge it; recorded on the version.", **common),
         promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
         rollback.to_deployment("rollback", description="Move an alias back to its previous holder.", **common),
         version_dataset.to_deployment("version-dataset", description="Track a workspace dataset with DVC and "

@@ -57,11 +57,11 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
         parent_metrics = measured_parent(registry, parent, target, Path(tmp) / "parent")
     incumbent = incumbent_metrics(registry, record.name) if record else None
     verdict = judge(run_policy(gate_policy, chosen), measured, incumbent, parent_metrics)
-    evaluation = Evaluation(model=record.ref if record else str(artifact_dir), dataset=dataset.ref, split=split,
+    evaluation = Evaluation(model=record.ref if record else str(artifact_dir), dataset=dataset.recorded, split=split,
                             measured=measured, verdict=verdict, parent=parent, parent_metrics=parent_metrics)
     if record:
         registry.record_event(Event(event="evaluated", model=record.name, version=record.version,
-                                    actor=current_actor(), reason=f"measured on {dataset.ref} ({split})",
+                                    actor=current_actor(), reason=f"measured on {dataset.recorded} ({split})",
                                     details=evaluation.model_dump(mode="json", exclude={"measured": {"pictures"}})))
     report_judgement(evaluation.model, measured, verdict, parent_metrics)
     return evaluation

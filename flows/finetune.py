@@ -109,7 +109,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     candidate = Candidate(name=config.model_name or preset.name, artifact_dir=choice.artifact_dir, parent=base.ref,
                           training={"mode": config.mode, "wise_ft_mix": choice.mix},
                           tags={"domain": preset.name, "parent": base.ref},
-                          reason=f"finetuned from {base.ref} on {config.dataset.ref}")
+                          reason=f"finetuned from {base.ref} on {config.dataset.recorded}")
     judged = run_candidate_pipeline(registry, candidate, tests, policy, parent=base_metrics)
     result = FinetuneResult(model=judged.record.name, version=judged.record.version, parent=base.ref, mix=choice.mix,
                             base_metrics=base_metrics, metrics=judged.measured.metrics, measured=judged.measured,

@@ -26,8 +26,7 @@ def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef 
     gallery = None
     if gallery_dataset is not None:
         gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset.path), gallery_split)
-        name = gallery_dataset.ref if gallery_dataset.versioned else Path(gallery_dataset.path).name
-        labels["gallery"] = f"{name}/{gallery_split} ({len(gallery.items)} images)"
+        labels["gallery"] = f"{gallery_dataset.recorded}/{gallery_split} ({len(gallery.items)} images)"
     model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery)
     return build_bento(model_tag, labels, serving)
 

@@ -25,7 +25,7 @@ from infra.pytorchjob import ClusterJob, fetch_artifact, render, submit, wait
 def training_job(config: TrainConfig, data: ValidatedDataset, run_dir: Path) -> TrainingJob:
     """The job of one run: its lineage names the dataset version, its hash and this code's revision."""
     dataset = data.dataset
-    lineage = Lineage(datasets={"train": dataset.ref}, dataset_hashes={"train": dataset.hash},
+    lineage = Lineage(datasets={"train": dataset.recorded}, dataset_hashes={"train": dataset.hash},
                       code_revision=code_revision())
     return TrainingJob(config=config, data=data, run_dir=str(run_dir), lineage=lineage)
 

@@ -42,3 +42,9 @@ class DatasetRef(BaseModel):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", PurePath(self.ref.partition("@")[0] or self.path).name)
         name = name.strip("-._")[:60]
         return name if name else "data"
+
+    @property
+    def recorded(self) -> str:
+        """What a record that leaves this machine keeps (a registry lineage, an event, a bento label): the
+        version's reference, or for a directory that is no version its name alone, never a local path."""
+        return f"{self.label} (unversioned)" if self.ref == self.path else self.ref

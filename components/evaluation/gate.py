@@ -125,7 +125,8 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
               for m, t in rules_of(policy.non_regression)]
     rules += [against("forgetting", parent, "parent", None, metric=m, tolerance=t)
               for m, t in rules_of(policy.forgetting)]
-    rules += [against("baseline", parent, "parent", "no parent model (trained from scratch)", metric=m, tolerance=t)
+    rules += [against("baseline", parent, "parent", "no parent model measured (trained from scratch, or imported)",
+                      metric=m, tolerance=t)
               for m, t in rules_of(policy.baseline)]
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)
 

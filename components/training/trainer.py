@@ -42,6 +42,7 @@ from components.training.report import plot_loss_curves
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 warnings.filterwarnings("ignore", message=r".*'set_vital' is deprecated.*")  # torchdata's, once per epoch
+warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")  # small data: epochs are short
 
 
 @dataclass

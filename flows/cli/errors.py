@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import logging.config
+import os
 import re
 import sys
 import traceback
@@ -94,8 +95,11 @@ def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:
                 if not chatter and not any(isinstance(f, NoChatter) for f in handler.filters):
                     handler.addFilter(NoChatter())
 
-    if not chatter:
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    if not chatter:  # the libraries' own start-up notes ("GPU available: False", GX's temporary folders)
+        for library in ("great_expectations", "lightning.pytorch.utilities.rank_zero"):
+            logging.getLogger(library).setLevel(logging.WARNING)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar
     # Prefect sets its handlers up when a command first imports it (importing it here would cost every
     # command ~1.3 s): tidy them as soon as it does.
     configure = logging.config.dictConfig

@@ -55,7 +55,8 @@ def test_bring_your_own_data_from_a_captions_file_to_a_registered_model(prefect_
     record = Platform.from_env().registry().get_version(name, 1)
     assert record.gate is not None and record.gate.policy == "general"
     assert {r.rule for r in record.gate.rules} >= {"above_chance", "floor", "baseline", "non_regression"}
-    assert record.lineage.datasets == {"train": str(dataset.resolve())} and record.lineage.parent_model is None
+    assert record.lineage.datasets == {"train": "coco (unversioned)"} and record.lineage.parent_model is None
+    assert str(tmp_path) not in record.model_dump_json()  # no local path in a record that leaves this machine
     assert "coco_test/t2i_r1" in record.metrics and not any("synthetic" in m for m in record.metrics)
 
     report = tmp_path / "eval.json"
@@ -67,6 +68,7 @@ def test_bring_your_own_data_from_a_captions_file_to_a_registered_model(prefect_
     assert figures["sizes"] == {"coco_test": {"images": test_images, "captions": 5 * test_images}}
     events = [e for e in Platform.from_env().registry().events(name) if e.event == "evaluated"]
     assert len(events) == 1 and events[0].details["verdict"]["passed"] == (evaluated.exit_code == 0)
+    assert str(tmp_path) not in events[0].model_dump_json()
 
 
 def test_start_from_a_pretrained_checkpoint_then_finetune_and_promote(prefect_harness, shared_data, tmp_path):
@@ -92,6 +94,12 @@ def test_start_from_a_pretrained_checkpoint_then_finetune_and_promote(prefect_ha
     assert {r.rule for r in record.gate.rules if r.rule == "baseline"} == {"baseline"}
     baseline_rule = next(r for r in record.gate.rules if r.rule == "baseline")
     assert f"parent {base_figures['coco_test/mean_recall']:.4f}" in baseline_rule.reason  # the zero-shot baseline
+
+    for version, mode in ((3, "last_n"), (4, "full")):  # every mode works from an imported checkpoint
+        again = invoke("finetune", "general", str(dataset), "--base", f"{name}:1", "--name", name, "--steps", "2",
+                       "--config", str(tmp_path / "finetune.yaml"), "--mode", mode)
+        assert again.exit_code in (0, 1), again.output
+        assert registry.get_version(name, version).lineage.training["mode"] == mode
 
     promoted = invoke("registry", "promote", name, "2", "--reason", "walkthrough",
                       *([] if record.gate_passed else ["--force", "walkthrough on a 6-step finetune"]))

@@ -45,3 +45,25 @@ def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(pref
     assert result.exit_code in (0, 1), result.output
     lineage = json.loads((Platform.from_env().runs / f"{dataset.name}-3" / "artifact" / "lineage.json").read_text())
     assert lineage["dataset_hashes"] == {"train": ""} and len(scans) == 2  # changed bytes: unversioned, rescanned
+
+
+def test_train_skips_the_rows_validation_quarantined_instead_of_crashing(prefect_harness, tiny_dataset, tmp_path):
+    from components.data.manifest import read_manifest
+
+    dataset = tmp_path / "damaged"
+    shutil.copytree(tiny_dataset, dataset)
+    manifest = read_manifest(dataset)
+    broken = manifest.loc[manifest["split"] == "train", "image"].unique()[:3]
+    (dataset / broken[0]).unlink()  # missing
+    for image in broken[1:]:
+        (dataset / image).write_bytes(b"not an image")  # undecodable
+    config = tmp_path / "train.yaml"
+    config.write_text(CONFIG)
+    run = f"damaged-{tmp_path.name[-8:]}"
+    result = CliRunner().invoke(app, ["train", str(dataset), "--config", str(config), "--run-name", run,
+                                      "--name", "damaged"])
+    assert result.exit_code in (0, 1), result.output  # trained and registered; 1 = its gate failed (2 steps)
+    lineage = json.loads((Platform.from_env().runs / run / "artifact" / "lineage.json").read_text())
+    assert lineage["training"]["steps"] == 2
+    record = Platform.from_env().registry().resolve("damaged")
+    assert record.lineage.datasets == {"train": "damaged (unversioned)"}

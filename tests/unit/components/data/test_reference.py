@@ -24,3 +24,12 @@ def test_a_versioned_key_is_its_md5():
     ref = DatasetRef(path="d", ref="d@1", hash="0123456789abcdef0123456789abcdef.dir")
     assert ref.versioned and ref.key == "0123456789abcdef0123456789abcdef"
     assert DatasetRef(path="d").ref == "d" and not DatasetRef(path="d").versioned
+
+
+def test_records_keep_a_versions_reference_or_a_directorys_name_never_its_local_path():
+    unversioned = DatasetRef(path="/home/ana/data/Flickr 8k!")
+    assert unversioned.label == "Flickr-8k" and unversioned.recorded == "Flickr-8k (unversioned)"
+    versioned = DatasetRef(path="/home/ana/.alignops/datasets/0a1b", ref="coco@4f2e9c1",
+                           hash="0123456789abcdef0123456789abcdef.dir")
+    assert versioned.label == "coco" and versioned.recorded == "coco@4f2e9c1"
+    assert DatasetRef(path="/").label == "data"

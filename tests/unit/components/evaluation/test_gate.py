@@ -57,7 +57,8 @@ def test_baseline_passes_without_a_parent_but_a_wildcard_nothing_measured_fails(
     policy = GatePolicy(name="w", baseline={"*/mean_recall": 0.02}, above_chance={"*/t2i_r1": 0.0})
     verdict = evaluate_gate(policy, {"d_test/mean_recall": 0.3}, chance={})
     reasons = {r.rule: (r.passed, r.reason) for r in verdict.rules}
-    assert reasons["baseline"] == (True, "d_test/mean_recall: no parent model (trained from scratch)")
+    assert reasons["baseline"] == (True, "d_test/mean_recall: no parent model measured (trained from scratch, or "
+                                         "imported)")
     assert reasons["above_chance"] == (False, "*/t2i_r1 was not measured")
     assert not verdict.passed
 
