@@ -23,7 +23,7 @@ ENV_DEFAULTS = {
 
 def alignops_home() -> Path:
     """The state directory (`ALIGNOPS_HOME`, default `./.alignops`)."""
-    return Path(os.environ.get("ALIGNOPS_HOME", ".alignops")).resolve()
+    return Path(os.environ.get("ALIGNOPS_HOME") or ".alignops").resolve()  # set but empty: the default, not here
 
 
 def private_by_default() -> None:

@@ -49,6 +49,12 @@ def dataset_named(spec: str) -> DatasetRef:
     return DatasetRef(path=str(target), ref=spec, hash=md5)
 
 
+def on_this_machine(dataset: DatasetRef | None) -> DatasetRef | None:
+    """A reference from a form or a schedule that names a version alone (`ref` = PATH@REV, no `path`), checked
+    out where the flow runs; any other reference as it is."""
+    return dataset if dataset is None or dataset.resolved else dataset_named(dataset.ref)
+
+
 @flow(name="version_dataset", log_prints=True)
 def version_dataset(dataset_dir: str, message: str = "", eval_set: EvalSet | None = None) -> DatasetVersion:
     """`dvc add` + git commit + `dvc push` a dataset directory inside the workspace; with `eval_set` (its

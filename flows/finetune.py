@@ -24,6 +24,7 @@ from components.evaluation.suites import EvalTarget
 from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
 from flows.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
+from flows.datasets import on_this_machine
 from flows.report import markdown_table
 from flows.settings import Platform
 from flows.training import train_model, training_job
@@ -91,6 +92,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     registry = platform.registry()
     base = registry.resolve(config.base_model)
     validated = validate_data(config.dataset, config.validation)
+    config = config.model_copy(update={"general": on_this_machine(config.general)})
     # Named by its inputs: re-running the same finetune resumes (or reuses) its training run.
     run = platform.runs / f"{preset.name}-{base.name}-{base.version}-{config_hash(config)}"
     base_dir = registry.download(base.name, base.version, run / "base")

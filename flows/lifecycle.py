@@ -92,6 +92,6 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
             reason="gate passed in the lifecycle flow", package_on_move=not config.package)
     result.promoted_to = config.promote_to
     if config.package:
-        result.bento_tag, result.smoke = package(judged.record.ref, config.dataset, config.eval_split,
+        result.bento_tag, result.smoke = package(judged.record.ref, validated.dataset, config.eval_split,
                                                  config.serving)
     return result

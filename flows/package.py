@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components.data.reference import DatasetRef
+from flows.datasets import on_this_machine
 from flows.settings import Platform
 from registry.records import Event, VersionRecord
 from registry.registry import current_actor
@@ -42,7 +43,7 @@ def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_s
     """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes,
     with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now, serving with
     `serving`'s batching and input limits."""
-    serving = serving or ServingOptions()
+    serving, gallery_dataset = serving or ServingOptions(), on_this_machine(gallery_dataset)
     registry = Platform.from_env().registry()
     record = registry.resolve(model_ref)
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from components.data.reference import DatasetRef
 from components.validation.expectations import suite_fingerprint
 from components.validation.report import ValidatedDataset, ValidationReport
 from components.validation.validate import validate_dataset, write_report
+from flows.datasets import on_this_machine
 from flows.report import markdown_table
 from flows.settings import Platform
 
@@ -44,6 +45,7 @@ def validate_data(dataset: DatasetRef,
     """Validate a dataset: rows that fail are quarantined (training and evaluation leave them out), and the
     flow fails when a critical check fails or more than `max_rejected_fraction` of the rows are rejected.
     A versioned dataset is scanned once per validation suite."""
+    dataset = on_this_machine(dataset)
     out = Platform.from_env().reports / dataset.key
     report = ValidationReport.model_validate(scan_and_check(dataset, config, str(out)))
     report_path, quarantine_path = write_report(report, out)

@@ -15,15 +15,24 @@ class DatasetRef(BaseModel):
     `hash` is DVC's hash of the directory when it is a tracked version; an unversioned directory has
     none, and nothing is cached on it (its bytes could change between two runs)."""
 
-    path: str = Field(description="the dataset directory (manifest.parquet + images)")
+    path: str = Field("", description="the dataset directory (manifest.parquet + images); leave it empty to "
+                                      "name a version by `ref` alone (checked out where the flow runs)")
     ref: str = Field("", description="its version, `path@rev` in the DVC workspace; the path when unversioned")
     # A form or a schedule can send any string: the hash names cache entries and folders, so it is checked.
     hash: str = Field("", pattern=r"^([0-9a-f]{32}\.dir)?$",
                       description="DVC hash of the directory (`<md5>.dir`); empty when unversioned")
 
     def model_post_init(self, _: object) -> None:
+        if not self.path and "@" not in self.ref:
+            raise ValueError("a dataset reference needs a directory (`path`) or a version (`ref`: PATH@REV, as "
+                             "`alignops data add` prints)")
         if not self.ref:
             self.ref = self.path
+
+    @property
+    def resolved(self) -> bool:
+        """Its bytes are at `path` on this machine (a reference by version alone is checked out first)."""
+        return bool(self.path)
 
     @property
     def versioned(self) -> bool:

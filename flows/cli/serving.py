@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flows.cli.errors import fail, user_errors
+from flows.cli.errors import user_errors
 
 
 @user_errors
 def package(
     model_ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION")],
-    gallery: Annotated[Path | None, typer.Option(help="dataset directory whose images `search` answers with")] = None,
+    gallery: Annotated[str | None, typer.Option(help="dataset (a directory or PATH@REV) whose images `search` "
+                                                     "answers with")] = None,
     gallery_split: Annotated[str, typer.Option(help="the gallery dataset's split")] = "test",
     batching: Annotated[bool | None, typer.Option("--batching/--no-batching",
                                                   help="merge concurrent requests into one encoder call (default: on)")
@@ -24,16 +24,12 @@ def package(
                                                             "(default: 10000)")] = None,
 ) -> None:
     """Run the `package` flow: build a bento from a registry version and smoke-test it."""
-    from components.data.manifest import MANIFEST_FILE
     from flows.cli.runs import dataset_at
     from flows.package import package as package_flow
     from registry.names import parse_ref
     from serving.options import ServingOptions
 
     parse_ref(model_ref)  # a bad reference fails before a flow starts
-    if gallery is not None and not (gallery / MANIFEST_FILE).is_file():
-        fail(f"--gallery {gallery}: not a dataset directory (no {MANIFEST_FILE}); give a directory that "
-             "`alignops data` made or imported")
     given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
     serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
     bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving)

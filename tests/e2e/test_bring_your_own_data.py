@@ -11,12 +11,14 @@
 import json
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from cli_invoke import invoke
 
 from components.data.manifest import read_manifest
 from flows.settings import Platform
+from serving.smoke import BentoServer
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +68,9 @@ def test_bring_your_own_data_from_a_captions_file_to_a_registered_model(prefect_
     assert figures["metrics"] == record.metrics  # the same model on the same split: the same figures
     assert figures["chance"]["coco_test/t2i_r1"] == pytest.approx(1 / test_images)
     assert figures["sizes"] == {"coco_test": {"images": test_images, "captions": 5 * test_images}}
+    refused = invoke("registry", "promote", name, "1", "--reason", "first model on our data")
+    if not record.gate_passed:  # the walkthrough's refusal says what to do instead
+        assert refused.exit_code == 1 and "alignops evaluate" in refused.output and "--force" in refused.output
     events = [e for e in Platform.from_env().registry().events(name) if e.event == "evaluated"]
     assert len(events) == 1 and events[0].details["verdict"]["passed"] == (evaluated.exit_code == 0)
     assert str(tmp_path) not in events[0].model_dump_json()
@@ -105,3 +110,14 @@ def test_start_from_a_pretrained_checkpoint_then_finetune_and_promote(prefect_ha
                       *([] if record.gate_passed else ["--force", "walkthrough on a 6-step finetune"]))
     assert promoted.exit_code == 0, promoted.output
     assert registry.get_alias(name, "production").version == 2
+
+    packaged = invoke("package", f"{name}@production", "--gallery", str(dataset))
+    assert packaged.exit_code == 0 and "smoke test passed" in packaged.output, packaged.output
+    bento = packaged.output.strip().splitlines()[-1].split(": smoke test")[0]  # `alignops-embedding:TAG`
+    with BentoServer(bento) as server:
+        found = httpx.post(f"{server.url}/search", json={"texts": ["a plane on a lake"], "k": 3}, timeout=60).json()
+    test_ids = set(read_manifest(dataset).query("split == 'test'")["image_id"])
+    assert found["gallery_size"] == len(test_ids) and len(found["hits"][0]) == 3
+    for hit in found["hits"][0]:  # portable ids and dataset-relative paths: nothing of this machine's folders
+        assert hit["item"]["image_id"] in test_ids and hit["item"]["image"].startswith("images/")
+        assert str(tmp_path) not in json.dumps(hit)

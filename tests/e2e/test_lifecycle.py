@@ -46,8 +46,8 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
 
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert {"validation-checks", "validation-summary", "training-run", "evaluation", "registry-change",
-            "bento"} <= keys
+    assert {"validation-checks", "validation-summary", "training-progress", "training-run", "evaluation",
+            "registry-change", "bento"} <= keys
 
     summary = json.loads((Platform.from_env().home / "demo-summary.json").read_text())
     (adapted,) = summary["finetune"]  # the promoted general model, adapted to the domain

@@ -3,12 +3,15 @@ reaches the lineage), and validation scans a version once, however often it is t
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from components.data.reference import DatasetRef
 from flows.cli import app
 from flows.settings import Platform
+from flows.validate_data import validate_data
 from infra.workspace import track_dataset
 
 pytestmark = pytest.mark.slow
@@ -45,6 +48,13 @@ def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(pref
     assert result.exit_code in (0, 1), result.output
     lineage = json.loads((Platform.from_env().runs / f"{dataset.name}-3" / "artifact" / "lineage.json").read_text())
     assert lineage["dataset_hashes"] == {"train": ""} and len(scans) == 2  # changed bytes: unversioned, rescanned
+
+    # By version alone, as a form or a schedule may name it: checked out once per hash, then validated (cached).
+    validated = validate_data(DatasetRef(ref=version.ref))
+    assert validated.dataset.hash == version.dvc_md5 and validated.dataset.ref == version.ref
+    assert Path(validated.dataset.path).parent == Platform.from_env().dataset_cache and len(scans) == 2
+    by_version = runner.invoke(app, ["data", "validate", version.ref])
+    assert by_version.exit_code == 0 and "rows in" in by_version.output and len(scans) == 2
 
 
 def test_train_skips_the_rows_validation_quarantined_instead_of_crashing(prefect_harness, tiny_dataset, tmp_path):

@@ -33,3 +33,9 @@ def test_records_keep_a_versions_reference_or_a_directorys_name_never_its_local_
                            hash="0123456789abcdef0123456789abcdef.dir")
     assert versioned.label == "coco" and versioned.recorded == "coco@4f2e9c1"
     assert DatasetRef(path="/").label == "data"
+
+
+def test_a_reference_names_a_directory_or_a_version():
+    assert not DatasetRef(ref="coco@4f2e9c1").resolved and DatasetRef(path="/d").resolved
+    with pytest.raises(ValidationError, match="needs a directory .* or a version"):
+        DatasetRef(ref="coco")
