@@ -245,8 +245,9 @@ class Registry:
             return self._refuse(record, alias, reason, "the version is archived")
         if not record.gate_passed and not force_reason:
             failed = [r.reason for r in record.gate.failures] if record.gate else []
+            more = f"; {len(failed) - 1} more in `alignops registry show {name}:{version}`" if len(failed) > 1 else ""
             why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed" + (
-                ": " + "; ".join(failed) if failed else "")
+                f": {failed[0]}{more}" if failed else "")
             return self._refuse(record, alias, reason, why)
 
         def against_incumbent(current: AliasRecord | None) -> None:
@@ -264,10 +265,11 @@ class Registry:
     def _refuse(self, record: VersionRecord, alias: str, reason: str, why: str) -> NoReturn:
         self._log(Event(event="promotion_refused", model=record.name, version=record.version, alias=alias,
                         actor=current_actor(), reason=reason, details={"why": why}))
-        raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r}: {why}. "
-                               "A version's gate is the one it was registered with: measure it with `alignops "
-                               "evaluate`, register a gated version with `alignops train` or `alignops finetune`, "
-                               "or pass --force REASON to override (recorded).")
+        # What to do comes before the reasons, which can be long: a one-line display cuts the end.
+        raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r} (a version keeps "
+                               "the gate it was registered with: register a gated one with `alignops train` or "
+                               "`alignops finetune`, `alignops evaluate` measures any, or pass --force REASON, "
+                               f"recorded): {why}")
 
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
         """Move `alias` back to the version that held it before."""

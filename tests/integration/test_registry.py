@@ -60,7 +60,7 @@ def test_resolve_references(registry, artifact):
 def test_promotion_requires_a_passing_gate_unless_forced(registry, artifact):
     registry.register("general", artifact, gate=FAILING)
     registry.register("general", artifact)
-    with pytest.raises(PromotionRefused, match="gate verdict failed: x/t2i_r1 < 0.3.*--force"):
+    with pytest.raises(PromotionRefused, match="--force REASON.*gate verdict failed: x/t2i_r1 < 0.3"):
         registry.promote("general", 1)
     with pytest.raises(PromotionRefused, match="no gate verdict recorded"):
         registry.promote("general", 2)

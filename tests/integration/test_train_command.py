@@ -34,8 +34,8 @@ def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(pref
 
     runner = CliRunner()
     for run in ("first", "second"):
-        result = runner.invoke(app, ["train", str(dataset), "--config", str(config), "--run-name",
-                                     f"{dataset.name}-{run}"])
+        result = runner.invoke(app, ["train", str(dataset), "--name", "train-cli", "--config", str(config),
+                                     "--run-name", f"{dataset.name}-{run}"])
         assert result.exit_code in (0, 1), result.output  # 1: registered, its gate failed (2 steps)
         lineage = json.loads((Platform.from_env().runs / f"{dataset.name}-{run}" / "artifact" / "lineage.json"
                               ).read_text())
@@ -44,7 +44,8 @@ def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(pref
     assert scans == [dataset]  # the second run found the version's validation cached
 
     (dataset / "extra.txt").write_text("a change the workspace has not committed")
-    result = runner.invoke(app, ["train", str(dataset), "--config", str(config), "--run-name", f"{dataset.name}-3"])
+    result = runner.invoke(app, ["train", str(dataset), "--name", "train-cli", "--config", str(config), "--run-name",
+                                 f"{dataset.name}-3"])
     assert result.exit_code in (0, 1), result.output
     lineage = json.loads((Platform.from_env().runs / f"{dataset.name}-3" / "artifact" / "lineage.json").read_text())
     assert lineage["dataset_hashes"] == {"train": ""} and len(scans) == 2  # changed bytes: unversioned, rescanned
