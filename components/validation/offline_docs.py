@@ -25,10 +25,11 @@ def make_offline(docs_dir: Path) -> int:
     removed = 0
     for page in Path(docs_dir).rglob("*.html"):
         html = page.read_text(encoding="utf-8")
+        if MARK in html:  # made offline by an earlier run (GX keeps every validation's page)
+            continue
         for pattern in _REMOTE_TAGS:
             html, count = pattern.subn("", html)
             removed += count
-        if MARK not in html:
-            html = re.sub(r"</head>", lambda _: style + "</head>", html, count=1, flags=re.IGNORECASE)
+        html = re.sub(r"</head>", lambda _: style + "</head>", html, count=1, flags=re.IGNORECASE)
         page.write_text(html, encoding="utf-8")
     return removed

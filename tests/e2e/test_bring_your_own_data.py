@@ -101,7 +101,7 @@ def test_start_from_a_pretrained_checkpoint_then_finetune_and_promote(prefect_ha
     assert f"parent {base_figures['coco_test/mean_recall']:.4f}" in baseline_rule.reason  # the zero-shot baseline
 
     for version, mode in ((3, "last_n"), (4, "full")):  # every mode works from an imported checkpoint
-        again = invoke("finetune", "general", str(dataset), "--base", f"{name}:1", "--name", name, "--steps", "2",
+        again = invoke("finetune", "general", str(dataset), "--base", f"{name}:1", "--name", name, "--steps", "1",
                        "--config", str(tmp_path / "finetune.yaml"), "--mode", mode)
         assert again.exit_code in (0, 1), again.output
         assert registry.get_version(name, version).lineage.training["mode"] == mode
