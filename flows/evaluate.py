@@ -80,10 +80,9 @@ def measured_parent(registry: Registry, parent: str | None, target, download_to:
     """The parent's figures on the same split: the baseline a finetuned model is judged against. A parent
     outside the registry (an imported checkpoint names its source) has none."""
     try:
-        record = registry.resolve(parse_ref(parent) and parent) if parent else None
+        parse_ref(parent or "")
     except InvalidName:
-        record = None
-    if record is None:
         return None
+    record = registry.resolve(parent)
     artifact = registry.download(record.name, record.version, download_to)
     return measure(str(artifact), [target]).metrics
