@@ -10,6 +10,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from components.containment import relative_path
 from components.data.manifest import ManifestError, read_manifest
 from components.data.reference import DatasetRef
 from flows.settings import Platform
@@ -39,6 +40,7 @@ def dataset_named(spec: str) -> DatasetRef:
     if "@" not in spec:
         raise ManifestError(f"{spec}: no such dataset directory, nor a PATH@REV of the workspace "
                             "(as `alignops data add` prints)")
+    relative_path(spec.partition("@")[0], "dataset path")  # a version lives inside the workspace: no `..`, no /
     workspace = platform.open_workspace()
     platform.dataset_cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=platform.dataset_cache) as tmp:

@@ -78,6 +78,9 @@ def test_import_warns_about_missing_images_and_takes_the_users_split_column(tmp_
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     result = invoke("data", "validate", str(tmp_path))
     assert result.exit_code == 1 and "no manifest.parquet in" in result.output and "Traceback" not in result.output
+    for hostile in ("../../etc@HEAD", "/etc@HEAD"):  # a version must lie inside the workspace
+        result = invoke("data", "validate", hostile)
+        assert result.exit_code == 1 and "dataset path" in result.output and "Traceback" not in result.output
     result = invoke("package", "../escape@production")
     assert result.exit_code == 1 and "invalid model name '../escape'" in result.output
 
