@@ -14,7 +14,8 @@ from components.objectives import OBJECTIVES, Batch, Outputs, WeightedObjectives
 from components.objectives import clip as clip_module
 from components.objectives import identity as identity_module
 from components.objectives import siglip as siglip_module
-from components.objectives.distill import renormalise, similarity_kl
+from components.objectives.distill import similarity_kl
+from components.objectives.frozen import renormalise
 from components.objectives.matching import sample_negatives
 
 
@@ -64,7 +65,7 @@ def reference_identity(images, texts, scale, persons):
 
 
 def test_every_registered_objective_is_tested():
-    assert set(OBJECTIVES) == {"clip", "siglip", "caption", "matching", "identity", "distill"}
+    assert set(OBJECTIVES) == {"clip", "siglip", "caption", "matching", "identity", "distill", "bct"}
 
 
 def test_clip_matches_reference():
@@ -265,3 +266,82 @@ def test_unknown_objectives_and_options_are_named():
         build_objective("clipp", {}, 0, 1)
     with pytest.raises(ValueError, match=r"no option\(s\) \['temprature'\].*'temperature'"):
         build_objective("distill", {"temprature": 2.0, "teacher": "x"}, 0, 1, model_config=preset("tiny"))
+
+
+class FixedOldModel:
+    """The old model of a compatible upgrade, as fixed embeddings of the global batch."""
+
+    def __init__(self, images, texts, scale):
+        self.images, self.texts, self.scale = images, texts, torch.tensor(scale, dtype=images.dtype)
+
+    def embed(self, batch, world_size):
+        return self.images, self.texts
+
+    def logit_scale(self):
+        return self.scale
+
+
+def reference_bct(new_images, new_texts, old_images, old_texts, scale):
+    """Per-pair InfoNCE of new texts against old images and new images against old texts."""
+    n, total = len(new_images), 0.0
+    for queries, keys in ((new_texts, old_images), (new_images, old_texts)):
+        for i in range(n):
+            logits = torch.stack([scale * (queries[i] @ keys[j]) for j in range(n)])
+            total = total - (logits[i] - torch.logsumexp(logits, 0))
+    return total / (2 * n)
+
+
+def bct_objective(tiny_artifact, rank=0, world_size=1):
+    return build_objective("bct", {"old": str(tiny_artifact)}, rank, world_size,
+                           model_config=ModelArtifact.load(tiny_artifact).config)
+
+
+def test_bct_matches_reference_in_loss_and_gradients(tiny_artifact):
+    torch.manual_seed(0)
+    old_images, old_texts = unit(6, 8), unit(6, 8)
+    new_images, new_texts = unit(6, 8).requires_grad_(), unit(6, 8).requires_grad_()
+    objective = bct_objective(tiny_artifact)
+    objective.old = FixedOldModel(old_images, old_texts, 7.0)
+    loss = objective(batch(6), outputs(new_images, new_texts, scale=99.0))  # the new scale plays no part
+    grads = torch.autograd.grad(loss, (new_images, new_texts))
+    expected = reference_bct(new_images, new_texts, old_images, old_texts, 7.0)
+    expected_grads = torch.autograd.grad(expected, (new_images, new_texts))
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-10)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_bct_over_two_ranks_averages_to_the_global_loss(tiny_artifact):
+    torch.manual_seed(0)
+    old = FixedOldModel(unit(8, 4), unit(8, 4), 5.0)
+    new_images, new_texts = unit(8, 4), unit(8, 4)
+    single = bct_objective(tiny_artifact)
+    single.old = old
+    ranks = [bct_objective(tiny_artifact, r, 2) for r in (0, 1)]
+    for objective in ranks:
+        objective.old = old
+    local = [o(batch(4), outputs(new_images[4 * r:4 * r + 4], new_texts[4 * r:4 * r + 4])) for r, o in enumerate(ranks)]
+    assert ((local[0] + local[1]) / 2).item() == pytest.approx(single(batch(8), outputs(new_images, new_texts)).item(),
+                                                               abs=1e-10)
+
+
+def test_bct_against_the_same_model_is_its_clip_loss_and_leaves_the_old_model_out(tiny_artifact):
+    artifact = ModelArtifact.load(tiny_artifact)
+    captions = ["a red circle", "two blue squares", "a green triangle left", "one yellow star"]
+    pixels, tokens = torch.randn(4, 3, 64, 64), artifact.tokenizer(captions)
+    with torch.no_grad():
+        encoded = artifact.model(pixels, tokens)
+    scale = artifact.model.logit_scale.exp()
+    objective = bct_objective(tiny_artifact)
+    loss = objective(Batch(pixels, tokens, torch.arange(4), None, captions),
+                     Outputs(encoded.image_emb, encoded.text_emb, scale, None, None, None))
+    assert loss.item() == pytest.approx(reference_clip(encoded.image_emb.double(), encoded.text_emb.double(),
+                                                       float(scale)), abs=1e-5)
+    assert list(objective.named_parameters()) == []  # the old model is neither trained nor saved
+
+
+def test_bct_between_spaces_of_different_sizes_points_to_the_projection(tiny_artifact):
+    config = ModelArtifact.load(tiny_artifact).config.model_copy(deep=True)
+    config.embed_dim += 8
+    with pytest.raises(ValueError, match="fit a projection"):
+        build_objective("bct", {"old": str(tiny_artifact)}, 0, 1, model_config=config)
