@@ -2,7 +2,10 @@
 
 Rules: absolute floors, non-regression against the incumbent (the version holding the target alias),
 ceilings (serving limits such as p95 latency), a margin above the chance level, and no drop below the
-parent model (`forgetting`: required; `baseline`: when the model has a parent). Every rule yields one
+parent model (`forgetting`: required; `baseline`: when the model has a parent), and compatibility with an
+older embedding space (`compatibility`: BCT's empirical criterion, where the model claims that space: its
+queries against the old model's gallery, `xm/<set>/NAME`, reach the old model's own NAME, and its own NAME is
+within the tolerance of the old model's). Every rule yields one
 reason, pass or fail. Where the metric's 95% interval holds the threshold, the test set is too small to
 decide the rule: the reason says so, and a policy with `require_decisive` fails such a rule.
 
@@ -35,6 +38,10 @@ class GatePolicy(BaseModel):
                                           "one (a model trained from scratch has no baseline)")
     above_chance: dict[str, float] = Field(
         default_factory=dict, description="metric -> margin it must exceed its chance level by")
+    compatibility: dict[str, float] = Field(
+        default_factory=dict, description="metric -> tolerated drop of the new model's own value below the old "
+                                          "model's, where the model claims the old model's embedding space; its "
+                                          "cross-model value (xm/<set>/metric) must reach the old model's own")
     require_decisive: bool = Field(
         False, description="fail a rule whose threshold lies inside the metric's 95% interval (too few queries)")
 
@@ -71,10 +78,11 @@ def refused(policy: GatePolicy, metric: str, reason: str) -> GateVerdict:
 
 def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict[str, float] | None = None, *,
                   parent: dict[str, float] | None = None, intervals: dict[str, Interval] | None = None,
-                  chance: dict[str, float] | None = None) -> GateVerdict:
+                  chance: dict[str, float] | None = None, old: dict[str, float] | None = None) -> GateVerdict:
     """Judge `metrics`; `incumbent` holds the metrics of the version the candidate would replace, if any;
     `parent` those of the model it was finetuned from, measured on the same sets; `intervals` the 95%
-    intervals of the metrics that have one, `chance` their chance levels."""
+    intervals of the metrics that have one, `chance` their chance levels; `old` the own metrics of the model
+    whose embedding space the candidate claims, measured on the same sets in the same run."""
     intervals, chance = intervals or {}, chance or {}
 
     def _compare(rule: str, metric: str, value: float | None, threshold: float, *, at_least: bool,
@@ -128,6 +136,14 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
     rules += [against("baseline", parent, "parent", "no parent model measured (trained from scratch, or imported)",
                       metric=m, tolerance=t)
               for m, t in rules_of(policy.baseline)]
+    for m, t in rules_of(policy.compatibility):
+        if old is None:
+            rules.append(RuleResult(rule="compatible", metric=m, value=metrics.get(m), threshold=None, passed=True,
+                                    reason=f"{m}: no older embedding space claimed (galleries are re-embedded)"))
+            continue
+        rules.append(against("compatible", {f"xm/{m}": old[m]} if m in old else None, "old", None,
+                             metric=f"xm/{m}", tolerance=0.0))
+        rules.append(against("compatible_own", old, "old", None, metric=m, tolerance=t))
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)
 
 

@@ -35,6 +35,10 @@ class EvalTarget(BaseModel):
     prompt_domain: str = "general"
     exclude: frozenset[str] = frozenset()
 
+    def encode(self, embedder: Embedder) -> EncodedSplit:
+        """This split's images and captions as `embedder` embeds them (the quarantined rows left out)."""
+        return encode_split(embedder, Path(self.dataset_dir), self.split, self.exclude)
+
     def measure(self, embedder: Embedder) -> Measurement:
         """The suite's figures on this split, named by the eval set."""
         return measure(embedder, Path(self.dataset_dir), self.split, suite=self.suite, prompt_domain=self.prompt_domain,

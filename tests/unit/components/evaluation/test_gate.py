@@ -81,3 +81,24 @@ def test_forgetting_rule_judges_against_the_parent():
     failed = evaluate_gate(policy, {"general/mean_recall": 0.60}, parent={"general/mean_recall": 0.74})
     assert not failed.passed and "parent 0.7400 - 0.05" in failed.rules[0].reason
     assert not evaluate_gate(policy, {"general/mean_recall": 0.9}).passed  # unmeasured parent: no pass by default
+
+
+COMPATIBLE = GatePolicy(name="c", compatibility={"*/t2i_r1": 0.02})
+
+
+def test_compatibility_needs_cross_model_recall_at_the_old_models_own_and_own_recall_within_tolerance():
+    new = {"held/t2i_r1": 0.50, "xm/held/t2i_r1": 0.41}
+    verdict = evaluate_gate(COMPATIBLE, new, old={"held/t2i_r1": 0.40})
+    assert verdict.passed and [(r.rule, r.metric, r.threshold) for r in verdict.rules] == [
+        ("compatible", "xm/held/t2i_r1", 0.40), ("compatible_own", "held/t2i_r1", 0.40 - 0.02)]
+    worse_across = evaluate_gate(COMPATIBLE, new | {"xm/held/t2i_r1": 0.39}, old={"held/t2i_r1": 0.40})
+    assert [r.rule for r in worse_across.failures] == ["compatible"]
+    worse_alone = evaluate_gate(COMPATIBLE, new | {"held/t2i_r1": 0.37}, old={"held/t2i_r1": 0.40})
+    assert [r.rule for r in worse_alone.failures] == ["compatible_own"]
+
+
+def test_compatibility_unmeasured_fails_and_unclaimed_is_not_judged():
+    missing = evaluate_gate(COMPATIBLE, {"held/t2i_r1": 0.5}, old={"held/t2i_r1": 0.4})
+    assert [r.reason for r in missing.failures] == ["xm/held/t2i_r1 was not measured"]
+    unclaimed = evaluate_gate(COMPATIBLE, {"held/t2i_r1": 0.5})
+    assert unclaimed.passed and "no older embedding space claimed" in unclaimed.rules[0].reason

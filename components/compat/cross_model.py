@@ -1,0 +1,71 @@
+"""Cross-model retrieval: the new model's queries against the gallery the old model embedded, on one eval
+split, beside each model's own figures on the same split. `xm/<set>/t2i_r1` is new-model captions searching
+old-model images; `xm/<set>/i2t_r1` new-model images searching old-model captions. The old model's own
+figures are measured in the same run (same split, same rows), so the gate compares like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from components.compat.projection import Projection
+from components.evaluation.embed import EncodedSplit
+from components.evaluation.retrieval import RETRIEVAL_METRICS, prefixed, retrieval_metrics
+from components.evaluation.suites import EvalTarget
+from components.models.embedder import Embedder
+
+CROSS = "xm"  # the prefix of cross-model metrics
+
+
+def cross_model_metrics(new: EncodedSplit, old: EncodedSplit, projection: Projection | None = None) -> dict[str, float]:
+    """Recall of new-model queries (through `projection`, when the spaces differ) against old-model galleries."""
+    if new.image_ids != old.image_ids or new.captions != old.captions:
+        raise ValueError("cross-model retrieval needs both models' embeddings of the same rows of the same split")
+    new_images, new_texts = new.image_emb, new.text_emb
+    if projection is not None:
+        with torch.inference_mode():
+            new_images, new_texts = projection(new_images.float()), projection(new_texts.float())
+    if new_texts.shape[1] != old.image_emb.shape[1]:
+        raise ValueError(f"the new space has {new_texts.shape[1]} dimensions and the old {old.image_emb.shape[1]}: "
+                         "they cannot be compared without a projection")
+    text_queries = retrieval_metrics(old.image_emb, new_texts, new.text_to_image)
+    image_queries = retrieval_metrics(new_images, old.text_emb, new.text_to_image)
+    metrics = {m: (text_queries if m.startswith("t2i") else image_queries)[m] for m in RETRIEVAL_METRICS[:-1]}
+    return metrics | {"mean_recall": sum(metrics.values()) / len(metrics)}
+
+
+@dataclass
+class Compatibility:
+    """One eval set measured three ways: new/new, old/old and new->old (named `xm/<set>/…`)."""
+
+    new: dict[str, float]
+    old: dict[str, float]
+    cross: dict[str, float]
+
+    def table(self, eval_set: str, metrics: tuple[str, ...] = ("t2i_r1", "i2t_r1", "mean_recall")) -> list[list]:
+        return [[who, *(figures[f"{prefix}{eval_set}/{m}"] for m in metrics)] for who, figures, prefix in (
+            ("old/old", self.old, ""), ("new/new", self.new, ""), ("new->old", self.cross, f"{CROSS}/"))]
+
+
+def measure_compatibility(new: Embedder, old: Embedder, target: EvalTarget,
+                          projection: Projection | None = None) -> Compatibility:
+    """Both models on `target`'s split, and the new model's queries against the old model's gallery."""
+    new_split, old_split = (target.encode(model) for model in (new, old))
+    own = {who: prefixed(retrieval_metrics(split.image_emb, split.text_emb, split.text_to_image), target.name)
+           for who, split in (("new", new_split), ("old", old_split))}
+    cross = prefixed(cross_model_metrics(new_split, old_split, projection), f"{CROSS}/{target.name}")
+    return Compatibility(own["new"], own["old"], cross)
+
+
+def one_caption_per_image(new: EncodedSplit, old: EncodedSplit, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(new images, new texts, old images, old texts), one row per image with one of its captions drawn at
+    random, so that no batch of pairs holds two captions of one image as each other's negatives."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(new.captions))
+    _, first = np.unique(new.text_to_image.numpy()[shuffled], return_index=True)  # sorted by image index
+    captions = shuffled[first]
+    return (new.image_emb.numpy(), new.text_emb[captions].numpy(), old.image_emb.numpy(),
+            old.text_emb[captions].numpy())
