@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.containment import relative_path
 from registry.names import check_name
@@ -60,6 +60,26 @@ class LineageRecord(BaseModel):
     code_revision: str | None = None
 
 
+SPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}:[0-9]{1,9}$"  # the version that defines it, `name:version`
+
+
+class CompatibilityRecord(BaseModel):
+    """That a version's queries can search galleries of another embedding space, how, and the evidence:
+    the cross-model metrics (`xm/<set>/…`) beside the old model's own, measured in the same run."""
+
+    space: str = Field(pattern=SPACE_PATTERN)
+    via: Literal["bct", "projection"]
+    projection: str | None = Field(None, description="the artifact file mapping queries into the space, for "
+                                                     "`projection`")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    old_metrics: dict[str, float] = Field(default_factory=dict, description="the old model's own, same sets")
+
+    @field_validator("projection")
+    @classmethod
+    def _contained(cls, projection: str | None) -> str | None:
+        return None if projection is None else str(relative_path(projection, "projection file"))
+
+
 class VersionRecord(BaseModel):
     """`versions/<n>/version.json`, written last: a version without it does not exist."""
 
@@ -72,6 +92,9 @@ class VersionRecord(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     gate: GateRecord | None = Field(None, description="the gate verdict recorded at registration")
     tags: dict[str, str] = Field(default_factory=dict)
+    space: str | None = Field(None, pattern=SPACE_PATTERN, description="the embedding space its embeddings live "
+                                                                     "in, where it is an older version's (`bct`)")
+    compatibility: list[CompatibilityRecord] = Field(default_factory=list, max_length=100)
 
     @field_validator("files")
     @classmethod
@@ -82,6 +105,14 @@ class VersionRecord(BaseModel):
             relative_path(name, "file")
         return files
 
+    @model_validator(mode="after")
+    def _projections_are_its_files(self) -> VersionRecord:
+        for record in self.compatibility:
+            if record.projection is not None and record.projection not in self.files:
+                raise ValueError(f"its compatibility with {record.space} names {record.projection}, which is not "
+                                 "one of its files")
+        return self
+
     @property
     def gate_passed(self) -> bool:
         return self.gate is not None and self.gate.passed
@@ -89,6 +120,19 @@ class VersionRecord(BaseModel):
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+    @property
+    def embedding_space(self) -> str:
+        """Its own space (named by itself), or the older version's it was trained to share."""
+        return self.space or self.ref
+
+    def compatibility_with(self, space: str) -> CompatibilityRecord | None:
+        """How its queries reach a gallery of `space`; None where they cannot (the gallery must be re-embedded).
+        A gallery of its own space needs no record."""
+        return next((c for c in self.compatibility if c.space == space), None)
+
+    def can_query(self, space: str) -> bool:
+        return space == self.embedding_space or self.compatibility_with(space) is not None
 
 
 class AliasRecord(BaseModel):

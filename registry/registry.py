@@ -26,7 +26,16 @@ from pydantic import ValidationError
 
 from components.containment import UnsafePath, contained
 from registry.names import check_name, parse_ref
-from registry.records import AliasRecord, Event, FileEntry, GateRecord, LineageRecord, VersionRecord, utcnow
+from registry.records import (
+    AliasRecord,
+    CompatibilityRecord,
+    Event,
+    FileEntry,
+    GateRecord,
+    LineageRecord,
+    VersionRecord,
+    utcnow,
+)
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
 
 _VERSION_JSON = re.compile(r"^models/[^/]+/versions/(\d+)/version\.json$")
@@ -91,8 +100,11 @@ class Registry:
 
     def register(self, name: str, artifact_dir: Path, *, metrics: dict[str, float] | None = None,
                  gate: GateRecord | None = None, lineage: LineageRecord | None = None,
-                 tags: dict[str, str] | None = None, reason: str = "") -> VersionRecord:
-        """Upload a directory as the next version; the version exists once `version.json` is written."""
+                 tags: dict[str, str] | None = None, reason: str = "", space: str | None = None,
+                 compatibility: list[CompatibilityRecord] | None = None) -> VersionRecord:
+        """Upload a directory as the next version; the version exists once `version.json` is written.
+        `space` names the older version whose embedding space it shares (trained compatible with it);
+        `compatibility` records which other spaces' galleries its queries can search, with the evidence."""
         check_name(name, "model name")
         artifact_dir = Path(artifact_dir)
         paths = sorted(p for p in artifact_dir.rglob("*") if p.is_file())
@@ -103,6 +115,12 @@ class Registry:
                 contained(artifact_dir, path.relative_to(artifact_dir).as_posix(), "artifact file")
             except UnsafePath as error:
                 raise RegistryError(f"{error}; nothing was registered") from None
+        compatibility = [CompatibilityRecord.model_validate(c) for c in compatibility or []]
+        held = {path.relative_to(artifact_dir).as_posix() for path in paths}
+        for record in compatibility:  # checked before a version number is claimed or a byte uploaded
+            if record.projection is not None and record.projection not in held:
+                raise RegistryError(f"the compatibility with {record.space} names {record.projection}, which "
+                                    f"{artifact_dir} does not hold; nothing was registered")
         version = self._claim_version(name)
         prefix = f"models/{name}/versions/{version}"
         # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
@@ -115,7 +133,7 @@ class Registry:
                      for path, digest in digests.items()}
         record = VersionRecord(name=name, version=version, created_at=utcnow(), created_by=current_actor(),
                                files=files, lineage=lineage or LineageRecord(), metrics=metrics or {}, gate=gate,
-                               tags=tags or {})
+                               tags=tags or {}, space=space, compatibility=compatibility)
         self.store.put_bytes(f"{prefix}/version.json", record.model_dump_json(indent=2).encode(), if_none_match=True)
         registered = _registered_event(record, reason)
         self._log(registered, _event_key(registered, f"{REGISTERED}-{version}"))

@@ -82,10 +82,25 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
     if record.gate:
         console.print(rich_table(f"gate {record.gate.policy}", ["rule", "result", "reason"],
                                  [(r.rule, verdict_mark(r.passed), r.reason) for r in record.gate.rules]))
+    console.print(compatibility_table(record))
     lineage = {k: v for k, v in record.lineage.model_dump().items() if k not in ("metrics", "training")}
     console.print(rich_table("lineage", ["field", "value"], [(k, json.dumps(v)) for k, v in lineage.items()]))
     console.print(rich_table("files", ["file", "size", "sha256"],
                              [(f, e.size, e.sha256[:16]) for f, e in record.files.items()]))
+
+
+def compatibility_table(record):
+    """Which galleries its queries can search: its own space's, and each compatible space's with the evidence."""
+    from flows.report import rich_table
+
+    rows = [(record.embedding_space, "own space" if record.space is None else "trained into it (bct)", "-")]
+    for compatible in record.compatibility:
+        evidence = ", ".join(f"{m} {v:.3f} (old {compatible.old_metrics[m.removeprefix('xm/')]:.3f})"
+                             if m.removeprefix("xm/") in compatible.old_metrics else f"{m} {v:.3f}"
+                             for m, v in compatible.metrics.items() if m.endswith("t2i_r1"))
+        rows.append((compatible.space, compatible.via + (f" ({compatible.projection})" if compatible.projection
+                                                         else ""), evidence or "-"))
+    return rich_table("embedding space: galleries it can query", ["space", "how", "new->old evidence"], rows)
 
 
 @app.command("diff")

@@ -203,3 +203,30 @@ def test_eight_concurrent_promotions_leave_one_consistent_holder(registry, artif
     assert alias.version == promoted[-1].version and alias.history == [e.version for e in promoted[:-1]]
     holders = [metrics[e.version - 1] for e in promoted]
     assert holders == sorted(holders)  # the non-regression check was never bypassed by a race
+
+
+def test_a_version_records_its_embedding_space_and_the_galleries_it_can_query(registry, artifact):
+    (artifact / "compat").mkdir()
+    (artifact / "compat" / "general-v1.safetensors").write_bytes(b"projection")
+    old = registry.register("general", artifact)
+    shared = registry.register("general", artifact, space=old.ref)  # trained with bct against v1
+    evidence = {"space": old.ref, "via": "projection", "projection": "compat/general-v1.safetensors",
+                "metrics": {"xm/held/t2i_r1": 0.41}, "old_metrics": {"held/t2i_r1": 0.40}}
+    projected = registry.register("general", artifact, compatibility=[evidence])
+    stored = {v.version: v for v in registry.list_versions("general")}
+    assert stored[1].embedding_space == "general:1" and stored[2].embedding_space == "general:1"
+    assert stored[3].embedding_space == "general:3" and stored[3].compatibility_with("general:1").metrics == {
+        "xm/held/t2i_r1": 0.41}
+    assert [v.can_query("general:1") for v in (old, shared, projected)] == [True, True, True]
+    assert not projected.can_query("general:2") and not old.can_query("general:3")
+
+
+@pytest.mark.parametrize("evidence, message", [
+    ({"space": "general:1", "via": "projection", "projection": "compat/missing.safetensors"}, "does not hold"),
+    ({"space": "general:1", "via": "projection", "projection": "../outside.safetensors"}, "projection file"),
+    ({"space": "general", "via": "bct"}, "should match pattern"),
+])
+def test_a_compatibility_record_names_a_space_and_one_of_its_own_files(registry, artifact, evidence, message):
+    with pytest.raises((ValueError, RegistryError), match=message):
+        registry.register("general", artifact, compatibility=[evidence])
+    assert registry.list_versions("general") == []  # refused before anything was claimed or uploaded

@@ -139,3 +139,18 @@ def test_finetune_command_checks_its_inputs_before_starting(tmp_path):
     missing = invoke("finetune", "remote_sensing", str(tmp_path / "rs" / "dataset"), "--general",
                      str(tmp_path / "nowhere"))
     assert missing.exit_code == 1 and "nowhere" in missing.output
+
+
+def test_show_tells_which_galleries_a_version_can_query(model, tmp_path):
+    registry = Platform.from_env().registry()
+    folder = tmp_path / "upgrade"
+    (folder / "compat").mkdir(parents=True)
+    (folder / "compat" / f"{model}-v1.safetensors").write_bytes(b"projection")
+    upgraded = registry.register(model, folder, compatibility=[{
+        "space": f"{model}:1", "via": "projection", "projection": f"compat/{model}-v1.safetensors",
+        "metrics": {"xm/held/t2i_r1": 0.412}, "old_metrics": {"held/t2i_r1": 0.398}}])
+    shown = invoke("registry", "show", upgraded.ref)
+    assert shown.exit_code == 0, shown.output
+    for expected in (f"{model}:{upgraded.version}", "own space", f"{model}:1", "projection",
+                     "xm/held/t2i_r1 0.412 (old 0.398)"):
+        assert expected in shown.output, expected
