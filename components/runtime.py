@@ -89,6 +89,8 @@ class Settings(BaseModel):
     runs = property(lambda self: self.home / "runs", doc="training runs, one folder each")
     evaluations = property(lambda self: self.home / "evaluations", doc="`alignops evaluate` pictures, per model")
     reports = property(lambda self: self.home / "reports", doc="validation reports, one folder per dataset version")
+    old_models = property(lambda self: self.home / "old-models", doc="registry versions new models are trained "
+                                                                      "to stay compatible with, by name and version")
     dataset_cache = property(lambda self: self.home / "datasets", doc="checked-out dataset versions, by DVC hash")
     cli_log = property(lambda self: self.home / "logs" / "cli.log", doc="tracebacks the CLI kept off the terminal")
     stack = property(lambda self: self.home / "stack", doc="the local stack's PID files, logs and S3 snapshot")

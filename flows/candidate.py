@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
+from components.compat.cross_model import compatibility_on
 from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
 from components.evaluation.examples import retrieval_grid
@@ -20,6 +21,7 @@ from components.evaluation.suites import EvalTarget
 from components.models.artifact import LINEAGE_FILE, ModelArtifact
 from components.models.embedder import Embedder
 from components.validation.report import ValidatedDataset
+from flows.compatibility import OldSpace, compatibility_record
 from flows.report import inline_png, markdown_table
 from registry.records import GateRecord, LineageRecord, VersionRecord
 from registry.registry import Registry
@@ -37,6 +39,9 @@ class Measured(BaseModel):
     intervals: dict[str, Interval] = Field(default_factory=dict, description="95% intervals and query counts")
     sizes: dict[str, tuple[int, int]] = Field(default_factory=dict, description="eval set -> (images, captions)")
     pictures: dict[str, str] = Field(default_factory=dict, description="eval set -> retrieval examples (PNG)")
+    old_metrics: dict[str, float] = Field(default_factory=dict, description="the old model's own figures on the "
+                                                                            "same sets, where compatibility is "
+                                                                            "measured (`xm/…` in `metrics`)")
     refusal: str | None = None
 
 
@@ -49,6 +54,7 @@ class Candidate(BaseModel):
     training: dict = Field(default_factory=dict, description="facts added to the lineage's training record")
     tags: dict[str, str] = Field(default_factory=dict)
     reason: str = ""
+    old: OldSpace | None = Field(None, description="the older version whose galleries it must keep searching")
 
 
 class Judged(BaseModel):
@@ -58,14 +64,21 @@ class Judged(BaseModel):
 
 
 @task
-def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | None = None) -> Measured:
-    """Every target's suite on the artifact; a non-finite embedding anywhere is a refusal, not a figure."""
+def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | None = None,
+            old_artifact_dir: str | None = None) -> Measured:
+    """Every target's suite on the artifact; a non-finite embedding anywhere is a refusal, not a figure. With
+    an old model, also its own retrieval figures and the artifact's queries against its galleries (`xm/…`)."""
     embedder, measured = Embedder.load(Path(artifact_dir)), Measured()
+    old = Embedder.load(Path(old_artifact_dir)) if old_artifact_dir else None
     for target in targets:
         try:
             result = target.measure(embedder)
         except NonFiniteEmbeddings as error:
             return Measured(refusal=str(error))
+        if old is not None:
+            compatibility = compatibility_on(target.name, result.encoded, target.encode(old))
+            measured.metrics |= compatibility.cross
+            measured.old_metrics |= compatibility.old
         measured.metrics |= result.metrics
         measured.chance |= result.chance
         measured.intervals |= result.intervals
@@ -90,7 +103,7 @@ def judge(policy: GatePolicy, measured: Measured, incumbent: dict[str, float] | 
     if measured.refusal is not None:
         return refused(policy, "embeddings", measured.refusal)
     return evaluate_gate(policy, measured.metrics, incumbent, parent=parent, intervals=measured.intervals,
-                         chance=measured.chance)
+                         chance=measured.chance, old=measured.old_metrics or None)
 
 
 def incumbent_metrics(registry: Registry, name: str, alias: str = "production") -> dict[str, float] | None:
@@ -111,10 +124,13 @@ def register_candidate(registry: Registry, candidate: Candidate, measured: Measu
         "parent_model": candidate.parent or lineage.parent_model,
         "training": {**lineage.training, **candidate.training}})
     (artifact_dir / LINEAGE_FILE).write_text(lineage.model_dump_json(indent=2))  # the artifact carries its evidence
+    compatible = candidate.old and compatibility_record(candidate.old, measured.metrics, measured.old_metrics,
+                                                        verdict)
     record = registry.register(
         candidate.name, artifact_dir, metrics=measured.metrics, reason=candidate.reason, tags=candidate.tags,
         gate=GateRecord.model_validate(verdict.model_dump(mode="json")),
-        lineage=LineageRecord.model_validate(lineage.model_dump(mode="json")))
+        lineage=LineageRecord.model_validate(lineage.model_dump(mode="json")),
+        space=compatible.space if compatible else None, compatibility=[compatible] if compatible else [])
     moved = "alias `candidate` -> " + str(record.version) if verdict.passed else "alias `candidate` stays where it was"
     create_markdown_artifact(key="registry-change", description=f"{record.ref} registered", markdown=(
         f"# Registered `{record.ref}`\n\nGate `{verdict.policy}`: {'passed' if verdict.passed else 'FAILED'}; "
@@ -147,7 +163,8 @@ def run_candidate_pipeline(registry: Registry, candidate: Candidate, targets: li
     """Measure -> judge (against `production` and, for a finetune, the parent's figures) -> register."""
     pictures = Path(candidate.artifact_dir).parent / "eval"
     pictures.mkdir(parents=True, exist_ok=True)
-    measured = measure(candidate.artifact_dir, targets, str(pictures))
+    measured = measure(candidate.artifact_dir, targets, str(pictures),
+                       candidate.old.artifact_dir if candidate.old else None)
     verdict = judge(policy, measured, incumbent_metrics(registry, candidate.name), parent)
     record = register_candidate(registry, candidate, measured, verdict)
     report_judgement(record.ref, measured, verdict, parent)

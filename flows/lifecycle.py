@@ -15,6 +15,7 @@ from components.domains import domain, run_policy
 from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
 from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
+from flows.compatibility import old_space, with_bct
 from flows.package import package
 from flows.promote import promote
 from flows.settings import Platform
@@ -35,6 +36,9 @@ class LifecycleConfig(BaseModel):
     gate_policy: str | None = Field(None, description="a shipped policy's name or a policy file, instead of the "
                                                       "preset's")
     train: TrainConfig = Field(default_factory=TrainConfig)
+    compatible_with: str | None = Field(None, description="a registry version (`name@alias`, `name:version`) whose "
+                                                         "galleries the new model must keep searching: trained "
+                                                         "with `bct` against it, gated on cross-model recall")
     cluster: ClusterJob | None = Field(None, description="where training runs when `train.scale.launcher` is "
                                                          "kubernetes")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
@@ -75,12 +79,15 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     registry = platform.registry()
     validated = validate_data(config.dataset, config.validation)
     train = preset.apply(config.train)
+    old = old_space(registry, config.compatible_with, platform.old_models) if config.compatible_with else None
+    if old is not None:
+        train = with_bct(train, old)
     run_dir = platform.runs / run_folder(config, train)
     artifact_dir = train_model(training_job(train, validated, run_dir), config.cluster)
     target = dataset_target(preset, validated, config.eval_split)
     policy = run_policy(config.gate_policy, preset)
     judged = run_candidate_pipeline(registry, Candidate(name=config.model_name, artifact_dir=artifact_dir,
-                                                        reason="registered by the lifecycle flow"),
+                                                        reason="registered by the lifecycle flow", old=old),
                                     [target], policy)
     result = LifecycleResult(validated=validated, judged=judged, promoted_to=None)
     if not judged.verdict.passed:

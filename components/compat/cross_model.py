@@ -50,14 +50,19 @@ class Compatibility:
             ("old/old", self.old, ""), ("new/new", self.new, ""), ("new->old", self.cross, f"{CROSS}/"))]
 
 
+def compatibility_on(eval_set: str, new: EncodedSplit, old: EncodedSplit,
+                     projection: Projection | None = None) -> Compatibility:
+    """Both models' own figures on one eval set's split, and the new model's queries against the old gallery."""
+    own = {who: prefixed(retrieval_metrics(split.image_emb, split.text_emb, split.text_to_image), eval_set)
+           for who, split in (("new", new), ("old", old))}
+    return Compatibility(own["new"], own["old"], prefixed(cross_model_metrics(new, old, projection),
+                                                          f"{CROSS}/{eval_set}"))
+
+
 def measure_compatibility(new: Embedder, old: Embedder, target: EvalTarget,
                           projection: Projection | None = None) -> Compatibility:
     """Both models on `target`'s split, and the new model's queries against the old model's gallery."""
-    new_split, old_split = (target.encode(model) for model in (new, old))
-    own = {who: prefixed(retrieval_metrics(split.image_emb, split.text_emb, split.text_to_image), target.name)
-           for who, split in (("new", new_split), ("old", old_split))}
-    cross = prefixed(cross_model_metrics(new_split, old_split, projection), f"{CROSS}/{target.name}")
-    return Compatibility(own["new"], own["old"], cross)
+    return compatibility_on(target.name, target.encode(new), target.encode(old), projection)
 
 
 def one_caption_per_image(new: EncodedSplit, old: EncodedSplit, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -136,11 +136,7 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
     rules += [against("baseline", parent, "parent", "no parent model measured (trained from scratch, or imported)",
                       metric=m, tolerance=t)
               for m, t in rules_of(policy.baseline)]
-    for m, t in rules_of(policy.compatibility):
-        if old is None:
-            rules.append(RuleResult(rule="compatible", metric=m, value=metrics.get(m), threshold=None, passed=True,
-                                    reason=f"{m}: no older embedding space claimed (galleries are re-embedded)"))
-            continue
+    for m, t in rules_of(policy.compatibility) if old is not None else []:  # no older space claimed: no rule
         rules.append(against("compatible", {f"xm/{m}": old[m]} if m in old else None, "old", None,
                              metric=f"xm/{m}", tolerance=0.0))
         rules.append(against("compatible_own", old, "old", None, metric=m, tolerance=t))

@@ -77,13 +77,18 @@ def train(
     policy: Policy = None,
     run_name: Annotated[str | None, typer.Option(help="the run's folder under runs/ (re-using one resumes it); "
                                                       "default: named by the data and the config")] = None,
+    compatible_with: Annotated[str | None, typer.Option(
+        help="NAME@ALIAS or NAME:N whose galleries the new model must keep searching without re-embedding: "
+             "trained with `bct` against it and gated on cross-model recall")] = None,
 ) -> None:
     """Validate (once per dataset version), train, measure on the dataset's test split, judge, and register
     NAME:N (alias `candidate` when its gate passes). Re-running the same command resumes its run."""
     from components.containment import segment_name
-    from registry.names import check_name
+    from registry.names import check_name, parse_ref
 
     check_name(name, "model name"), check_preset(preset)  # bad names fail before a flow starts
+    if compatible_with is not None:
+        parse_ref(compatible_with)
     if run_name is not None:
         segment_name(run_name, "run name")
     train_config = train_config_from(config, steps, max_minutes)
@@ -91,7 +96,7 @@ def train(
 
     result = lifecycle(LifecycleConfig(model_name=name, dataset=dataset_at(dataset), preset=preset,
                                        train=train_config, gate_policy=policy, promote_to=None, package=False,
-                                       run_name=run_name))
+                                       run_name=run_name, compatible_with=compatible_with))
     print_judgement(result.judged.record.ref, result.judged.measured, result.judged.verdict)
     conclude(result.judged.record.ref, result.judged.verdict.passed)
 
@@ -175,10 +180,13 @@ def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] 
         console.print(f"{subject} could not be measured: {measured.refusal}")
     sizes = "; ".join(f"{name}: {images} images, {captions} captions" for name, (images, captions)
                       in measured.sizes.items())
-    columns = ["metric", "value", "95% interval (n)", "chance"] + (["base"] if baseline is not None else [])
+    old = measured.old_metrics
+    columns = (["metric", "value", "95% interval (n)", "chance"] + (["base"] if baseline is not None else [])
+               + (["old model's own"] if old else []))
     rows = [[m, f"{v:.3f}", f"{i.low:.3f}-{i.high:.3f} ({i.n})" if (i := measured.intervals.get(m)) else "",
              f"{measured.chance[m]:.3f}" if m in measured.chance else ""]
             + ([f"{baseline[m]:.3f}" if m in baseline else ""] if baseline is not None else [])
+            + ([f"{old[own]:.3f}" if (own := m.removeprefix("xm/")) in old else ""] if old else [])
             for m, v in measured.metrics.items()]
     console.print(rich_table(f"{subject} — {sizes}", columns, rows))
     for rule in verdict.rules:

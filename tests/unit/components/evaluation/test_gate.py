@@ -101,4 +101,4 @@ def test_compatibility_unmeasured_fails_and_unclaimed_is_not_judged():
     missing = evaluate_gate(COMPATIBLE, {"held/t2i_r1": 0.5}, old={"held/t2i_r1": 0.4})
     assert [r.reason for r in missing.failures] == ["xm/held/t2i_r1 was not measured"]
     unclaimed = evaluate_gate(COMPATIBLE, {"held/t2i_r1": 0.5})
-    assert unclaimed.passed and "no older embedding space claimed" in unclaimed.rules[0].reason
+    assert unclaimed.passed and unclaimed.rules == []  # a model in a space of its own is not judged on it
