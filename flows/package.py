@@ -8,9 +8,12 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
 from components.data.reference import DatasetRef
+from components.evaluation.gallery import Gallery
 from flows.datasets import on_this_machine
+from flows.gallery import pairing
 from flows.settings import Platform
 from registry.records import Event, VersionRecord
 from registry.registry import current_actor
@@ -21,15 +24,38 @@ from serving.smoke import SmokeResult, smoke_test
 
 @task(cache_policy=NO_CACHE)
 def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef | None, gallery_split: str,
-          serving: ServingOptions) -> str:
+          serving: ServingOptions, registered: RegisteredGallery | None = None) -> str:
     labels = {"registry-model": record.name, "registry-version": str(record.version),
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
-    gallery = None
+    gallery, query_space = None, None
     if gallery_dataset is not None:
         gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset.path), gallery_split)
         labels["gallery"] = f"{gallery_dataset.recorded}/{gallery_split} ({len(gallery.items)} images)"
-    model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery)
+    elif registered is not None:
+        gallery, query_space = Gallery.load(Path(registered.directory)), registered.query_space
+        labels["gallery"] = f"{registered.ref} ({len(gallery.items)} images, space {registered.space})"
+    model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery, query_space)
     return build_bento(model_tag, labels, serving)
+
+
+class RegisteredGallery(BaseModel):
+    """A gallery version downloaded for a bento, and the space its queries must be projected into (or none)."""
+
+    ref: str
+    space: str
+    directory: str
+    query_space: str | None
+
+
+def registered_gallery(registry, model: VersionRecord, gallery_ref: str, download_to: Path) -> RegisteredGallery:
+    """`gallery_ref` resolved once, its pairing with `model` checked (refused unless they share a space or the
+    model carries a projection into the gallery's), then downloaded with every checksum verified."""
+    galleries = registry.galleries()
+    gallery = galleries.resolve(gallery_ref)
+    projection = pairing(model, gallery)
+    directory = galleries.download(gallery.name, gallery.version, download_to)
+    return RegisteredGallery(ref=gallery.ref, space=gallery.embedding_space, directory=str(directory),
+                             query_space=gallery.embedding_space if projection else None)
 
 
 @task
@@ -39,17 +65,21 @@ def smoke(bento_tag: str, artifact_dir: str, gallery: bool) -> SmokeResult:
 
 @flow(name="package", log_prints=True)
 def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_split: str = "test",
-            serving: ServingOptions | None = None) -> tuple[str, SmokeResult]:
+            serving: ServingOptions | None = None, gallery: str | None = None) -> tuple[str, SmokeResult]:
     """Build a bento for `model_ref` (`name@alias` or `name:version`) from the registry's verified bytes,
-    with a search gallery of `gallery_dataset`'s `gallery_split` images embedded now, serving with
+    with a search gallery: `gallery_dataset`'s `gallery_split` images embedded now, or the registered gallery
+    `gallery` (`name@alias`, `name:version`) where the model can query its embedding space; serving with
     `serving`'s batching and input limits."""
+    if gallery_dataset is not None and gallery is not None:
+        raise ValueError("give a gallery dataset to embed or a registered gallery, not both")
     serving, gallery_dataset = serving or ServingOptions(), on_this_machine(gallery_dataset)
     registry = Platform.from_env().registry()
     record = registry.resolve(model_ref)
     with tempfile.TemporaryDirectory() as tmp:
+        registered = registered_gallery(registry, record, gallery, Path(tmp) / "gallery") if gallery else None
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving)
-        result = smoke(bento_tag, artifact_dir, gallery_dataset is not None)
+        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered)
+        result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))
     create_markdown_artifact(key="bento", description=f"{record.name}:{record.version} packaged", markdown=(

@@ -1,10 +1,11 @@
 """The model registry: immutable versions, movable aliases, gated promotion and an audit log.
 
-It stores directories and records and knows nothing of models. Layout, identical on every store:
+It stores directories and records and knows nothing of models. Layout, identical on every store, for each
+kind (`models`, and the `galleries` models embedded):
 
-    models/<name>/versions/<n>/<artifact files>   + version.json (sha256 of every file; written last)
-    models/<name>/aliases/<alias>.json            pointer, moved by compare-and-swap
-    models/<name>/events/<time>-<id>.json         append-only audit log
+    <kind>/<name>/versions/<n>/<artifact files>   + version.json (sha256 of every file; written last)
+    <kind>/<name>/aliases/<alias>.json            pointer, moved by compare-and-swap
+    <kind>/<name>/events/<time>-<id>.json         append-only audit log
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from registry.records import (
 )
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
 
-_VERSION_JSON = re.compile(r"^models/[^/]+/versions/(\d+)/version\.json$")
+KINDS = ("models", "galleries")  # what a registry holds: model artifacts, and the galleries models embedded
 
 class RegistryError(RuntimeError):
     pass
@@ -80,8 +81,18 @@ def sha256_file(path: Path) -> str:
 
 
 class Registry:
-    def __init__(self, store: Store):
-        self.store = store
+    """One kind of artifact in a store: `models` (the default) or `galleries`, with the same versions, aliases
+    and audit log under `<kind>/<name>/`."""
+
+    def __init__(self, store: Store, kind: str = "models"):
+        if kind not in KINDS:
+            raise RegistryError(f"a registry holds one of {KINDS}, not {kind!r}")
+        self.store, self.kind = store, kind
+        self._version_json = re.compile(rf"^{kind}/[^/]+/versions/(\d+)/version\.json$")
+
+    def galleries(self) -> Registry:
+        """The galleries kept beside these models, in the same store."""
+        return Registry(self.store, "galleries")
 
     @classmethod
     def local(cls, root: Path) -> Registry:
@@ -122,7 +133,7 @@ class Registry:
                 raise RegistryError(f"the compatibility with {record.space} names {record.projection}, which "
                                     f"{artifact_dir} does not hold; nothing was registered")
         version = self._claim_version(name)
-        prefix = f"models/{name}/versions/{version}"
+        prefix = f"{self.kind}/{name}/versions/{version}"
         # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
         with ThreadPoolExecutor(max_workers=1) as hasher:
             digests = {path: hasher.submit(sha256_file, path) for path in paths}
@@ -146,14 +157,14 @@ class Registry:
         conditional create of `versions/<n>/claim.json` stays the authority, so a stale hint only costs a
         retry per number already taken.
         """
-        hint_key = f"models/{name}/claims/latest.json"
+        hint_key = f"{self.kind}/{name}/claims/latest.json"
         try:
             version = json.loads(self.store.get_bytes(hint_key)[0])["version"] + 1
         except KeyNotFound:
             version = 1
         while True:
             try:
-                self.store.put_bytes(f"models/{name}/versions/{version}/claim.json",
+                self.store.put_bytes(f"{self.kind}/{name}/versions/{version}/claim.json",
                                      json.dumps({"by": current_actor(), "at": utcnow()}).encode(), if_none_match=True)
                 break
             except PreconditionFailed:
@@ -164,7 +175,7 @@ class Registry:
     def get_version(self, name: str, version: int) -> VersionRecord:
         check_name(name, "model name")
         try:
-            data, _ = self.store.get_bytes(f"models/{name}/versions/{int(version)}/version.json")
+            data, _ = self.store.get_bytes(f"{self.kind}/{name}/versions/{int(version)}/version.json")
         except KeyNotFound:
             raise RegistryError(f"{name} has no version {version}; see `alignops registry list`") from None
         try:
@@ -175,14 +186,14 @@ class Registry:
                                  "outside the registry; nothing was downloaded") from None
 
     def list_models(self) -> list[str]:
-        return sorted({k.split("/")[1] for k in self.store.list_keys("models/") if _VERSION_JSON.match(k)})
+        return sorted({k.split("/")[1] for k in self.store.list_keys(f"{self.kind}/") if self._version_json.match(k)})
 
     def list_versions(self, name: str, include_archived: bool = False) -> list[VersionRecord]:
         check_name(name, "model name")
-        numbers = sorted(int(m.group(1)) for k in self.store.list_keys(f"models/{name}/versions/")
-                         if (m := _VERSION_JSON.match(k)))
+        numbers = sorted(int(m.group(1)) for k in self.store.list_keys(f"{self.kind}/{name}/versions/")
+                         if (m := self._version_json.match(k)))
         archived = set() if include_archived else {
-            int(Path(k).stem) for k in self.store.list_keys(f"models/{name}/archived/")}
+            int(Path(k).stem) for k in self.store.list_keys(f"{self.kind}/{name}/archived/")}
         with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per version: overlap their latency
             return list(pool.map(lambda n: self.get_version(name, n), [n for n in numbers if n not in archived]))
 
@@ -212,7 +223,7 @@ class Registry:
             for relative, entry in record.files.items():
                 path = staging.joinpath(*relative.split("/"))
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self.store.get_file(f"models/{name}/versions/{version}/{relative}", path)
+                self.store.get_file(f"{self.kind}/{name}/versions/{version}/{relative}", path)
                 if sha256_file(path) != entry.sha256:
                     raise ChecksumMismatch(f"{name}:{version} file {relative!r} does not match its sha256: "
                                            "the stored copy was altered or damaged")
@@ -229,7 +240,7 @@ class Registry:
         return record
 
     def aliases(self, name: str) -> dict[str, AliasRecord]:
-        keys = self.store.list_keys(f"models/{name}/aliases/")
+        keys = self.store.list_keys(f"{self.kind}/{name}/aliases/")
         found = (self.get_alias(name, Path(k).stem) for k in keys if k.endswith(".json"))
         return {a.alias: a for a in found if a is not None}
 
@@ -237,7 +248,7 @@ class Registry:
         check_name(name, "model name")
         check_name(alias, "alias")
         try:
-            data, etag = self.store.get_bytes(f"models/{name}/aliases/{alias}.json")
+            data, etag = self.store.get_bytes(f"{self.kind}/{name}/aliases/{alias}.json")
         except KeyNotFound:
             return None, None
         return AliasRecord.model_validate_json(data), etag
@@ -337,8 +348,8 @@ class Registry:
         return record
 
     def _write_alias(self, name: str, record: AliasRecord, etag: str | None) -> None:
-        self.store.put_bytes(f"models/{name}/aliases/{record.alias}.json", record.model_dump_json(indent=2).encode(),
-                             if_none_match=etag is None, if_match=etag)
+        self.store.put_bytes(f"{self.kind}/{name}/aliases/{record.alias}.json",
+                             record.model_dump_json(indent=2).encode(), if_none_match=etag is None, if_match=etag)
 
     # ---- archive and search --------------------------------------------------------------------
 
@@ -349,7 +360,7 @@ class Registry:
         if holders:
             raise RegistryError(f"{name}:{version} holds aliases {holders}: move them before archiving")
         try:
-            self.store.put_bytes(f"models/{name}/archived/{version}.json",
+            self.store.put_bytes(f"{self.kind}/{name}/archived/{version}.json",
                                  json.dumps({"by": current_actor(), "at": utcnow(), "reason": reason}).encode(),
                                  if_none_match=True)
         except PreconditionFailed:
@@ -357,7 +368,7 @@ class Registry:
         self._log(Event(event="archived", model=name, version=version, actor=current_actor(), reason=reason))
 
     def is_archived(self, name: str, version: int) -> bool:
-        return self.store.exists(f"models/{name}/archived/{int(version)}.json")
+        return self.store.exists(f"{self.kind}/{name}/archived/{int(version)}.json")
 
     def search(self, name: str | None = None, *, alias: str | None = None, tag: tuple[str, str] | None = None,
                dataset: str | None = None, metric: tuple[str, str, float] | None = None,
@@ -386,7 +397,7 @@ class Registry:
             raise RegistryError("presigned URLs need an S3 registry")
         if file not in self.get_version(name, version).files:
             raise RegistryError(f"{name}:{version} has no file {file!r}")
-        return presign(f"models/{name}/versions/{version}/{file}", expires_s)
+        return presign(f"{self.kind}/{name}/versions/{version}/{file}", expires_s)
 
     # ---- audit log ------------------------------------------------------------------------------
 
@@ -399,7 +410,7 @@ class Registry:
         so restoring an event twice leaves one copy."""
         key = key or _event_key(event, uuid.uuid4().hex[:8])
         try:
-            self.store.put_bytes(f"models/{event.model}/events/{key}", event.model_dump_json().encode(),
+            self.store.put_bytes(f"{self.kind}/{event.model}/events/{key}", event.model_dump_json().encode(),
                                  if_none_match=True)
         except PreconditionFailed:
             pass
@@ -407,14 +418,14 @@ class Registry:
     def _reconcile(self, name: str) -> None:
         """Write the audit events a crash kept from the log: a version without its `registered` event, an
         alias whose move's event is missing. Runs before the log is read."""
-        keys = set(self.store.list_keys(f"models/{name}/"))
-        events = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"models/{name}/events/")}
+        keys = set(self.store.list_keys(f"{self.kind}/{name}/"))
+        events = {k.rsplit("/", 1)[1] for k in keys if k.startswith(f"{self.kind}/{name}/events/")}
         suffixes = {e.split("-", 1)[1] for e in events if "-" in e}
         for key in sorted(keys):
-            if (match := _VERSION_JSON.match(key)) and f"{REGISTERED}-{match.group(1)}.json" not in suffixes:
+            if (match := self._version_json.match(key)) and f"{REGISTERED}-{match.group(1)}.json" not in suffixes:
                 event = _registered_event(self.get_version(name, int(match.group(1))), "", recovered=True)
                 self._log(event, _event_key(event, f"{REGISTERED}-{match.group(1)}"))
-            elif key.startswith(f"models/{name}/aliases/") and key.endswith(".json"):
+            elif key.startswith(f"{self.kind}/{name}/aliases/") and key.endswith(".json"):
                 record, _ = self._read_alias(name, Path(key).stem)
                 if record and record.event and record.event_key and record.event_key not in events:
                     self._log(record.event.model_copy(update={"details": {**record.event.details,
@@ -423,7 +434,7 @@ class Registry:
     def events(self, name: str) -> list[Event]:
         check_name(name, "model name")
         self._reconcile(name)
-        keys = self.store.list_keys(f"models/{name}/events/")
+        keys = self.store.list_keys(f"{self.kind}/{name}/events/")
         return [Event.model_validate_json(self.store.get_bytes(k)[0]) for k in keys]
 
 

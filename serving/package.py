@@ -3,13 +3,14 @@ now) and build a bento around it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import bentoml
 
 from components.evaluation.embed import encode_split
-from components.evaluation.gallery import GALLERY_DIR, Gallery
+from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
 from components.models.embedder import Embedder
 from serving.options import ServiceArgs, ServingOptions
 
@@ -31,12 +32,16 @@ def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") ->
     return Gallery.build(encoded.image_emb.numpy(), items)
 
 
-def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery: Gallery | None = None) -> str:
-    """Copy the artifact (and the gallery) into the BentoML model store, lineage facts as labels."""
+def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery: Gallery | None = None,
+                 query_space: str | None = None) -> str:
+    """Copy the artifact (and the gallery) into the BentoML model store, lineage facts as labels. With
+    `query_space`, the gallery lives in that older space and queries go through the artifact's projection
+    into it (`compat/…`), which the service loads at start."""
     with bentoml.models.create(name, labels=labels) as model:
         shutil.copytree(artifact_dir, model.path, dirs_exist_ok=True)
         if gallery is not None:
             gallery.save(Path(model.path) / GALLERY_DIR)
+            (Path(model.path) / GALLERY_DIR / QUERY_SPACE_FILE).write_text(json.dumps({"space": query_space}))
     return str(model.tag)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import json
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +24,8 @@ from bentoml.models import BentoModel
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from components.evaluation.gallery import GALLERY_DIR, Gallery
+from components.compat.projection import Projection
+from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
 from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
@@ -109,6 +111,7 @@ class EmbeddingService:
         self.tokenizer, self.transform = artifact.tokenizer, Embedder.transform_for(artifact.config)
         self.logit_scale = artifact.logit_scale
         self.gallery = Gallery.load(path / GALLERY_DIR) if (path / GALLERY_DIR).exists() else None
+        self.query_map = _query_projection(path)
         self.limits = ARGS.limits
         self.batchers = {endpoint: Batcher(functools.partial(self._call_encoder, endpoint), ARGS.max_batch_size,
                                            ARGS.max_latency_ms, BATCH_SIZES.labels(endpoint=endpoint).observe)
@@ -197,9 +200,19 @@ class EmbeddingService:
             raise InvalidArgument("k must be between 1 and 100")
 
     def _hits(self, queries: np.ndarray, k: int) -> SearchResult:
+        if self.query_map is not None:  # the gallery lives in an older space: queries are mapped into it
+            queries = self.query_map.apply(queries)
         hits = [[Hit(rank=r + 1, score=score, item=self.gallery.items[i]) for r, (i, score) in enumerate(found)]
                 for found in self.gallery.search(queries, k)]
         return SearchResult(hits=hits, gallery_size=len(self.gallery.items), indexed=self.gallery.indexed)
+
+
+def _query_projection(path: Path) -> Projection | None:
+    """The projection of this model's queries into the space its gallery was embedded in, where that is an
+    older model's (the package flow allowed the pairing only when the model carries one)."""
+    pairing = path / GALLERY_DIR / QUERY_SPACE_FILE
+    space = json.loads(pairing.read_text())["space"] if pairing.exists() else None
+    return Projection.load(path, space) if space else None
 
 
 EmbeddingService.add_asgi_middleware(hardening.BodyLimit, max_bytes=ARGS.limits.max_body_bytes)

@@ -19,6 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 EXACT_UP_TO = 50_000  # embeddings; beyond this, package time trains an IVF index
 GALLERY_DIR = "gallery"  # inside a packaged model directory
+QUERY_SPACE_FILE = "query_space.json"  # beside a packaged gallery: the older space queries are projected into
 MAX_GALLERY = 50_000_000  # vectors: bounded before anything is read or trained
 MAX_K = 1000
 

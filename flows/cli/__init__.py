@@ -3,6 +3,7 @@
     alignops demo | train | finetune             flows/cli/runs.py
     alignops data generate|import|shard|add|get|validate    flows/cli/data.py
     alignops registry list|show|diff|history|import-hf|promote|rollback|archive    flows/cli/models.py
+    alignops gallery build|list|promote|history  flows/cli/galleries.py
     alignops package | serve                     flows/cli/serving.py
     alignops up | down | status | deploy         flows/cli/stack.py
 """
@@ -17,7 +18,7 @@ from typing import Annotated
 import typer
 
 from components.runtime import configure_environment
-from flows.cli import data, models, runs, serving, stack
+from flows.cli import data, galleries, models, runs, serving, stack
 from flows.cli.errors import DEBUG, tidy_the_terminal
 from flows.cli.signals import unwind_on_sigterm
 
@@ -25,6 +26,7 @@ app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no
                   pretty_exceptions_show_locals=False)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="registry")
+app.add_typer(galleries.app, name="gallery")
 for group in (runs, serving, stack):
     for command in group.COMMANDS:
         app.command()(command)

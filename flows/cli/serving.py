@@ -16,6 +16,9 @@ def package(
     gallery: Annotated[str | None, typer.Option(help="dataset (a directory or PATH@REV) whose images `search` "
                                                      "answers with")] = None,
     gallery_split: Annotated[str, typer.Option(help="the gallery dataset's split")] = "test",
+    gallery_from: Annotated[str | None, typer.Option(help="a registered gallery (NAME@ALIAS or NAME:N, see "
+                                                          "`alignops gallery`) to search instead, where the model "
+                                                          "can query its embedding space")] = None,
     batching: Annotated[bool | None, typer.Option("--batching/--no-batching",
                                                   help="merge concurrent requests into one encoder call (default: on)")
                         ] = None,
@@ -29,10 +32,11 @@ def package(
     from registry.names import parse_ref
     from serving.options import ServingOptions
 
-    parse_ref(model_ref)  # a bad reference fails before a flow starts
+    parse_ref(model_ref), gallery_from and parse_ref(gallery_from)  # a bad reference fails before a flow starts
     given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
     serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
-    bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving)
+    bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving,
+                                     gallery_from)
     typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
 
 
