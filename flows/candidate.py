@@ -13,6 +13,7 @@ from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
 from components.compat.cross_model import compatibility_on
+from components.compat.projection import Projection, space_file
 from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
 from components.evaluation.examples import retrieval_grid
@@ -65,18 +66,20 @@ class Judged(BaseModel):
 
 @task
 def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | None = None,
-            old_artifact_dir: str | None = None) -> Measured:
+            old_space: OldSpace | None = None) -> Measured:
     """Every target's suite on the artifact; a non-finite embedding anywhere is a refusal, not a figure. With
-    an old model, also its own retrieval figures and the artifact's queries against its galleries (`xm/…`)."""
+    an old model, also its own retrieval figures and the artifact's queries against its galleries (`xm/…`),
+    through the artifact's projection into the old space where it carries one."""
     embedder, measured = Embedder.load(Path(artifact_dir)), Measured()
-    old = Embedder.load(Path(old_artifact_dir)) if old_artifact_dir else None
+    old = Embedder.load(Path(old_space.artifact_dir)) if old_space else None
+    projection = carried_projection(artifact_dir, old_space)
     for target in targets:
         try:
             result = target.measure(embedder)
         except NonFiniteEmbeddings as error:
             return Measured(refusal=str(error))
         if old is not None:
-            compatibility = compatibility_on(target.name, result.encoded, target.encode(old))
+            compatibility = compatibility_on(target.name, result.encoded, target.encode(old), projection)
             measured.metrics |= compatibility.cross
             measured.old_metrics |= compatibility.old
         measured.metrics |= result.metrics
@@ -87,6 +90,17 @@ def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | No
             picture = Path(pictures_dir) / f"{target.name}-examples.png"
             measured.pictures[target.name] = str(retrieval_grid(result.encoded, Path(target.dataset_dir), picture))
     return measured
+
+
+def projection_file(artifact_dir: str | Path, old: OldSpace | None) -> str | None:
+    """The artifact's file mapping its queries into `old`'s space, where it carries one."""
+    if old is None or not (Path(artifact_dir) / space_file(old.space)).is_file():
+        return None
+    return space_file(old.space)
+
+
+def carried_projection(artifact_dir: str, old: OldSpace | None) -> Projection | None:
+    return Projection.load(Path(artifact_dir), old.space) if projection_file(artifact_dir, old) else None
 
 
 def dataset_target(preset: DomainPreset, data: ValidatedDataset, split: str, suite: str | None = None) -> EvalTarget:
@@ -124,13 +138,15 @@ def register_candidate(registry: Registry, candidate: Candidate, measured: Measu
         "parent_model": candidate.parent or lineage.parent_model,
         "training": {**lineage.training, **candidate.training}})
     (artifact_dir / LINEAGE_FILE).write_text(lineage.model_dump_json(indent=2))  # the artifact carries its evidence
-    compatible = candidate.old and compatibility_record(candidate.old, measured.metrics, measured.old_metrics,
-                                                        verdict)
+    old = candidate.old
+    compatible = old and compatibility_record(old, measured.metrics, measured.old_metrics, verdict,
+                                              projection_file(artifact_dir, old))
     record = registry.register(
         candidate.name, artifact_dir, metrics=measured.metrics, reason=candidate.reason, tags=candidate.tags,
         gate=GateRecord.model_validate(verdict.model_dump(mode="json")),
         lineage=LineageRecord.model_validate(lineage.model_dump(mode="json")),
-        space=compatible.space if compatible else None, compatibility=[compatible] if compatible else [])
+        space=compatible.space if compatible and compatible.via == "bct" else None,
+        compatibility=[compatible] if compatible else [])
     moved = "alias `candidate` -> " + str(record.version) if verdict.passed else "alias `candidate` stays where it was"
     create_markdown_artifact(key="registry-change", description=f"{record.ref} registered", markdown=(
         f"# Registered `{record.ref}`\n\nGate `{verdict.policy}`: {'passed' if verdict.passed else 'FAILED'}; "
@@ -163,8 +179,7 @@ def run_candidate_pipeline(registry: Registry, candidate: Candidate, targets: li
     """Measure -> judge (against `production` and, for a finetune, the parent's figures) -> register."""
     pictures = Path(candidate.artifact_dir).parent / "eval"
     pictures.mkdir(parents=True, exist_ok=True)
-    measured = measure(candidate.artifact_dir, targets, str(pictures),
-                       candidate.old.artifact_dir if candidate.old else None)
+    measured = measure(candidate.artifact_dir, targets, str(pictures), candidate.old)
     verdict = judge(policy, measured, incumbent_metrics(registry, candidate.name), parent)
     record = register_candidate(registry, candidate, measured, verdict)
     report_judgement(record.ref, measured, verdict, parent)

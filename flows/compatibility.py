@@ -42,11 +42,13 @@ def with_bct(train: TrainConfig, old: OldSpace, weight: float = 1.0) -> TrainCon
 
 
 def compatibility_record(old: OldSpace, metrics: dict[str, float], old_metrics: dict[str, float],
-                         verdict: GateVerdict) -> CompatibilityRecord | None:
-    """The evidence that the model shares `old`'s space, where the gate judged compatibility and every
+                         verdict: GateVerdict, projection: str | None = None) -> CompatibilityRecord | None:
+    """The evidence that the model's queries search `old`'s galleries (it shares the space, or through
+    `projection`, its file mapping queries into it), where the gate judged compatibility and every
     compatibility rule passed; else None (its galleries must be re-embedded)."""
     rules = [r for r in verdict.rules if r.rule in ("compatible", "compatible_own")]
     if not rules or not all(r.passed for r in rules):
         return None
-    return CompatibilityRecord(space=old.space, via="bct", old_metrics=old_metrics,
+    return CompatibilityRecord(space=old.space, via="projection" if projection else "bct", projection=projection,
+                               old_metrics=old_metrics,
                                metrics={m: v for m, v in metrics.items() if m.startswith(CROSS_PREFIX)})

@@ -24,7 +24,7 @@ from serving.smoke import SmokeResult, smoke_test
 
 @task(cache_policy=NO_CACHE)
 def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef | None, gallery_split: str,
-          serving: ServingOptions, registered: RegisteredGallery | None = None) -> str:
+          serving: ServingOptions, *, registered: RegisteredGallery | None = None) -> str:
     labels = {"registry-model": record.name, "registry-version": str(record.version),
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
     gallery, query_space = None, None
@@ -78,7 +78,7 @@ def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_s
     with tempfile.TemporaryDirectory() as tmp:
         registered = registered_gallery(registry, record, gallery, Path(tmp) / "gallery") if gallery else None
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered)
+        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered=registered)
         result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))

@@ -117,18 +117,19 @@ def fit_projection(new_text: np.ndarray, old_text: np.ndarray, *, pairs: tuple[n
     projection = Projection(new_text.shape[1], old_text.shape[1], hidden)
     optimizer = torch.optim.AdamW(projection.parameters(), lr=lr, weight_decay=0.0)
     texts = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (new_text, old_text)]
-    losses = {"text": _train(projection, optimizer, texts, steps, batch_size, generator,
-                             lambda p, new, old: text_alignment_loss(p(new), old, scale))}
+    schedule = {"steps": steps, "batch_size": batch_size, "generator": generator}
+    losses = {"text": _train(projection, optimizer, texts, lambda p, new, old: text_alignment_loss(p(new), old, scale),
+                             **schedule)}
     if pairs is not None:
         tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in pairs]
         if len({len(t) for t in tensors}) != 1:
             raise ValueError("the pair stage needs one row per image-text pair in all four arrays")
-        losses["pairs"] = _train(projection, optimizer, tensors, steps, batch_size, generator,
-                                 lambda p, ni, nt, oi, ot: pair_alignment_loss(p(ni), p(nt), oi, ot, scale))
+        losses["pairs"] = _train(projection, optimizer, tensors,
+                                 lambda p, ni, nt, oi, ot: pair_alignment_loss(p(ni), p(nt), oi, ot, scale), **schedule)
     return projection.eval(), losses
 
 
-def _train(projection, optimizer, tensors, steps, batch_size, generator, loss_of) -> float:
+def _train(projection, optimizer, tensors, loss_of, *, steps: int, batch_size: int, generator) -> float:
     projection.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):

@@ -156,6 +156,30 @@ def import_hf(
     typer.echo(f"{record.ref} ({record.tags['family']}, embed_dim {record.tags['embed_dim']})")
 
 
+@app.command("project")
+@user_errors
+def project(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:N whose queries should search older galleries")],
+    into: Annotated[str, typer.Option(help="NAME@ALIAS or NAME:N whose embedding space the galleries live in")],
+    dataset: Annotated[str, typer.Option(help="a dataset directory or PATH@REV: fitted on its train split, "
+                                              "judged on its test split")],
+    hidden: Annotated[int, typer.Option(help="0: linear; else the hidden width of a two-layer MLP")] = 0,
+    steps: Annotated[int, typer.Option(help="optimiser steps per stage (captions, then pairs)")] = 300,
+    policy: Annotated[str | None, typer.Option(help="gate policy (default: general)")] = None,
+) -> None:
+    """Run the `project` flow: fit a projection from MODEL's embedding space into INTO's (backbones frozen;
+    captions, then image-text pairs), measure MODEL's queries against INTO's galleries through it, judge, and
+    register it as the next version with the compatibility record."""
+    from flows.cli.runs import conclude, dataset_at, print_judgement
+    from flows.project import project as project_flow
+    from registry.names import parse_ref
+
+    parse_ref(model), parse_ref(into)  # before a flow starts
+    judged = project_flow(model, into, dataset_at(dataset), hidden=hidden, steps=steps, gate_policy=policy)
+    print_judgement(judged.record.ref, judged.measured, judged.verdict)
+    conclude(judged.record.ref, judged.verdict.passed)
+
+
 @app.command("promote")
 @user_errors
 def promote(
