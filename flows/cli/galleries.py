@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.cli.models import JsonOption, emit_json
+from flows.cli.models import JsonOption, emit_json, show_history
 
 app = typer.Typer(help="Galleries: a dataset's images embedded by a model version, versioned in the registry.",
                   no_args_is_help=True)
@@ -73,11 +73,4 @@ def promote(name: str, version: int, alias: str = "production", reason: str = ""
 @user_errors
 def history(name: str, as_json: JsonOption = False) -> None:
     """A gallery's audit log: every version registered and alias moved."""
-    from flows.report import console, rich_table
-
-    events = galleries().events(name)
-    if as_json:
-        return emit_json([e.model_dump() for e in events])
-    console.print(rich_table(f"history of gallery {name}", ["at", "event", "version", "alias", "actor", "reason"],
-                             [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason)
-                              for e in events]))
+    show_history(galleries().events(name), f"history of gallery {name}", as_json)

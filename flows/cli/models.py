@@ -130,12 +130,16 @@ def diff(a: str, b: str, as_json: JsonOption = False) -> None:
 @user_errors
 def history(name: str, as_json: JsonOption = False) -> None:
     """The audit log of a model: every registration, alias move, refusal, rollback and archive."""
+    show_history(registry().events(name), f"history of {name}", as_json)
+
+
+def show_history(events, title: str, as_json: bool) -> None:
+    """An audit log as a table, or as JSON."""
     from flows.report import console, rich_table
 
-    events = registry().events(name)
     if as_json:
         return emit_json([e.model_dump() for e in events])
-    console.print(rich_table(f"history of {name}", ["at", "event", "version", "alias", "actor", "reason", "details"],
+    console.print(rich_table(title, ["at", "event", "version", "alias", "actor", "reason", "details"],
                              [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason,
                                ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None))
                               for e in events]))
