@@ -1,5 +1,5 @@
-"""Flows `promote` and `rollback`: move an alias, gated by the version's recorded verdict and its policy's
-non-regression rules, and announce the move."""
+"""Flows `promote` and `rollback`: move an alias, gated by the version's recorded verdict, its policy's
+non-regression rules and the galleries it must keep searching, and announce the move."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from components.evaluation.gate import GatePolicy, evaluate_gate
 from flows.candidate import announce_alias_move
 from flows.settings import Platform
 from registry.records import VersionRecord
-from registry.registry import PromotionCheck
+from registry.registry import PromotionCheck, Registry
 
 
 def non_regression_check(policy: GatePolicy) -> PromotionCheck:
@@ -25,6 +25,34 @@ def non_regression_check(policy: GatePolicy) -> PromotionCheck:
         return [f"{r.reason} (incumbent {incumbent.ref})" for r in verdict.failures]
 
     return check
+
+
+def gallery_check(registry: Registry, alias: str) -> PromotionCheck:
+    """The galleries this model's versions embedded that hold the same alias must stay searchable by the
+    version that takes it: a promotion that would pair a query model with a gallery of a space it cannot
+    query is refused until the gallery is re-embedded (or the promotion is forced with the re-index planned)."""
+    galleries = registry.galleries()
+
+    def check(candidate: VersionRecord, incumbent: VersionRecord | None) -> list[str]:
+        objections = []
+        for name in galleries.list_models():
+            held = galleries.get_alias(name, alias)
+            gallery = galleries.get_version(name, held.version) if held else None
+            if gallery is None or (gallery.lineage.parent_model or "").rsplit(":", 1)[0] != candidate.name:
+                continue
+            if not candidate.can_query(gallery.embedding_space):
+                objections.append(
+                    f"gallery {gallery.ref} (@{alias}, space {gallery.embedding_space}) cannot be searched by "
+                    f"{candidate.ref}: re-embed it first (`alignops gallery build {candidate.ref} DATASET --name "
+                    f"{name}`, then `alignops gallery promote {name} N --alias {alias}`), or force the promotion "
+                    "with the planned re-index as its reason")
+        return objections
+
+    return check
+
+
+def all_of(*checks: PromotionCheck | None) -> PromotionCheck:
+    return lambda candidate, incumbent: [o for c in checks if c for o in c(candidate, incumbent)]
 
 
 def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | None:
@@ -45,8 +73,8 @@ def promote(name: str, version: int, alias: str = "production", *, reason: str =
     registry = Platform.from_env().registry()
     record = registry.get_version(name, version)
     policy = policy_for(record, gate_policy)
-    moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
-                             check=non_regression_check(policy) if policy else None)
+    checks = all_of(non_regression_check(policy) if policy else None, gallery_check(registry, alias))
+    moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason, check=checks)
     previous = moved.history[-1] if moved.history else None
     announce_alias_move(registry, record, alias, previous, package_on_move, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(

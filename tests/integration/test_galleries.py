@@ -70,3 +70,26 @@ def test_a_model_pairs_with_a_gallery_only_where_its_space_allows(model, tiny_ar
         pairing(stranger, old_gallery)
     assert f"{stranger.ref} (space {stranger.ref}) cannot query gallery {old_gallery.ref}" in str(refused.value)
     assert f"alignops gallery build {stranger.ref} DATASET" in str(refused.value)
+
+
+def test_a_promotion_that_would_strand_a_production_gallery_is_refused(prefect_harness, model, tiny_artifact, tmp_path):
+    from flows.promote import promote
+
+    registry = Platform.from_env().registry()
+    passing = {"policy": "t", "passed": True, "rules": []}
+    first = registry.register(model.name, tiny_artifact, gate=passing)
+    folder = tmp_path / "g"
+    Gallery(np.eye(4, 8, dtype=np.float32), [{"image_id": str(i)} for i in range(4)]).save(folder)
+    gallery = registry.galleries().register(f"{model.name}-live", folder, space=first.ref,
+                                            lineage={"parent_model": first.ref})
+    registry.galleries().set_alias(gallery.name, "production", gallery.version)
+    promote(model.name, first.version)
+
+    stranger = registry.register(model.name, tiny_artifact, gate=passing)  # a space of its own
+    with pytest.raises(RegistryError, match=f"gallery {gallery.ref} .* cannot be searched by {stranger.ref}"):
+        promote(model.name, stranger.version)
+    compatible = registry.register(model.name, tiny_artifact, gate=passing, space=first.ref)
+    promote(model.name, compatible.version)  # shares the gallery's space
+    assert registry.get_alias(model.name, "production").version == compatible.version
+    promote(model.name, stranger.version, force_reason="gallery re-index scheduled tonight")
+    assert registry.get_alias(model.name, "production").version == stranger.version
