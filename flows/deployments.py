@@ -23,10 +23,12 @@ from flows.datasets import version_dataset
 from flows.evaluate import evaluate
 from flows.finetune import finetune
 from flows.finetune_on_change import finetune_on_change
+from flows.gallery import build_gallery
 from flows.imports import import_checkpoint
 from flows.lifecycle import lifecycle
 from flows.package import package
 from flows.pretrain import pretrain
+from flows.project import project
 from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
 from flows.validate_data import validate_data
@@ -68,6 +70,11 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                               **common),
         lifecycle.to_deployment("lifecycle", description="Validate, pretrain, evaluate, register, promote, package.",
                                 **common),
+        build_gallery.to_deployment("build-gallery", description="Embed a dataset split with a version and register "
+                                                                 "it as a gallery version.", **common),
+        project.to_deployment("project", description="Fit a projection from a version's embedding space into an "
+                                                     "older one's and register it with its compatibility record.",
+                              **common),
     ]
     scheduled = [
         reevaluate.to_deployment("weekly-production", cron=WEEKLY, parameters={"model_ref": "general@production"},
