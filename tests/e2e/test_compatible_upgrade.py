@@ -36,12 +36,12 @@ def trained(dataset, policy, steps: int, seed: int, **config):
 
 def test_an_upgrade_trained_compatible_searches_the_old_gallery(prefect_harness, tmp_path):
     dataset, policy = tmp_path / "synthetic", tmp_path / "policy.yaml"
-    generate_dataset(SyntheticDataConfig(train_images=600, val_images=20, test_images=100), dataset)
+    generate_dataset(SyntheticDataConfig(train_images=400, val_images=20, test_images=100), dataset)
     policy.write_text(POLICY)
-    v1 = trained(dataset, policy, steps=60, seed=0)
+    v1 = trained(dataset, policy, steps=40, seed=0)
     assert v1.promoted_to == "production"
-    plain = trained(dataset, policy, steps=60, seed=1, promote_to=None)
-    upgrade = trained(dataset, policy, steps=120, seed=1, promote_to=None, compatible_with=f"{NAME}@production")
+    plain = trained(dataset, policy, steps=20, seed=1, promote_to=None)  # another space is all it needs to be
+    upgrade = trained(dataset, policy, steps=80, seed=1, promote_to=None, compatible_with=f"{NAME}@production")
 
     registry = Platform.from_env().registry()
     models = {r.version: Embedder.load(registry.download(NAME, r.version, tmp_path / str(r.version)))
