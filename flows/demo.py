@@ -37,6 +37,8 @@ class DemoConfig(BaseModel):
     gate_policy: str = "synthetic"  # fixed floors: the generated data is well known
     package: bool = True
     domains: list[str] = Field(default_factory=lambda: sorted(DOMAINS), description="finetuned after pretraining")
+    finetune_steps: int | None = Field(None, ge=1, description="steps of each domain finetune; none: the preset's "
+                                                               "recipe")
 
 
 def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetRef:
@@ -90,8 +92,10 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
             version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
             add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
         console.rule(f"[bold]finetune: {name}")
+        steps = {"max_steps": config.finetune_steps} if config.finetune_steps else {}
         results.append(finetune(FinetuneConfig(base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
-                                               dataset=as_reference(platform, version), general=general)))
+                                               dataset=as_reference(platform, version), general=general,
+                                               train=TrainConfig(optim=steps))))
     return results
 
 
