@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
-from components.compat.cross_model import compatibility_on
+from components.compat.cross_model import against_old
 from components.compat.projection import Projection, space_file
 from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
@@ -79,9 +79,9 @@ def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | No
         except NonFiniteEmbeddings as error:
             return Measured(refusal=str(error))
         if old is not None:
-            compatibility = compatibility_on(target.name, result.encoded, target.encode(old), projection)
-            measured.metrics |= compatibility.cross
-            measured.old_metrics |= compatibility.old
+            cross, old_own = against_old(target.name, result.encoded, target.encode(old), projection)
+            measured.metrics |= cross
+            measured.old_metrics |= old_own
         measured.metrics |= result.metrics
         measured.chance |= result.chance
         measured.intervals |= result.intervals

@@ -10,10 +10,9 @@ from pydantic import BaseModel
 
 from components.config import ObjectiveSpec, TrainConfig
 from components.evaluation.gate import GateVerdict
+from components.evaluation.retrieval import own_name
 from registry.records import CompatibilityRecord
 from registry.registry import Registry
-
-CROSS_PREFIX = "xm/"
 
 
 class OldSpace(BaseModel):
@@ -51,4 +50,4 @@ def compatibility_record(old: OldSpace, metrics: dict[str, float], old_metrics: 
         return None
     return CompatibilityRecord(space=old.space, via="projection" if projection else "bct", projection=projection,
                                old_metrics=old_metrics,
-                               metrics={m: v for m, v in metrics.items() if m.startswith(CROSS_PREFIX)})
+                               metrics={m: v for m, v in metrics.items() if own_name(m) != m})

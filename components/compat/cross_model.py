@@ -13,11 +13,9 @@ import torch
 
 from components.compat.projection import Projection
 from components.evaluation.embed import EncodedSplit
-from components.evaluation.retrieval import RETRIEVAL_METRICS, prefixed, retrieval_metrics
+from components.evaluation.retrieval import CROSS_MODEL, RETRIEVAL_METRICS, prefixed, retrieval_metrics
 from components.evaluation.suites import EvalTarget
 from components.models.embedder import Embedder
-
-CROSS = "xm"  # the prefix of cross-model metrics
 
 
 def cross_model_metrics(new: EncodedSplit, old: EncodedSplit, projection: Projection | None = None) -> dict[str, float]:
@@ -45,24 +43,24 @@ class Compatibility:
     old: dict[str, float]
     cross: dict[str, float]
 
-    def table(self, eval_set: str, metrics: tuple[str, ...] = ("t2i_r1", "i2t_r1", "mean_recall")) -> list[list]:
-        return [[who, *(figures[f"{prefix}{eval_set}/{m}"] for m in metrics)] for who, figures, prefix in (
-            ("old/old", self.old, ""), ("new/new", self.new, ""), ("new->old", self.cross, f"{CROSS}/"))]
 
-
-def compatibility_on(eval_set: str, new: EncodedSplit, old: EncodedSplit,
-                     projection: Projection | None = None) -> Compatibility:
-    """Both models' own figures on one eval set's split, and the new model's queries against the old gallery."""
-    own = {who: prefixed(retrieval_metrics(split.image_emb, split.text_emb, split.text_to_image), eval_set)
-           for who, split in (("new", new), ("old", old))}
-    return Compatibility(own["new"], own["old"], prefixed(cross_model_metrics(new, old, projection),
-                                                          f"{CROSS}/{eval_set}"))
+def against_old(eval_set: str, new: EncodedSplit, old: EncodedSplit,
+                projection: Projection | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(the new model's queries against the old gallery, the old model's own figures) on one eval set: what a
+    run that has already measured the new model adds to its figures."""
+    old_own = prefixed(retrieval_metrics(old.image_emb, old.text_emb, old.text_to_image), eval_set)
+    cross = prefixed(cross_model_metrics(new, old, projection), f"{CROSS_MODEL}/{eval_set}")
+    return cross, old_own
 
 
 def measure_compatibility(new: Embedder, old: Embedder, target: EvalTarget,
                           projection: Projection | None = None) -> Compatibility:
-    """Both models on `target`'s split, and the new model's queries against the old model's gallery."""
-    return compatibility_on(target.name, target.encode(new), target.encode(old), projection)
+    """Both models' own figures on `target`'s split, and the new model's queries against the old gallery."""
+    new_split = target.encode(new)
+    cross, old_own = against_old(target.name, new_split, target.encode(old), projection)
+    new_own = prefixed(retrieval_metrics(new_split.image_emb, new_split.text_emb, new_split.text_to_image),
+                       target.name)
+    return Compatibility(new_own, old_own, cross)
 
 
 def one_caption_per_image(new: EncodedSplit, old: EncodedSplit, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.evaluation.evidence import Interval
+from components.evaluation.retrieval import cross_model_name
 
 
 class GatePolicy(BaseModel):
@@ -137,8 +138,8 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
                       metric=m, tolerance=t)
               for m, t in rules_of(policy.baseline)]
     for m, t in rules_of(policy.compatibility) if old is not None else []:  # no older space claimed: no rule
-        rules.append(against("compatible", {f"xm/{m}": old[m]} if m in old else None, "old", None,
-                             metric=f"xm/{m}", tolerance=0.0))
+        rules.append(against("compatible", {cross_model_name(m): old[m]} if m in old else None, "old", None,
+                             metric=cross_model_name(m), tolerance=0.0))
         rules.append(against("compatible_own", old, "old", None, metric=m, tolerance=t))
     return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)
 

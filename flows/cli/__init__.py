@@ -2,7 +2,7 @@
 
     alignops demo | train | finetune             flows/cli/runs.py
     alignops data generate|import|shard|add|get|validate    flows/cli/data.py
-    alignops registry list|show|diff|history|import-hf|promote|rollback|archive    flows/cli/models.py
+    alignops registry list|show|diff|history|import-hf|project|promote|rollback|archive    flows/cli/models.py
     alignops gallery build|list|promote|history  flows/cli/galleries.py
     alignops package | serve                     flows/cli/serving.py
     alignops up | down | status | deploy         flows/cli/stack.py

@@ -91,12 +91,13 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
 
 def compatibility_table(record):
     """Which galleries its queries can search: its own space's, and each compatible space's with the evidence."""
+    from components.evaluation.retrieval import own_name
     from flows.report import rich_table
 
     rows = [(record.embedding_space, "own space" if record.space is None else "trained into it (bct)", "-")]
     for compatible in record.compatibility:
-        evidence = ", ".join(f"{m} {v:.3f} (old {compatible.old_metrics[m.removeprefix('xm/')]:.3f})"
-                             if m.removeprefix("xm/") in compatible.old_metrics else f"{m} {v:.3f}"
+        evidence = ", ".join(f"{m} {v:.3f} (old {compatible.old_metrics[own_name(m)]:.3f})"
+                             if own_name(m) in compatible.old_metrics else f"{m} {v:.3f}"
                              for m, v in compatible.metrics.items() if m.endswith("t2i_r1"))
         rows.append((compatible.space, compatible.via + (f" ({compatible.projection})" if compatible.projection
                                                          else ""), evidence or "-"))

@@ -174,6 +174,7 @@ def evaluate(
 def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] | None = None) -> None:
     """The figures with their 95% intervals and chance levels (and the baseline's), then the gate's rules;
     a rule the test set is too small to decide is flagged."""
+    from components.evaluation.retrieval import own_name
     from flows.report import console, rich_table, verdict_mark
 
     if measured.refusal:
@@ -186,7 +187,7 @@ def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] 
     rows = [[m, f"{v:.3f}", f"{i.low:.3f}-{i.high:.3f} ({i.n})" if (i := measured.intervals.get(m)) else "",
              f"{measured.chance[m]:.3f}" if m in measured.chance else ""]
             + ([f"{baseline[m]:.3f}" if m in baseline else ""] if baseline is not None else [])
-            + ([f"{old[own]:.3f}" if (own := m.removeprefix("xm/")) in old else ""] if old else [])
+            + ([f"{old[own]:.3f}" if (own := own_name(m)) in old else ""] if old else [])
             for m, v in measured.metrics.items()]
     console.print(rich_table(f"{subject} — {sizes}", columns, rows))
     for rule in verdict.rules:
