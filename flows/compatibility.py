@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from components.config import ObjectiveSpec, TrainConfig
 from components.evaluation.gate import GateVerdict
-from components.evaluation.retrieval import own_name
+from components.evaluation.metric_names import own_name
 from registry.records import CompatibilityRecord
 from registry.registry import Registry
 

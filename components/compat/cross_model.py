@@ -13,7 +13,8 @@ import torch
 
 from components.compat.projection import Projection
 from components.evaluation.embed import EncodedSplit
-from components.evaluation.retrieval import CROSS_MODEL, RETRIEVAL_METRICS, prefixed, retrieval_metrics
+from components.evaluation.metric_names import CROSS_MODEL, prefixed
+from components.evaluation.retrieval import RETRIEVAL_METRICS, retrieval_metrics
 from components.evaluation.suites import EvalTarget
 from components.models.embedder import Embedder
 

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.evaluation.evidence import Interval
-from components.evaluation.retrieval import cross_model_name
+from components.evaluation.metric_names import cross_model_name
 
 
 class GatePolicy(BaseModel):

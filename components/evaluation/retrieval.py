@@ -64,20 +64,3 @@ def chance_metrics(text_to_image: torch.Tensor, n_images: int) -> dict[str, floa
         metrics[f"t2i_r{k}"] = min(1.0, k / n_images)
     metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
     return metrics
-
-
-CROSS_MODEL = "xm"  # `xm/<set>/NAME`: a new model's queries against an older model's gallery
-
-
-def prefixed(metrics: dict[str, float], eval_set: str) -> dict[str, float]:
-    return {f"{eval_set}/{name}": value for name, value in metrics.items()}
-
-
-def cross_model_name(metric: str) -> str:
-    """`<set>/NAME` -> `xm/<set>/NAME`."""
-    return f"{CROSS_MODEL}/{metric}"
-
-
-def own_name(metric: str) -> str:
-    """`xm/<set>/NAME` -> `<set>/NAME` (any other name unchanged)."""
-    return metric.removeprefix(f"{CROSS_MODEL}/")

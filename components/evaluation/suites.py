@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field
 
 from components.evaluation.embed import EncodedSplit, encode_split
 from components.evaluation.evidence import Interval, check_finite, embedding_spread
+from components.evaluation.metric_names import prefixed
 from components.evaluation.person import KS, person_search_metrics
-from components.evaluation.retrieval import chance_metrics, prefixed, retrieval_intervals, retrieval_metrics
+from components.evaluation.retrieval import chance_metrics, retrieval_intervals, retrieval_metrics
 from components.evaluation.zero_shot import class_embeddings, zero_shot_metrics
 from components.models.embedder import Embedder
 

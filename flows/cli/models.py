@@ -91,7 +91,7 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
 
 def compatibility_table(record):
     """Which galleries its queries can search: its own space's, and each compatible space's with the evidence."""
-    from components.evaluation.retrieval import own_name
+    from components.evaluation.metric_names import own_name
     from flows.report import rich_table
 
     rows = [(record.embedding_space, "own space" if record.space is None else "trained into it (bct)", "-")]

@@ -174,7 +174,7 @@ def evaluate(
 def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] | None = None) -> None:
     """The figures with their 95% intervals and chance levels (and the baseline's), then the gate's rules;
     a rule the test set is too small to decide is flagged."""
-    from components.evaluation.retrieval import own_name
+    from components.evaluation.metric_names import own_name
     from flows.report import console, rich_table, verdict_mark
 
     if measured.refusal:

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.evaluation.retrieval import RETRIEVAL_METRICS, chance_metrics, prefixed, retrieval_metrics
+from components.evaluation.metric_names import prefixed
+from components.evaluation.retrieval import RETRIEVAL_METRICS, chance_metrics, retrieval_metrics
 
 
 def brute_force(image_emb, text_emb, text_to_image, ks=(1, 5, 10)):
