@@ -28,9 +28,10 @@ def non_regression_check(policy: GatePolicy) -> PromotionCheck:
 
 
 def gallery_check(registry: Registry, alias: str) -> PromotionCheck:
-    """The galleries this model's versions embedded that hold the same alias must stay searchable by the
-    version that takes it: a promotion that would pair a query model with a gallery of a space it cannot
-    query is refused until the gallery is re-embedded (or the promotion is forced with the re-index planned)."""
+    """The galleries that hold the same alias and are served with this model's versions (paired with one, or
+    embedded by one) must stay searchable by the version that takes it: a promotion that would pair a query
+    model with a gallery of a space it cannot query is refused until the gallery is re-embedded (or the
+    promotion is forced with the re-index planned)."""
     galleries = registry.galleries()
 
     def check(candidate: VersionRecord, incumbent: VersionRecord | None) -> list[str]:
@@ -38,7 +39,8 @@ def gallery_check(registry: Registry, alias: str) -> PromotionCheck:
         for name in galleries.list_models():
             held = galleries.get_alias(name, alias)
             gallery = galleries.get_version(name, held.version) if held else None
-            if gallery is None or (gallery.lineage.parent_model or "").rsplit(":", 1)[0] != candidate.name:
+            serving = gallery and (held.paired_model or gallery.lineage.parent_model or "")
+            if gallery is None or serving.rsplit(":", 1)[0] != candidate.name:
                 continue
             if not candidate.can_query(gallery.embedding_space):
                 objections.append(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.containment import relative_path
-from registry.names import check_name
+from registry.names import check_name, parse_ref
 
 # Names that become path segments or keys, checked whenever a record is made or read.
 ModelName = Annotated[str, AfterValidator(lambda value: check_name(value, "model name"))]
@@ -149,6 +149,25 @@ class AliasRecord(BaseModel):
     history: list[int] = Field(default_factory=list)
     event_key: str | None = None
     event: Event | None = None
+    # A gallery's alias may name the query model it serves with (`name:version`): the pair moves in this
+    # one write, so no reader ever sees a gallery with a model of another space. `paired_history` holds
+    # the earlier holders' models, aligned with `history`.
+    paired_model: str | None = None
+    paired_history: list[str | None] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> AliasRecord:
+        if self.paired_model is not None and parse_ref(self.paired_model).version is None:
+            raise ValueError(f"a paired model is a version (NAME:N), not {self.paired_model!r}")
+        missing = len(self.history) - len(self.paired_history)
+        if missing < 0:
+            raise ValueError("an alias record has more paired models than earlier holders")
+        self.paired_history = [None] * missing + self.paired_history
+        return self
+
+    def earlier(self) -> tuple[int, str | None]:
+        """The holder before this one, and its paired model."""
+        return self.history[-1], self.paired_history[-1]
 
 
 EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",

@@ -300,23 +300,38 @@ class Registry:
                                "`alignops finetune`, `alignops evaluate` measures any, or pass --force REASON, "
                                f"recorded): {why}")
 
+    def pair(self, name: str, alias: str, version: int, model: str, *, reason: str = "",
+             expected: tuple[int, str | None] | None = None) -> AliasRecord:
+        """Point a gallery's `alias` at `version` paired with the query `model` (`name:N`), in one
+        compare-and-swap. With `expected` (the (version, model) the caller planned from), the move is refused
+        when another writer moved the pair since: an upgrade never lands on a pair it did not compare."""
+        def unchanged(current: AliasRecord | None) -> None:
+            held = (current.version, current.paired_model) if current else None
+            if expected is not None and held != expected:
+                raise RegistryError(f"{name}@{alias} moved to {held} while this change was prepared against "
+                                    f"{expected}: run it again against the new holder")
+
+        return self._move_alias(name, alias, version, reason=reason, event="alias_set", paired_model=model,
+                                precondition=unchanged)
+
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
-        """Move `alias` back to the version that held it before."""
-        def previous_holder(current: AliasRecord | None) -> tuple[int, list[int]]:
+        """Move `alias` back to the version that held it before (with the model it was paired with)."""
+        def previous_holder(current: AliasRecord | None) -> tuple[int, str | None]:
             if current is None or not current.history:
                 raise RegistryError(f"{name}@{alias} has no earlier holder to roll back to")
-            return current.history[-1], current.history[:-1]
+            return current.earlier()
 
         return self._move_alias(name, alias, None, reason=reason, event="rolled_back", target=previous_holder)
 
     def _move_alias(self, name: str, alias: str, version: int | None, *, reason: str, event: str,
-                    details: dict[str, Any] | None = None,
+                    details: dict[str, Any] | None = None, paired_model: str | None = None,
                     precondition: Callable[[AliasRecord | None], None] | None = None,
-                    target: Callable[[AliasRecord | None], tuple[int, list[int]]] | None = None) -> AliasRecord:
-        """Compare-and-swap `alias` to `version` (or to what `target(current)` says, with the history to keep),
-        re-reading and re-checking when another writer won. The new alias record carries its audit event,
-        which is then written to the log: a crash between the two leaves the event in the record, and the
-        next reconciliation writes it. Moving an alias to the version it holds is a no-op (a retry)."""
+                    target: Callable[[AliasRecord | None], tuple[int, str | None]] | None = None) -> AliasRecord:
+        """Compare-and-swap `alias` to `version` and `paired_model` (or back to the earlier holder that
+        `target(current)` names, popped from the history), re-reading and re-checking when another writer
+        won. The new alias record carries its audit event, which is then written to the log: a crash between
+        the two leaves the event in the record, and the next reconciliation writes it. Moving an alias to
+        what it holds is a no-op (a retry)."""
         if version is not None:
             self.get_version(name, version)  # the target must exist
         actor = current_actor()
@@ -327,18 +342,21 @@ class Registry:
             if precondition:
                 precondition(current)
             if target:
-                version, history = target(current)
+                version, paired_model = target(current)
+                history, paired_history = current.history[:-1], current.paired_history[:-1]
             else:
-                if current is not None and current.version == version:
+                if current is not None and (current.version, current.paired_model) == (version, paired_model):
                     self._reconcile(name)
                     return current
                 history = [*current.history, current.version] if current else []
+                paired_history = [*current.paired_history, current.paired_model] if current else []
             at = utcnow()
             audit = Event(event=event, model=name, version=version, alias=alias, actor=actor, at=at, reason=reason,
                           details={"previous": current.version if current else None, "attempts": attempts,
-                                   **(details or {})})
+                                   **(details or {}), **({"paired_model": paired_model} if paired_model else {})})
             record = AliasRecord(alias=alias, version=version, set_at=at, set_by=actor, reason=reason,
-                                 history=history, event_key=_event_key(audit, uuid.uuid4().hex[:8]), event=audit)
+                                 history=history, paired_model=paired_model, paired_history=paired_history,
+                                 event_key=_event_key(audit, uuid.uuid4().hex[:8]), event=audit)
             try:
                 self._write_alias(name, record, etag)
                 break

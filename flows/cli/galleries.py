@@ -53,7 +53,14 @@ def list_(name: Annotated[str | None, typer.Argument(help="one gallery; all when
     console.print(rich_table("galleries", ["gallery", "version", "images", "embedded by", "space", "dataset",
                                            "aliases"], [
         (r.name, r.version, r.tags.get("size", "-"), r.lineage.parent_model, r.embedding_space,
-         r.lineage.datasets.get("gallery", "-"), ", ".join(store.aliases_of(r))) for r in found]))
+         r.lineage.datasets.get("gallery", "-"), held_by(store, r)) for r in found]))
+
+
+def held_by(store, record) -> str:
+    """Its aliases, each with the query model it is paired with."""
+    aliases = store.aliases(record.name)
+    return ", ".join(a + (f" (with {aliases[a].paired_model})" if aliases[a].paired_model else "")
+                     for a in store.aliases_of(record))
 
 
 @app.command("promote")
@@ -67,6 +74,59 @@ def promote(name: str, version: int, alias: str = "production", reason: str = ""
     previous = store.get_alias(name, alias)
     store.set_alias(name, alias, version, reason=reason)
     typer.echo(f"gallery {name}@{alias}: {previous.version if previous else '-'} -> {version}")
+
+
+@app.command("upgrade")
+@user_errors
+def upgrade(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION of the new query model")],
+    gallery: Annotated[str, typer.Option(help="the gallery whose serving pair it takes over")],
+    alias: Annotated[str, typer.Option(help="the alias of the gallery and of the model that move together")] =
+    "production",
+    dataset: Annotated[str | None, typer.Option(help="the gallery's data, a directory or PATH@REV (default: "
+                                                     "the version it was embedded from)")] = None,
+    k: Annotated[int, typer.Option(help="answers compared per probe (overlap@k, recall@k)")] = 10,
+    probes: Annotated[int, typer.Option(help="probe captions drawn from the gallery's split")] = 1000,
+    tolerance: Annotated[float, typer.Option(help="how far probe recall@k may fall")] = 0.02,
+    reembed: Annotated[bool, typer.Option(help="re-embed the gallery when the model can already query it")] =
+    True,
+    reason: str = "",
+    force: Annotated[str | None, typer.Option(help="switch despite a failed gate or probe check: the reason, "
+                                                   "recorded")] = None,
+) -> None:
+    """Run the `upgrade` flow: MODEL becomes the query model of gallery NAME@ALIAS, and takes ALIAS. A model
+    that can query the gallery's space serves it at once while the gallery is re-embedded; any other gets a
+    new gallery built in the shadow, compared on probe captions, then model and gallery switch together."""
+    from flows.cli.runs import dataset_at
+    from flows.upgrade import serving_pair
+    from flows.upgrade import upgrade as run_upgrade
+    from registry.names import check_name, parse_ref
+
+    parse_ref(model), check_name(gallery, "gallery name"), check_name(alias, "alias")  # before a flow starts
+    if dataset is None:
+        _, current, _ = serving_pair(galleries(), gallery, alias)
+        dataset = current.lineage.datasets.get("gallery", "")
+        if "@" not in dataset:
+            raise typer.BadParameter(f"gallery {current.ref} was embedded from {dataset or 'unrecorded data'}, "
+                                     "which is no version: name its data with --dataset DIR", param_hint="--dataset")
+    result = run_upgrade(model, gallery, dataset_at(dataset), alias, k=k, probes=probes, tolerance=tolerance,
+                         reembed=reembed, reason=reason, force_reason=force)
+    interim = f"; served at once: {result.served_at_once}" if result.served_at_once else ""
+    typer.echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}{interim}")
+    if result.comparison:
+        typer.echo(result.comparison.summary())
+
+
+@app.command("rollback")
+@user_errors
+def rollback(name: str, alias: str = "production", reason: str = "") -> None:
+    """Run the `rollback_upgrade` flow: the gallery's pair back to its previous holder, and the model's alias
+    back to that pair's model."""
+    from flows.upgrade import rollback_upgrade
+    from registry.names import check_name
+
+    check_name(name, "gallery name"), check_name(alias, "alias")
+    typer.echo(f"{name}@{alias}: {rollback_upgrade(name, alias, reason)}")
 
 
 @app.command("history")

@@ -3,15 +3,11 @@ old one gets a fitted projection, is registered with the compatibility record, a
 gallery the old model embedded (its queries projected, the smoke test searching); a model without such a
 record is refused that gallery before anything is built."""
 
-import shutil
-
 import pytest
-import torch
-from safetensors.torch import load_file, save_file
+from rotation import rotated
 
 from components.compat.projection import space_file
 from components.data.reference import DatasetRef
-from components.models.artifact import WEIGHTS_FILE
 from flows.gallery import build_gallery
 from flows.package import package
 from flows.project import project
@@ -27,22 +23,11 @@ compatibility:
 """
 
 
-def rotated(tiny_artifact, tmp_path):
-    """The tiny model with both projections turned by one random rotation: the same model in another space."""
-    artifact = shutil.copytree(tiny_artifact, tmp_path / "rotated")
-    weights = load_file(str(artifact / WEIGHTS_FILE))
-    rotation, _ = torch.linalg.qr(torch.randn(128, 128, generator=torch.Generator().manual_seed(5)))
-    for name in ("image_projection.weight", "text_projection.weight"):
-        weights[name] = rotation @ weights[name]
-    save_file(weights, str(artifact / WEIGHTS_FILE), metadata={"format": "pt"})
-    return artifact
-
-
 def test_a_projected_model_is_registered_compatible_and_served_over_the_old_gallery(
         prefect_harness, tiny_artifact, tiny_dataset, tmp_path):
     registry, name = Platform.from_env().registry(), "projected-upgrade"
     old = registry.register(name, tiny_artifact)
-    new = registry.register(name, rotated(tiny_artifact, tmp_path))
+    new = registry.register(name, rotated(tiny_artifact, tmp_path / "rotated"))
     gallery = build_gallery(old.ref, DatasetRef(path=str(tiny_dataset)), f"{name}-photos")
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)

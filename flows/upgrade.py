@@ -1,0 +1,177 @@
+"""Flows `upgrade` and `rollback_upgrade`: a new model version takes over a gallery's serving pair.
+
+A gallery's alias names the pair a bento serves, (gallery version, query model version), and moves as one
+compare-and-swap, so no reader ever sees a gallery with a model that cannot query its space.
+
+- The model can query the gallery's space (it shares it, or carries a projection into it): the pair moves to
+  (this gallery, new model) at once, and the gallery is re-embedded by the new model behind it.
+- It cannot: the new gallery is built in the shadow, old and new answers are compared on probe captions,
+  and only then does the pair move.
+
+Either way the model's own alias follows the pair (never before it, so that a concurrent promotion's gallery
+check sees the pair it must keep searchable), and a refused promotion puts the pair back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel
+
+from components.compat.probes import ProbeComparison, Probes, compare_answers
+from components.compat.projection import Projection
+from components.data.reference import DatasetRef
+from components.evaluation.gallery import Gallery
+from components.models.embedder import Embedder
+from flows.datasets import on_this_machine
+from flows.gallery import build_gallery, pairing
+from flows.promote import promote
+from flows.settings import Platform
+from registry.records import AliasRecord, VersionRecord
+from registry.registry import Registry, RegistryError
+
+
+class Pair(BaseModel):
+    gallery: str  # name:version
+    model: str  # name:version
+
+    def __str__(self) -> str:
+        return f"{self.gallery} with {self.model}"
+
+
+class Upgrade(BaseModel):
+    mode: Literal["compatible", "re-indexed"]
+    before: Pair
+    served_at_once: Pair | None  # compatible: the old gallery with the new model, while it is re-embedded
+    after: Pair
+    comparison: ProbeComparison | None  # None when the compatible pair was kept without a re-embed
+
+
+def serving_pair(galleries: Registry, name: str, alias: str) -> tuple[AliasRecord, VersionRecord, str]:
+    """What a gallery alias serves: its record, the gallery version and the query model (the pair's, else the
+    model that embedded it)."""
+    held = galleries.get_alias(name, alias)
+    if held is None:
+        raise RegistryError(f"gallery {name}@{alias} holds no version: build one (`alignops gallery build MODEL "
+                            f"DATASET --name {name}`) and promote it (`alignops gallery promote {name} N`)")
+    gallery = galleries.get_version(name, held.version)
+    return held, gallery, held.paired_model or gallery.lineage.parent_model
+
+
+def answers(registry: Registry, model: VersionRecord, gallery: VersionRecord, probes: Probes, k: int,
+            workdir: Path) -> list[list[str]]:
+    """The image ids `model`'s queries find in `gallery`, best first, the way a bento of the pair answers
+    (through the model's projection where the gallery lives in an older space)."""
+    projection = pairing(model, gallery)
+    artifact = registry.download(model.name, model.version, workdir / f"model-{model.name}-{model.version}")
+    queries = Embedder.load(artifact).encode_texts(probes.captions)
+    if projection is not None:
+        queries = Projection.load(artifact, gallery.embedding_space).apply(queries)
+    folder = workdir / f"gallery-{gallery.name}-{gallery.version}"
+    index = Gallery.load(registry.galleries().download(gallery.name, gallery.version, folder))
+    return [[str(index.items[i]["image_id"]) for i, _ in row] for row in index.search(queries, k)]
+
+
+def compare(registry: Registry, before: tuple[VersionRecord, VersionRecord], after: tuple[VersionRecord, VersionRecord],
+            probes: Probes, k: int) -> ProbeComparison:
+    """Old pair vs new pair, (model, gallery) each, on the same probes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        old = answers(registry, *before, probes, k, Path(tmp))
+        new = answers(registry, *after, probes, k, Path(tmp))
+    return compare_answers(old, new, probes.image_ids, k)
+
+
+def switch(registry: Registry, gallery: VersionRecord, model: VersionRecord, alias: str, *,
+           expected: tuple[int, str | None], reason: str, force_reason: str | None) -> Pair:
+    """Move the gallery's pair, then the model's alias; a refused promotion moves the pair back."""
+    galleries = registry.galleries()
+    galleries.pair(gallery.name, alias, gallery.version, model.ref, reason=reason, expected=expected)
+    try:
+        promote(model.name, model.version, alias, reason=reason, force_reason=force_reason, package_on_move=False)
+    except RegistryError:
+        galleries.rollback(gallery.name, alias, reason=f"{model.ref} was refused {alias!r}")
+        raise
+    return Pair(gallery=gallery.ref, model=model.ref)
+
+
+@flow(name="upgrade", log_prints=True)
+def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "production", *, k: int = 10,
+            probes: int = 1000, tolerance: float = 0.02, reembed: bool = True, reason: str = "",
+            force_reason: str | None = None) -> Upgrade:
+    """Make `model_ref` the query model of gallery `gallery`@`alias` and move the model's `alias` with it.
+    `dataset` is the gallery's data (re-embedded by the new model). The new gallery takes over only where
+    the probes' recall@k does not fall by more than `tolerance` (unless `force_reason`, recorded)."""
+    dataset = on_this_machine(dataset)
+    registry = Platform.from_env().registry()
+    galleries = registry.galleries()
+    model = registry.resolve(model_ref)
+    if not model.gate_passed and not force_reason:
+        raise RegistryError(f"{model.ref} has no passing gate verdict, so it cannot take {alias!r}: evaluate it "
+                            "(`alignops evaluate`) or pass --force REASON")
+    held, current, current_model_ref = serving_pair(galleries, gallery, alias)
+    current_model = registry.resolve(current_model_ref)
+    before = Pair(gallery=current.ref, model=current_model.ref)
+    split, reason = current.tags.get("split", "test"), reason or f"upgrade of gallery {gallery} to {model.ref}"
+    expected = (held.version, held.paired_model)
+    probe_set = Probes.of_split(Path(dataset.path), split, limit=probes)
+
+    served_at_once = None
+    if model.can_query(current.embedding_space):
+        served_at_once = switch(registry, current, model, alias, expected=expected, reason=reason,
+                                force_reason=force_reason)
+        print(f"{model.ref} serves gallery {current.ref} now; re-embedding it behind")
+        expected = (held.version, model.ref)
+        if not reembed:
+            return report(Upgrade(mode="compatible", before=before, served_at_once=served_at_once,
+                                  after=served_at_once, comparison=None))
+    shadow = build_gallery(model.ref, dataset, gallery, split)
+    comparison = compare(registry, (current_model, current), (model, shadow), probe_set, k)
+    print(comparison.summary())
+    if comparison.regressed(tolerance) and not force_reason:
+        raise RegistryError(f"gallery {shadow.ref} with {model.ref} finds fewer probes than {before} "
+                            f"({comparison.summary()}): it stays in the shadow; pass --force REASON to switch")
+    if served_at_once:
+        galleries.pair(gallery, alias, shadow.version, model.ref, reason=f"re-embedded by {model.ref}",
+                       expected=expected)
+        after = Pair(gallery=shadow.ref, model=model.ref)
+    else:
+        after = switch(registry, shadow, model, alias, expected=expected, reason=reason, force_reason=force_reason)
+    return report(Upgrade(mode="compatible" if served_at_once else "re-indexed", before=before,
+                          served_at_once=served_at_once, after=after, comparison=comparison))
+
+
+def report(result: Upgrade) -> Upgrade:
+    comparison = result.comparison.summary() if result.comparison else "no re-embed"
+    interim = f"  \nServed at once: {result.served_at_once}" if result.served_at_once else ""
+    create_markdown_artifact(key="upgrade", description=f"{result.before} -> {result.after}", markdown=(
+        f"# Upgrade ({result.mode})\n\nBefore: {result.before}{interim}  \nAfter: {result.after}  \n"
+        f"Probes: {comparison}\n\nPackage it: `alignops package {result.after.model} --gallery-from "
+        f"{result.after.gallery}`"))
+    print(f"{result.mode}: {result.before} -> {result.after} ({comparison})")
+    return result
+
+
+@flow(name="rollback_upgrade", log_prints=True)
+def rollback_upgrade(gallery: str, alias: str = "production", reason: str = "") -> Pair:
+    """Put a gallery's pair back to its previous holder, then its model's alias to the model of that pair."""
+    registry = Platform.from_env().registry()
+    galleries = registry.galleries()
+    restored = galleries.rollback(gallery, alias, reason=reason)
+    _, version, model_ref = serving_pair(galleries, gallery, alias)
+    model = registry.resolve(model_ref)
+    held = registry.get_alias(model.name, alias)
+    if held is None or held.version != model.version:
+        why = reason or f"rolled back with gallery {gallery}@{alias}"
+        if held is not None and held.history and held.history[-1] == model.version:
+            registry.rollback(model.name, alias, reason=why)
+        else:
+            registry.promote(model.name, model.version, alias, force_reason=why)
+    pair = Pair(gallery=version.ref, model=model.ref)
+    create_markdown_artifact(key="upgrade-rollback", description=f"{gallery}@{alias} -> {pair}",
+                             markdown=f"# `{gallery}@{alias}` rolled back\n\nNow: {pair} (version "
+                                      f"{restored.version}).  \nReason: {reason or '-'}")
+    return pair

@@ -1,0 +1,161 @@
+"""The `upgrade` flow: a new model takes over a gallery's serving pair. An incompatible model gets a gallery
+built in the shadow, compared on probes, and switches with the gallery in one move; a compatible one serves
+the old gallery at once and switches again when it is re-embedded; a rollback puts both back; and concurrent
+moves of one pair leave exactly one winner, on the local store and on S3."""
+
+import json
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+from rotation import rotated
+
+from components.data.reference import DatasetRef
+from components.evaluation.gallery import Gallery
+from flows.gallery import build_gallery
+from flows.settings import Platform
+from flows.upgrade import Pair, rollback_upgrade, upgrade
+from registry.registry import Registry, RegistryError
+
+pytestmark = pytest.mark.slow
+
+PASSING = {"policy": "t", "passed": True, "rules": []}
+
+
+@pytest.fixture
+def served(prefect_harness, tiny_artifact, tiny_dataset, tmp_path):
+    """v1 at `production`, serving its gallery (embedded from the test split) as the pair (g:1, v1)."""
+    registry = Platform.from_env().registry()
+    name = f"upgrade-{tmp_path.name[-12:].lower().strip('_-')}".replace("_", "-")
+    v1 = registry.register(name, tiny_artifact, gate=PASSING)
+    registry.promote(v1.name, v1.version)
+    gallery = build_gallery(v1.ref, DatasetRef(path=str(tiny_dataset)), f"{name}-photos")
+    registry.galleries().pair(gallery.name, "production", gallery.version, v1.ref)
+    return registry, v1, gallery
+
+
+def held(registry, gallery_name: str, model_name: str) -> tuple[int, str, int]:
+    pair = registry.galleries().get_alias(gallery_name, "production")
+    return pair.version, pair.paired_model, registry.get_alias(model_name, "production").version
+
+
+def test_an_incompatible_model_switches_with_its_shadow_gallery_and_rolls_back_with_it(served, tiny_dataset,
+                                                                                       tmp_path):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, rotated(registry.download(v1.name, 1, tmp_path / "v1"), tmp_path / "v2"),
+                           gate=PASSING)  # the same ranking, in a space of its own
+
+    result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=40)
+    assert result.mode == "re-indexed" and result.served_at_once is None
+    assert result.before == Pair(gallery=gallery.ref, model=v1.ref)
+    assert result.after == Pair(gallery=f"{gallery.name}:2", model=v2.ref)
+    shadow = registry.galleries().get_version(gallery.name, 2)
+    assert shadow.embedding_space == v2.ref and shadow.lineage.parent_model == v2.ref
+    comparison = result.comparison
+    assert comparison.probes == 40 and comparison.overlap >= 0.95  # a rotation ranks as the original does
+    assert comparison.recall_after == pytest.approx(comparison.recall_before, abs=0.03)
+    assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+
+    assert rollback_upgrade(gallery.name, reason="test") == Pair(gallery=gallery.ref, model=v1.ref)
+    assert held(registry, gallery.name, v1.name) == (1, v1.ref, 1)
+    moves = [(e.event, e.version, e.details.get("paired_model"))
+             for e in registry.galleries().events(gallery.name) if e.event != "registered"]
+    assert moves == [("alias_set", 1, v1.ref), ("alias_set", 2, v2.ref), ("rolled_back", 1, v1.ref)]
+
+
+def test_a_compatible_model_serves_the_old_gallery_at_once_then_its_own(served, tiny_dataset, tiny_artifact):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact, gate=PASSING, space=v1.ref)  # trained with bct into v1's
+
+    result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=40)
+    assert result.mode == "compatible"
+    assert result.served_at_once == Pair(gallery=gallery.ref, model=v2.ref)
+    assert result.after == Pair(gallery=f"{gallery.name}:2", model=v2.ref)
+    record = registry.galleries().get_alias(gallery.name, "production")
+    assert (record.history, record.paired_history) == ([1, 1], [v1.ref, v2.ref])  # the interim pair was served
+    assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+
+
+def test_a_compatible_model_can_keep_the_old_gallery(served, tiny_dataset, tiny_artifact):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact, gate=PASSING, space=v1.ref)
+    result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), reembed=False)
+    assert result.after == result.served_at_once == Pair(gallery=gallery.ref, model=v2.ref)
+    assert result.comparison is None and len(registry.galleries().list_versions(gallery.name)) == 1
+
+
+def test_a_shadow_gallery_that_finds_less_stays_in_the_shadow(served, tiny_dataset, tmp_path):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, rotated(registry.download(v1.name, 1, tmp_path / "v1"), tmp_path / "v2"),
+                           gate=PASSING)
+    with pytest.raises(RegistryError, match="stays in the shadow; pass --force REASON"):
+        upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=20, tolerance=-1.0)
+    assert held(registry, gallery.name, v1.name) == (1, v1.ref, 1)  # nothing moved
+    assert [r.version for r in registry.galleries().list_versions(gallery.name)] == [1, 2]  # kept, unaliased
+
+
+def test_a_model_without_a_passing_gate_is_refused_before_anything_is_built(served, tiny_dataset, tiny_artifact):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact)
+    with pytest.raises(RegistryError, match=f"{v2.ref} has no passing gate verdict"):
+        upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)))
+    assert len(registry.galleries().list_versions(gallery.name)) == 1
+
+
+def _move_pair(url: str, version: int) -> str:
+    try:
+        Registry.from_url(url).galleries().pair("photos", "production", version, f"model:{version}",
+                                                expected=(1, "model:1"))
+        return "moved"
+    except RegistryError:
+        return "refused"
+
+
+def _watch(url: str, rounds: int) -> list[tuple[int, str]]:
+    galleries = Registry.from_url(url).galleries()
+    return [(held.version, held.paired_model) for _ in range(rounds)
+            if (held := galleries.get_alias("photos", "production"))]
+
+
+def test_concurrent_upgrades_of_one_pair_leave_one_winner_and_no_mixed_pair(registry, tmp_path):
+    galleries = registry.galleries()
+    folder = tmp_path / "gallery"
+    Gallery(np.eye(2, 4, dtype=np.float32), [{"image_id": "a"}, {"image_id": "b"}]).save(folder)
+    for _ in range(9):
+        galleries.register("photos", folder)
+    galleries.pair("photos", "production", 1, "model:1")
+    with mp.get_context("spawn").Pool(9) as pool:
+        watching = pool.apply_async(_watch, (registry.store.url, 200))
+        outcomes = pool.starmap(_move_pair, [(registry.store.url, v) for v in range(2, 10)])
+        seen = watching.get(timeout=300)
+    assert outcomes.count("moved") == 1
+    winner = outcomes.index("moved") + 2
+    final = galleries.get_alias("photos", "production")
+    assert (final.version, final.paired_model, final.history) == (winner, f"model:{winner}", [1])
+    assert all(model == f"model:{version}" for version, model in seen)  # every read: a whole pair
+    assert [e.details["paired_model"] for e in galleries.events("photos") if e.event == "alias_set"] == [
+        "model:1", f"model:{winner}"]
+
+
+def test_the_cli_upgrades_lists_the_pair_and_rolls_back(served, tiny_dataset, tmp_path):
+    from cli_invoke import invoke
+
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, rotated(registry.download(v1.name, 1, tmp_path / "v1"), tmp_path / "v2"),
+                           gate=PASSING)
+    unversioned = invoke("gallery", "upgrade", v2.ref, "--gallery", gallery.name)
+    assert unversioned.exit_code == 1 and "which is no version: name its data with --dataset DIR" in unversioned.output
+
+    done = invoke("gallery", "upgrade", v2.ref, "--gallery", gallery.name, "--dataset", str(tiny_dataset),
+                  "--probes", "20", "--k", "5")
+    assert done.exit_code == 0, done.output
+    assert (f"{gallery.name}@production (re-indexed): {gallery.ref} with {v1.ref} -> {gallery.name}:2 with "
+            f"{v2.ref}") in done.output
+    assert "20 probes: overlap@5 " in done.output
+    listed = invoke("gallery", "list", gallery.name, "--json")
+    assert [g["aliases"] for g in json.loads(listed.output)] == [[], ["production"]]
+    table = invoke("gallery", "list", gallery.name)
+    assert f"production (with {v2.ref})" in " ".join(table.output.split())
+
+    rolled = invoke("gallery", "rollback", gallery.name, "--reason", "probe complaints")
+    assert rolled.exit_code == 0 and f"{gallery.name}@production: {gallery.ref} with {v1.ref}" in rolled.output
