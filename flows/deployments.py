@@ -31,6 +31,7 @@ from flows.pretrain import pretrain
 from flows.project import project
 from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
+from flows.upgrade import rollback_upgrade, upgrade
 from flows.validate_data import validate_data
 
 NIGHTLY = "0 2 * * *"  # 02:00 every day
@@ -75,6 +76,11 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
         project.to_deployment("project", description="Fit a projection from a version's embedding space into an "
                                                      "older one's and register it with its compatibility record.",
                               **common),
+        upgrade.to_deployment("upgrade", description="Make a version the query model of a gallery's serving pair: "
+                                                     "at once where compatible, else after a shadow re-embed "
+                                                     "compared on probes.", **common),
+        rollback_upgrade.to_deployment("rollback-upgrade", description="Put a gallery's serving pair and its "
+                                                                       "model's alias back together.", **common),
     ]
     scheduled = [
         reevaluate.to_deployment("weekly-production", cron=WEEKLY, parameters={"model_ref": "general@production"},

@@ -15,8 +15,9 @@ from components.evaluation.gallery import Gallery
 from flows.datasets import on_this_machine
 from flows.gallery import pairing
 from flows.settings import Platform
+from registry.names import parse_ref
 from registry.records import Event, VersionRecord
-from registry.registry import current_actor
+from registry.registry import RegistryError, current_actor
 from serving.options import ServingOptions
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import SmokeResult, smoke_test
@@ -48,10 +49,16 @@ class RegisteredGallery(BaseModel):
 
 
 def registered_gallery(registry, model: VersionRecord, gallery_ref: str, download_to: Path) -> RegisteredGallery:
-    """`gallery_ref` resolved once, its pairing with `model` checked (refused unless they share a space or the
-    model carries a projection into the gallery's), then downloaded with every checksum verified."""
+    """`gallery_ref` resolved once, its pairing with `model` checked (refused where the alias pairs the
+    gallery with another model, and unless they share a space or the model carries a projection into the
+    gallery's), then downloaded with every checksum verified."""
     galleries = registry.galleries()
-    gallery = galleries.resolve(gallery_ref)
+    ref = parse_ref(gallery_ref)
+    held = galleries.get_alias(ref.name, ref.alias) if ref.alias else None  # read once: the pair moves as one
+    gallery = galleries.get_version(ref.name, held.version) if held else galleries.resolve(gallery_ref)
+    if held and held.paired_model and held.paired_model != model.ref:
+        raise RegistryError(f"gallery {gallery_ref} serves with {held.paired_model}, not {model.ref}: package "
+                            f"that model with it, or name a gallery version ({gallery.ref})")
     projection = pairing(model, gallery)
     directory = galleries.download(gallery.name, gallery.version, download_to)
     return RegisteredGallery(ref=gallery.ref, space=gallery.embedding_space, directory=str(directory),

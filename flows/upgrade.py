@@ -62,7 +62,7 @@ def serving_pair(galleries: Registry, name: str, alias: str) -> tuple[AliasRecor
     return held, gallery, held.paired_model or gallery.lineage.parent_model
 
 
-def answers(registry: Registry, model: VersionRecord, gallery: VersionRecord, probes: Probes, k: int,
+def answers(registry: Registry, model: VersionRecord, gallery: VersionRecord, probes: Probes, *, k: int,
             workdir: Path) -> list[list[str]]:
     """The image ids `model`'s queries find in `gallery`, best first, the way a bento of the pair answers
     (through the model's projection where the gallery lives in an older space)."""
@@ -80,8 +80,8 @@ def compare(registry: Registry, before: tuple[VersionRecord, VersionRecord], aft
             probes: Probes, k: int) -> ProbeComparison:
     """Old pair vs new pair, (model, gallery) each, on the same probes."""
     with tempfile.TemporaryDirectory() as tmp:
-        old = answers(registry, *before, probes, k, Path(tmp))
-        new = answers(registry, *after, probes, k, Path(tmp))
+        old = answers(registry, *before, probes, k=k, workdir=Path(tmp))
+        new = answers(registry, *after, probes, k=k, workdir=Path(tmp))
     return compare_answers(old, new, probes.image_ids, k)
 
 

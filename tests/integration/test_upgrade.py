@@ -13,6 +13,7 @@ from rotation import rotated
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
 from flows.gallery import build_gallery
+from flows.package import registered_gallery
 from flows.settings import Platform
 from flows.upgrade import Pair, rollback_upgrade, upgrade
 from registry.registry import Registry, RegistryError
@@ -55,6 +56,9 @@ def test_an_incompatible_model_switches_with_its_shadow_gallery_and_rolls_back_w
     assert comparison.probes == 40 and comparison.overlap >= 0.95  # a rotation ranks as the original does
     assert comparison.recall_after == pytest.approx(comparison.recall_before, abs=0.03)
     assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+    with pytest.raises(RegistryError, match=f"serves with {v2.ref}, not {v1.ref}: package that model"):
+        registered_gallery(registry, v1, f"{gallery.name}@production", tmp_path / "bento-gallery")
+    assert registered_gallery(registry, v2, f"{gallery.name}@production", tmp_path / "g").ref == shadow.ref
 
     assert rollback_upgrade(gallery.name, reason="test") == Pair(gallery=gallery.ref, model=v1.ref)
     assert held(registry, gallery.name, v1.name) == (1, v1.ref, 1)
