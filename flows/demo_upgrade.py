@@ -1,0 +1,98 @@
+"""The demo's model upgrade: the promoted model's gallery is registered and served; a v2 is trained from another
+seed without compatibility, one with `bct` against the promoted model, and the plain v2 gets a projection into
+its space. The table compares them on the held-out split, then the `upgrade` flow hands the gallery to the
+compatible v2 without re-embedding it first."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from components.compat.cross_model import measure_compatibility
+from components.config import TrainConfig
+from components.data.reference import DatasetRef
+from components.evaluation.metric_names import cross_model_name
+from components.evaluation.suites import EvalTarget
+from components.models.embedder import Embedder
+from flows.gallery import build_gallery
+from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
+from flows.project import project
+from flows.report import console, rich_table
+from flows.settings import Platform
+from flows.upgrade import Upgrade, upgrade
+from registry.records import VersionRecord
+from registry.registry import RegistryError
+
+REINDEXED = 1_000_000  # images: the gallery whose re-embedding a compatible upgrade defers
+
+
+class UpgradeTable(BaseModel):
+    eval_set: str
+    chance: float
+    old_old: float
+    new_new: float
+    without: float
+    with_bct: float
+    with_projection: float
+    reindex_images_per_s: float
+    upgrade: Upgrade | None
+    refusal: str | None = None
+
+    @property
+    def reindex_hours(self) -> float:
+        return REINDEXED / self.reindex_images_per_s / 3600
+
+
+def upgrade_demo(old: LifecycleResult, dataset: DatasetRef, train: TrainConfig, gate_policy: str) -> UpgradeTable:
+    """`old`: the promoted lifecycle result; both v2s are trained with `train` from the next seed."""
+    registry, v1 = Platform.from_env().registry(), old.judged.record
+    console.rule("[bold]upgrade: a gallery, two new versions, a projection")
+    gallery = build_gallery(v1.ref, dataset, f"{v1.name}-photos")
+    registry.galleries().pair(gallery.name, "production", gallery.version, v1.ref, reason="the demo's gallery")
+    next_seed = train.model_copy(update={"seed": train.seed + 1})
+    trained = {kind: lifecycle(LifecycleConfig(
+        model_name=v1.name, dataset=dataset, train=next_seed, gate_policy=gate_policy, promote_to=None, package=False,
+        run_name=f"upgrade-{kind}-{v1.name}-v{v1.version}", compatible_with=v1.ref if kind == "bct" else None))
+        for kind in ("plain", "bct")}
+    plain, bct = trained["plain"].judged, trained["bct"].judged
+    projected = project(plain.record.ref, v1.ref, dataset, gate_policy=gate_policy)
+    eval_set = next(iter(old.judged.measured.sizes))
+    t2i = f"{eval_set}/t2i_r1"
+    without = cross_without_compatibility(registry, plain.record, v1, EvalTarget(
+        name=eval_set, dataset_dir=dataset.path, split="test"))
+    table = UpgradeTable(
+        eval_set=eval_set, chance=old.judged.measured.chance[t2i], old_old=bct.measured.old_metrics[t2i],
+        new_new=plain.measured.metrics[t2i], without=without[cross_model_name(t2i)],
+        with_bct=bct.measured.metrics[cross_model_name(t2i)],
+        with_projection=projected.measured.metrics[cross_model_name(t2i)],
+        reindex_images_per_s=int(gallery.tags["size"]) / float(gallery.tags["embedding_seconds"]), upgrade=None)
+    try:
+        table.upgrade = upgrade(bct.record.ref, gallery.name, dataset)
+    except RegistryError as refused:  # e.g. the bct version failed its gate: the table still stands
+        table.refusal = str(refused)
+    return table
+
+
+def cross_without_compatibility(registry, new: VersionRecord, old: VersionRecord,
+                                target: EvalTarget) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        models = [Embedder.load(registry.download(r.name, r.version, Path(tmp) / str(r.version))) for r in (new, old)]
+        return measure_compatibility(*models, target).cross
+
+
+def print_upgrade(table: UpgradeTable) -> None:
+    rows = [("old/old: v1 queries, v1 gallery", table.old_old), ("new/new: v2 queries, v2 gallery", table.new_new),
+            ("new->old without compatibility", table.without), ("new->old, v2 trained with bct", table.with_bct),
+            ("new->old, v2 through a projection", table.with_projection), ("chance", table.chance)]
+    console.print(rich_table(f"Upgrade without re-embedding: text->image R@1 on {table.eval_set}",
+                             ["queries -> gallery", "R@1"], [(label, f"{value:.3f}") for label, value in rows]))
+    console.print(f"Re-embedding a {REINDEXED:,}-image gallery at this machine's {table.reindex_images_per_s:.0f} "
+                  f"images/s would take {table.reindex_hours:.1f} h: a compatible v2 serves the old one meanwhile.")
+    if table.upgrade:
+        result = table.upgrade
+        console.print(f"`upgrade` ({result.mode}): {result.before} -> served at once {result.served_at_once} -> "
+                      f"{result.after}; {result.comparison.summary() if result.comparison else ''}")
+    else:
+        console.print(f"`upgrade` refused: {table.refusal}")
