@@ -15,7 +15,7 @@ from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import MANIFEST_FILE
 from components.data.reference import DatasetRef
 from components.domains import DOMAINS
-from flows.demo_upgrade import print_upgrade, upgrade_demo
+from flows.demo_upgrade import UpgradeDemoConfig, print_upgrade, upgrade_demo
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.report import console, rich_table, verdict_mark
@@ -40,7 +40,8 @@ class DemoConfig(BaseModel):
     domains: list[str] = Field(default_factory=lambda: sorted(DOMAINS), description="finetuned after pretraining")
     finetune_steps: int | None = Field(None, ge=1, description="steps of each domain finetune; none: the preset's "
                                                                "recipe")
-    upgrade: bool = Field(True, description="train two v2s (plain, bct), project one, and upgrade the gallery")
+    upgrade: UpgradeDemoConfig | None = Field(default_factory=UpgradeDemoConfig,
+                                              description="a model line upgraded without re-embedding its gallery")
 
 
 def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetRef:
@@ -72,9 +73,8 @@ def run_demo(config: DemoConfig) -> LifecycleResult:
     console.print(f"Dataset [bold]{dataset.ref}[/bold] (DVC {dataset.hash})")
     result = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, train=config.train,
                                        package=config.package, gate_policy=config.gate_policy))
-    finetunes = finetune_domains(platform, config, result, dataset)  # from v1, before the upgrade replaces it
-    upgraded = upgrade_demo(result, dataset, config.train, config.gate_policy) if config.upgrade and \
-        result.promoted_to else None
+    finetunes = finetune_domains(platform, config, result, dataset)
+    upgraded = upgrade_demo(dataset, config.train, config.gate_policy, config.upgrade) if config.upgrade else None
     print_summary(platform, result, finetunes, time.monotonic() - started)
     if upgraded:
         print_upgrade(upgraded)

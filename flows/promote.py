@@ -53,7 +53,9 @@ def gallery_check(registry: Registry, alias: str) -> PromotionCheck:
     return check
 
 
-def all_of(*checks: PromotionCheck | None) -> PromotionCheck:
+def promotion_check(registry: Registry, alias: str, policy: GatePolicy | None) -> PromotionCheck:
+    """What every move of a model alias is checked by: the policy's non-regression rules and the galleries."""
+    checks = [non_regression_check(policy) if policy else None, gallery_check(registry, alias)]
     return lambda candidate, incumbent: [o for c in checks if c for o in c(candidate, incumbent)]
 
 
@@ -75,8 +77,8 @@ def promote(name: str, version: int, alias: str = "production", *, reason: str =
     registry = Platform.from_env().registry()
     record = registry.get_version(name, version)
     policy = policy_for(record, gate_policy)
-    checks = all_of(non_regression_check(policy) if policy else None, gallery_check(registry, alias))
-    moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason, check=checks)
+    moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
+                             check=promotion_check(registry, alias, policy))
     previous = moved.history[-1] if moved.history else None
     announce_alias_move(registry, record, alias, previous, package_on_move, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(

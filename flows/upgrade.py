@@ -27,9 +27,10 @@ from components.compat.projection import Projection
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
 from components.models.embedder import Embedder
+from flows.candidate import announce_alias_move
 from flows.datasets import on_this_machine
 from flows.gallery import build_gallery, pairing
-from flows.promote import promote
+from flows.promote import policy_for, promotion_check
 from flows.settings import Platform
 from registry.records import AliasRecord, VersionRecord
 from registry.registry import Registry, RegistryError
@@ -86,15 +87,27 @@ def compare(registry: Registry, before: tuple[VersionRecord, VersionRecord], aft
 
 
 def switch(registry: Registry, gallery: VersionRecord, model: VersionRecord, alias: str, *,
-           expected: tuple[int, str | None], reason: str, force_reason: str | None) -> Pair:
-    """Move the gallery's pair, then the model's alias; a refused promotion moves the pair back."""
+           expected: tuple[int, str | None], reason: str, force_reason: str | None) -> AliasRecord:
+    """Move the gallery's pair, then the model's alias (checked as `promote` checks it); a refused promotion
+    moves the pair back, unless another writer has moved it since. Returns the model's alias record."""
     galleries = registry.galleries()
     galleries.pair(gallery.name, alias, gallery.version, model.ref, reason=reason, expected=expected)
+    check = promotion_check(registry, alias, policy_for(model, None))
     try:
-        promote(model.name, model.version, alias, reason=reason, force_reason=force_reason, package_on_move=False)
+        moved = registry.promote(model.name, model.version, alias, reason=reason, force_reason=force_reason,
+                                 check=check)
     except RegistryError:
-        galleries.rollback(gallery.name, alias, reason=f"{model.ref} was refused {alias!r}")
+        galleries.pair(gallery.name, alias, *expected, reason=f"{model.ref} was refused {alias!r}",
+                       expected=(gallery.version, model.ref))
         raise
+    return moved
+
+
+def announced(registry: Registry, gallery: VersionRecord, model: VersionRecord, moved: AliasRecord) -> Pair:
+    """The model's alias move announced as `promote` announces it (bentos of the pair are built by `package
+    --gallery-from`, so the package automation is not asked to)."""
+    announce_alias_move(registry, model, moved.alias, moved.history[-1] if moved.history else None,
+                        package_on_move=False, gallery=gallery.ref)
     return Pair(gallery=gallery.ref, model=model.ref)
 
 
@@ -121,8 +134,8 @@ def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "pro
 
     served_at_once = None
     if model.can_query(current.embedding_space):
-        served_at_once = switch(registry, current, model, alias, expected=expected, reason=reason,
-                                force_reason=force_reason)
+        served_at_once = announced(registry, current, model, switch(
+            registry, current, model, alias, expected=expected, reason=reason, force_reason=force_reason))
         print(f"{model.ref} serves gallery {current.ref} now; re-embedding it behind")
         expected = (held.version, model.ref)
         if not reembed:
@@ -139,7 +152,8 @@ def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "pro
                        expected=expected)
         after = Pair(gallery=shadow.ref, model=model.ref)
     else:
-        after = switch(registry, shadow, model, alias, expected=expected, reason=reason, force_reason=force_reason)
+        after = announced(registry, shadow, model, switch(
+            registry, shadow, model, alias, expected=expected, reason=reason, force_reason=force_reason))
     return report(Upgrade(mode="compatible" if served_at_once else "re-indexed", before=before,
                           served_at_once=served_at_once, after=after, comparison=comparison))
 

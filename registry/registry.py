@@ -300,7 +300,7 @@ class Registry:
                                "`alignops finetune`, `alignops evaluate` measures any, or pass --force REASON, "
                                f"recorded): {why}")
 
-    def pair(self, name: str, alias: str, version: int, model: str, *, reason: str = "",
+    def pair(self, name: str, alias: str, version: int, model: str | None, *, reason: str = "",
              expected: tuple[int, str | None] | None = None) -> AliasRecord:
         """Point a gallery's `alias` at `version` paired with the query `model` (`name:N`), in one
         compare-and-swap. With `expected` (the (version, model) the caller planned from), the move is refused

@@ -12,8 +12,7 @@ from components.compat.probes import Probes, compare_answers
 from components.config import SyntheticDataConfig, TrainConfig
 from components.data.generators.synthetic import generate_dataset
 from components.data.reference import DatasetRef
-from flows.demo_upgrade import upgrade_demo
-from flows.lifecycle import LifecycleConfig, lifecycle
+from flows.demo_upgrade import UpgradeDemoConfig, upgrade_demo
 from flows.package import package
 from flows.settings import Platform
 from flows.upgrade import Pair, answers
@@ -32,32 +31,27 @@ NAME = "compatible-upgrade"
 T2I = "synthetic_test/t2i_r1"
 
 
-def train_config(steps: int) -> TrainConfig:
-    return TrainConfig(optim={"max_steps": steps, "warmup_steps": 5}, data={"batch_size": 64},
-                       logging={"checkpoint_every_n_steps": steps, "val_every_n_steps": steps})
-
-
 def test_an_upgrade_trained_compatible_searches_the_old_gallery(prefect_harness, tmp_path):
     dataset, policy = DatasetRef(path=str(tmp_path / "synthetic")), tmp_path / "policy.yaml"
     generate_dataset(SyntheticDataConfig(train_images=400, val_images=20, test_images=100), tmp_path / "synthetic")
     policy.write_text(POLICY)
-    v1 = lifecycle(LifecycleConfig(model_name=NAME, dataset=dataset, train=train_config(40), gate_policy=str(policy),
-                                   package=False, run_name=f"{NAME}-v1"))
-    assert v1.promoted_to == "production"
-
-    table = upgrade_demo(v1, dataset, train_config(80), str(policy))
+    table = upgrade_demo(dataset, TrainConfig(optim={"warmup_steps": 5}, data={"batch_size": 64}), str(policy),
+                         UpgradeDemoConfig(model_name=NAME, old_steps=40, new_steps=80))
+    registry = Platform.from_env().registry()
+    v1 = registry.get_version(NAME, 1)
+    assert registry.get_alias(NAME, "production").history == [1]  # v1 was promoted, then the upgrade moved it
+    assert table.versions == {"old": v1.ref, "plain": f"{NAME}:2", "bct": f"{NAME}:3", "projected": f"{NAME}:4"}
     assert table.chance == pytest.approx(0.01) and table.eval_set == "synthetic_test"
-    assert table.old_old == pytest.approx(v1.judged.measured.metrics[T2I])  # same model, same split
+    assert table.old_old == pytest.approx(v1.metrics[T2I])
     assert table.without <= 0.05  # another seed, another space
     assert table.with_bct >= table.old_old and table.new_new >= table.old_old - 0.02
     # Small models (R@1 0.03 against chance 0.01 here): the projection must carry most of v1's own recall.
     assert table.with_projection >= max(0.5 * table.old_old, table.without + 2 * table.chance)
     assert table.reindex_images_per_s > 0
 
-    registry = Platform.from_env().registry()
-    plain, bct, projected = (registry.get_version(NAME, v1.version + n) for n in (1, 2, 3))
+    plain, bct, projected = (registry.get_version(NAME, n) for n in (2, 3, 4))
     assert plain.embedding_space == plain.ref and not plain.compatibility
-    assert bct.embedding_space == v1.judged.record.ref and bct.can_query(v1.judged.record.ref)
+    assert bct.embedding_space == v1.ref and bct.can_query(v1.ref)
     (evidence,) = bct.compatibility
     assert evidence.via == "bct" and evidence.metrics[f"xm/{T2I}"] == table.with_bct
     assert [o["name"] for o in bct.lineage.model_extra["training"]["optim"]["objectives"]] == ["clip", "bct"]
@@ -74,7 +68,7 @@ def test_an_upgrade_trained_compatible_searches_the_old_gallery(prefect_harness,
 
     # Served: a bento of the bct v2's queries over the gallery v1 embedded.
     bento, smoke = package(bct.ref, gallery=f"{gallery}:1")
-    ranked = ranks_like(registry, bento, v1.judged.record, registry.galleries().get_version(gallery, 1),
+    ranked = ranks_like(registry, bento, v1, registry.galleries().get_version(gallery, 1),
                         Probes.of_split(tmp_path / "synthetic", "test"), tmp_path)
     print(f"{bct.ref} served over v1's gallery against v1 itself: {ranked.summary()}")
     assert smoke.passed and ranked.probes == 500  # every test caption

@@ -28,7 +28,7 @@ def test_lifecycle_twice(prefect_harness, tmp_path):
                         train=TrainConfig(optim={"max_steps": 40, "warmup_steps": 5}, data={"batch_size": 64},
                                           logging={"checkpoint_every_n_steps": 20, "val_every_n_steps": 20}),
                         gate_policy=str(policy), domains=["remote_sensing"], finetune_steps=30,
-                        upgrade=False)  # the demo's upgrade: tests/e2e/test_compatible_upgrade.py
+                        upgrade=None)  # the demo's upgrade: tests/e2e/test_compatible_upgrade.py
     first = run_demo(config)
     registry = Platform.from_env().registry()
     report, measured = first.validated.report, first.judged.measured

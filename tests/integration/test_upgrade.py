@@ -14,8 +14,9 @@ from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
 from flows.gallery import build_gallery
 from flows.package import registered_gallery
+from flows.promote import promotion_check
 from flows.settings import Platform
-from flows.upgrade import Pair, rollback_upgrade, upgrade
+from flows.upgrade import Pair, rollback_upgrade, switch, upgrade
 from registry.registry import Registry, RegistryError
 
 pytestmark = pytest.mark.slow
@@ -163,3 +164,49 @@ def test_the_cli_upgrades_lists_the_pair_and_rolls_back(served, tiny_dataset, tm
 
     rolled = invoke("gallery", "rollback", gallery.name, "--reason", "probe complaints")
     assert rolled.exit_code == 0 and f"{gallery.name}@production: {gallery.ref} with {v1.ref}" in rolled.output
+
+
+def _switch(url: str, model_version: int) -> str:
+    """An upgrade's switch: gallery `photos:N` (embedded by `m:N`) with model `m:N`, planned against (1, m:1)."""
+    registry = Registry.from_url(url)
+    try:
+        switch(registry, registry.galleries().get_version("photos", model_version), registry.get_version(
+            "m", model_version), "production", expected=(1, "m:1"), reason="race", force_reason=None)
+        return "switched"
+    except RegistryError:
+        return "refused"
+
+
+def _promote(url: str, model_version: int) -> str:
+    registry = Registry.from_url(url)
+    try:
+        registry.promote("m", model_version, check=promotion_check(registry, "production", None))
+        return "promoted"
+    except RegistryError:
+        return "refused"
+
+
+def test_upgrades_racing_promotions_never_leave_the_model_unable_to_search_its_gallery(registry, tmp_path):
+    """m:1..3 each in a space of its own, each with a gallery it embedded; m:4 shares m:1's space (bct).
+    Two upgrades (to m:2 and m:3) race promotions of m:2, m:3 and m:4 (each, alone, searchable only in
+    its own gallery). Whatever order the writes land in: one upgrade wins, and the model holding the alias
+    can query the gallery the pair serves."""
+    folder = tmp_path / "files"
+    Gallery(np.eye(2, 4, dtype=np.float32), [{"image_id": "a"}, {"image_id": "b"}]).save(folder)
+    for n in (1, 2, 3):
+        registry.register("m", folder, gate=PASSING)
+        registry.galleries().register("photos", folder, space=f"m:{n}", lineage={"parent_model": f"m:{n}"})
+    registry.register("m", folder, gate=PASSING, space="m:1")
+    registry.promote("m", 1)
+    registry.galleries().pair("photos", "production", 1, "m:1")
+
+    with mp.get_context("spawn").Pool(5) as pool:
+        switched = [pool.apply_async(_switch, (registry.store.url, n)) for n in (2, 3)]
+        promoted = [pool.apply_async(_promote, (registry.store.url, n)) for n in (2, 3, 4)]
+        outcomes = [r.get(timeout=300) for r in switched], [r.get(timeout=300) for r in promoted]
+    assert outcomes[0].count("switched") == 1, outcomes
+    pair = registry.galleries().get_alias("photos", "production")
+    holder = registry.get_version("m", registry.get_alias("m", "production").version)
+    gallery = registry.galleries().get_version("photos", pair.version)
+    assert pair.paired_model == f"m:{pair.version}" and pair.version in (2, 3)
+    assert holder.can_query(gallery.embedding_space), (outcomes, holder.ref, pair)
