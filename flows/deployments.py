@@ -19,6 +19,7 @@ from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
 from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
+from flows.curate import curate
 from flows.datasets import version_dataset
 from flows.evaluate import evaluate
 from flows.finetune import finetune
@@ -61,6 +62,9 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                                                        "split and judge it; recorded on the version.", **common),
         promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
         rollback.to_deployment("rollback", description="Move an alias back to its previous holder.", **common),
+        curate.to_deployment("curate", description="Filter a dataset by a model's pair scores, de-duplicate it and "
+                                                   "clear leakage into eval data, as a new dataset version.",
+                             **common),
         version_dataset.to_deployment("version-dataset", description="Track a workspace dataset with DVC and "
                                                                      "push it; optionally list it as an eval set.",
                                       **common),

@@ -174,3 +174,67 @@ def print_report(dataset: str, report) -> None:
                   f"{facts.duplicate_images} duplicate files")
     console.print(f"rows in {report.rows_in} = kept {report.rows_kept} + quarantined {report.rows_quarantined}: "
                   f"{verdict_mark(report.passed)}")
+
+
+@app.command("curate")
+@user_errors
+def curate(
+    dataset: Annotated[str, typer.Argument(help="a dataset directory or PATH@REV")],
+    model: Annotated[str, typer.Option(help="the scoring model: NAME:N, NAME@ALIAS or an artifact directory")],
+    min_score: Annotated[float | None, typer.Option(help="drop train pairs whose cosine is below this")] = None,
+    keep_fraction: Annotated[float | None, typer.Option(help="keep this share of train pairs, best scored first "
+                                                             "(per `source` where the column exists)")] = None,
+    dedup: Annotated[bool, typer.Option(help="drop exact and near-duplicate images and repeated captions")] = False,
+    hash_distance: Annotated[int, typer.Option(help="perceptual-hash bits (of 256) within which images are near "
+                                                    "duplicates; -1: not compared")] = 16,
+    embedding_cosine: Annotated[float | None, typer.Option(help="also near duplicates: image embeddings at least "
+                                                                "this close (cosine)")] = None,
+    against: Annotated[list[str] | None, typer.Option(help="an eval set (catalog name, directory or PATH@REV) "
+                                                           "train rows must not leak into; repeatable")] = None,
+    name: Annotated[str | None, typer.Option(help="workspace folder of the curated dataset (default: "
+                                                  "NAME-curated); each run adds a version")] = None,
+) -> None:
+    """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
+    data, and version the result in the workspace with its lineage. Rules judge the train split; the
+    dataset's own val/test splits are always guarded against leakage."""
+    from components.containment import relative_path
+    from components.curation.rules import CurationRules
+    from flows.cli.runs import dataset_at
+    from registry.names import parse_ref
+
+    if name is not None:
+        relative_path(name, "--name")
+    rules = CurationRules(min_score=min_score, keep_fraction=keep_fraction, dedup=dedup,
+                          hash_distance=None if hash_distance == -1 else hash_distance,
+                          embedding_cosine=embedding_cosine)
+    if not Path(model).is_dir():
+        parse_ref(model)
+    from flows.curate import curate as curate_flow
+
+    guarded = [eval_set_at(spec) for spec in against or []]
+    result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded)
+    print_curation(result)
+
+
+def eval_set_at(spec: str):
+    """A catalog eval set's dataset (its newest version), else a directory or PATH@REV."""
+    from flows.cli.runs import dataset_at
+    from flows.settings import Platform
+    from infra.catalog import read_catalog
+
+    platform = Platform.from_env()
+    named = {entry.name: entry for entry in read_catalog(platform.workspace)}
+    return platform.dataset_ref(platform.workspace / named[spec].dataset) if spec in named else dataset_at(spec)
+
+
+def print_curation(result) -> None:
+    from flows.report import console, rich_table
+
+    lineage = result.lineage
+    console.print(rich_table(f"Curation of {lineage.parent} by {lineage.model}", ["rule", "rows dropped"],
+                             [*lineage.dropped.items(), ("kept", lineage.kept), ("rows in", lineage.rows_in)]))
+    if lineage.score_thresholds:
+        console.print("lowest score kept: " + ", ".join(f"{source} {value:.3f}"
+                                                         for source, value in lineage.score_thresholds.items()))
+    console.print(f"{result.version.ref}: {lineage.kept} rows kept of {lineage.rows_in}; score histogram "
+                  f"{result.pictures['histogram']}; border pairs {result.pictures['grid']}")

@@ -26,7 +26,8 @@ from registry.registry import RegistryError
 
 # Errors that describe a problem with the user's input or state; shown as one line, not a traceback. Our
 # ValueErrors (ManifestError, pydantic's ValidationError, config checks) all say what to change.
-USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, StackError)
+USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, FileExistsError,
+               StackError)
 MAX_ERROR_CHARS = 400
 DEBUG = {"on": False}  # set by `alignops --debug`
 

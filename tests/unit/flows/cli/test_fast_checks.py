@@ -22,6 +22,10 @@ print(result.exit_code, heavy, result.output.replace(chr(10), " "))
     (["train", "x", "--run-name", "../../out"], "invalid run name '../../out'"),
     (["evaluate", "m:1", "x", "--split", "dev"], "--split 'dev': use one of"),
     (["evaluate", "Not A Ref", "x"], "invalid model name 'Not A Ref'"),
+    (["data", "curate", "x", "--model", "Not A Ref"], "invalid model name 'Not A Ref'"),
+    (["data", "curate", "x", "--model", "m:1", "--min-score", "0.2", "--keep-fraction", "0.5"], "not both"),
+    (["data", "curate", "x", "--model", "m:1", "--keep-fraction", "1.5"], "less than or equal to 1"),
+    (["data", "curate", "x", "--model", "m:1", "--name", "../out"], "--name '../out' is not a normal relative"),
 ])
 def test_bad_arguments_fail_before_heavy_imports(args, message):
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120)

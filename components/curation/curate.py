@@ -1,0 +1,109 @@
+"""A curation run on a dataset directory: score every pair with a model, fingerprint every image, decide
+what each rule drops, and write the kept rows as a new dataset directory."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.curation.decide import Decision, Fingerprints, Reference, decide, normalised
+from components.curation.hashing import HASH_BYTES, fingerprints
+from components.curation.rules import RULES, CurationRules
+from components.data.manifest import read_manifest, resolve_image, write_manifest
+from components.models.embedder import Embedder
+
+GUARDED_SPLITS = ("val", "test")  # what evaluation measures: training must not overlap it
+
+
+@dataclass
+class CurationResult:
+    rows: pd.DataFrame  # every manifest row, with `score` (NaN where quarantined) and `rule` ("" where kept)
+    score_thresholds: dict[str, float]
+
+    @property
+    def kept(self) -> pd.DataFrame:
+        return self.rows[self.rows["rule"] == ""].drop(columns=["score", "rule"])
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        return self.rows.loc[self.rows["rule"] != "", ["sample_id", "image_id", "split", "caption", "score", "rule"]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows dropped per rule, every rule named (0 where it dropped none)."""
+        found = self.rows["rule"].value_counts()
+        return {rule: int(found.get(rule, 0)) for rule in RULES}
+
+
+def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, *,
+                   quarantined: frozenset[str] = frozenset(), against: tuple[Path, ...] = ()) -> CurationResult:
+    """Rules judge the train split; the dataset's own val/test rows and every `against` dataset's are the
+    reference that train rows must not leak into."""
+    manifest = read_manifest(dataset_dir)
+    usable = manifest[~manifest["sample_id"].isin(quarantined)]
+    images, image_emb = _fingerprinted(dataset_dir, usable, embedder, embed=True)
+    position = {image_id: i for i, image_id in enumerate(images.image_ids)}
+    text_emb = embedder.encode_texts(usable["caption"].astype(str).tolist())
+    scores = np.einsum("nd,nd->n", image_emb[usable["image_id"].map(position).to_numpy()], text_emb)
+    images.embeddings = image_emb if rules.embedding_cosine is not None else None
+    decision = decide(usable, images, scores, rules, _reference(dataset_dir, usable, against, embedder, rules))
+    return CurationResult(rows=_annotated(manifest, usable, scores, decision),
+                          score_thresholds=decision.score_thresholds)
+
+
+def write_curated(source_dir: Path, result: CurationResult, out_dir: Path) -> Path:
+    """The kept rows and copies of their images in `out_dir`, which must not exist yet. Copies, not links:
+    DVC makes the files it tracks read-only, which would reach through a hard link into the source."""
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists: name a new dataset (a curated version is never written "
+                              "over another)")
+    kept = result.kept
+    for image in kept["image"].astype(str).unique():
+        source, target = resolve_image(source_dir, image), resolve_image(out_dir, image)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return write_manifest(kept, out_dir)
+
+
+def _fingerprinted(dataset_dir: Path, rows: pd.DataFrame, embedder: Embedder,
+                   embed: bool) -> tuple[Fingerprints, np.ndarray | None]:
+    images = rows.drop_duplicates("image_id")
+    paths = [resolve_image(dataset_dir, image) for image in images["image"].astype(str)]
+    sha256, hashes = fingerprints(paths)
+    embeddings = embedder.encode_images(paths) if embed else None
+    return Fingerprints(images["image_id"].tolist(), sha256, hashes), embeddings
+
+
+def _reference(dataset_dir: Path, usable: pd.DataFrame, against: tuple[Path, ...], embedder: Embedder,
+               rules: CurationRules) -> Reference:
+    """The guarded rows of this dataset and of every eval set, fingerprinted (image ids are prefixed per
+    dataset: two datasets may use the same names for different pictures)."""
+    parts = [(dataset_dir, usable)] + [(path, read_manifest(path)) for path in against]
+    fingerprinted, captions = [], set()
+    for number, (directory, frame) in enumerate(parts):
+        guarded = frame[frame["split"].isin(GUARDED_SPLITS)]
+        if number and guarded.empty:
+            raise ValueError(f"{directory} has no val or test rows to guard against leakage: name an eval set")
+        if guarded.empty:
+            continue
+        prints, emb = _fingerprinted(directory, guarded, embedder, embed=rules.embedding_cosine is not None)
+        fingerprinted.append((number, prints, emb))
+        captions |= set(guarded["caption"].map(normalised))
+    return Reference(images=Fingerprints(
+        image_ids=[f"{number}/{image_id}" for number, prints, _ in fingerprinted for image_id in prints.image_ids],
+        sha256=[sha for _, prints, _ in fingerprinted for sha in prints.sha256],
+        hashes=np.concatenate([prints.hashes for _, prints, _ in fingerprinted]) if fingerprinted
+        else np.zeros((0, HASH_BYTES), np.uint8),
+        embeddings=np.concatenate([emb for *_, emb in fingerprinted]) if fingerprinted and
+        rules.embedding_cosine is not None else None), captions=captions)
+
+
+def _annotated(manifest: pd.DataFrame, usable: pd.DataFrame, scores: np.ndarray, decision: Decision) -> pd.DataFrame:
+    rows = manifest.assign(score=np.nan, rule="quarantined")
+    rows.loc[usable.index, "score"] = scores
+    rows.loc[usable.index, "rule"] = decision.rule
+    return rows

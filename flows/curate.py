@@ -1,0 +1,120 @@
+"""Flow `curate`: a dataset version filtered by a registry model's pair scores, de-duplicated and cleared of
+leakage into eval data, written as a new DVC dataset version whose lineage names the parent version, the
+scoring model and every threshold. Rows in = kept + dropped per rule; the dropped rows travel with the
+version (`curation/dropped.parquet`), so nothing leaves silently."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from components.config import ValidationConfig
+from components.containment import relative_path
+from components.curation.curate import CurationResult, curate_dataset, write_curated
+from components.curation.report import border_grid, score_histogram
+from components.curation.rules import CurationRules
+from components.data.reference import DatasetRef
+from components.models.embedder import Embedder
+from flows.datasets import on_this_machine, version_dataset
+from flows.evaluate import model_at
+from flows.report import markdown_table
+from flows.settings import Platform, code_revision
+from flows.validate_data import validate_data
+from infra.workspace import DatasetVersion
+
+LINEAGE_DIR = "curation"  # inside the curated dataset: lineage.json and dropped.parquet
+
+
+class CurationLineage(BaseModel):
+    """What made a curated version, stored inside it (so DVC versions it with the data)."""
+
+    parent: str  # the parent's reference (PATH@REV where versioned)
+    parent_hash: str = ""
+    model: str  # the scoring model (`name:N`, or an artifact directory's name)
+    rules: CurationRules
+    score_thresholds: dict[str, float] = Field(default_factory=dict)  # per source: the lowest train score kept
+    against: list[str] = Field(default_factory=list)  # eval sets guarded against leakage
+    rows_in: int
+    kept: int
+    dropped: dict[str, int]  # per rule
+    code: str = ""
+
+
+class Curation(BaseModel):
+    version: DatasetVersion
+    lineage: CurationLineage
+    pictures: dict[str, str]  # histogram, grid
+
+
+@flow(name="curate", log_prints=True)
+def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules(),  # noqa: B008 - form default
+           *, name: str = "", against: list[DatasetRef] | None = None,
+           validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
+           ) -> Curation:
+    """`dataset` is validated first (its quarantined rows are counted under `quarantined`); `model` is
+    `name:N`, `name@alias` or an artifact directory; the result is written to the workspace folder `name`
+    (default: the dataset's name + `-curated`) and versioned there, a new version of it on each run."""
+    dataset, against = on_this_machine(dataset), [on_this_machine(ref) for ref in against or []]
+    platform = Platform.from_env()
+    target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
+    replaceable(platform, target)  # before the work starts
+    quarantined = validate_data(dataset, validation).quarantined
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact_dir, record = model_at(platform.registry(), model, Path(tmp) / "model")
+        result = curate_dataset(Path(dataset.path), Embedder.load(artifact_dir), rules, quarantined=quarantined,
+                                against=tuple(Path(ref.path) for ref in against))
+    lineage = CurationLineage(
+        parent=dataset.recorded, parent_hash=dataset.hash, model=record.ref if record else Path(artifact_dir).name,
+        rules=rules, score_thresholds=result.score_thresholds, against=[ref.recorded for ref in against],
+        rows_in=len(result.rows), kept=len(result.kept), dropped=result.counts, code=code_revision())
+    staged = write_version(Path(dataset.path), result, lineage, target)
+    version = version_dataset(str(staged), f"Curate {lineage.parent} with {lineage.model}: "
+                                           f"{rules.model_dump_json(exclude_defaults=True)}")
+    pictures = picture(Path(dataset.path), result, platform.reports / f"curation-{version.dvc_md5[:32]}")
+    publish(version, lineage, pictures)
+    return Curation(version=version, lineage=lineage, pictures=pictures)
+
+
+def replaceable(platform: Platform, target: Path) -> None:
+    """A folder may take a new curated version only when it holds a committed version (the earlier one stays
+    reachable as PATH@REV); anything else there would be lost."""
+    if target.exists() and not platform.dataset_ref(target).versioned:
+        raise FileExistsError(f"{target} exists and is not a committed dataset version: curating into it would "
+                              "lose it; give another --name")
+
+
+def write_version(source: Path, result: CurationResult, lineage: CurationLineage, target: Path) -> Path:
+    """The kept rows, their images and the lineage, staged beside `target` and then moved in its place."""
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_curated(source, result, staging)
+    (staging / LINEAGE_DIR).mkdir()
+    (staging / LINEAGE_DIR / "lineage.json").write_text(lineage.model_dump_json(indent=2))
+    result.dropped.to_parquet(staging / LINEAGE_DIR / "dropped.parquet", index=False)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def picture(dataset_dir: Path, result: CurationResult, out: Path) -> dict[str, str]:
+    out.mkdir(parents=True, exist_ok=True)
+    return {"histogram": str(score_histogram(result, out / "scores.png")),
+            "grid": str(border_grid(dataset_dir, result, out / "border.png"))}
+
+
+def publish(version: DatasetVersion, lineage: CurationLineage, pictures: dict[str, str]) -> None:
+    counts = [{"rule": rule, "rows dropped": count} for rule, count in lineage.dropped.items()]
+    thresholds = ", ".join(f"{source} {value:.3f}" for source, value in lineage.score_thresholds.items()) or "none"
+    create_markdown_artifact(key="curation", description=f"{version.ref} curated from {lineage.parent}", markdown=(
+        f"# Curated `{version.ref}`\n\nFrom `{lineage.parent}`, scored by `{lineage.model}`; rules "
+        f"`{lineage.rules.model_dump_json()}`; lowest score kept: {thresholds}.\n\n"
+        f"Rows in **{lineage.rows_in}** = kept **{lineage.kept}** + dropped **{sum(lineage.dropped.values())}**:\n\n"
+        f"{markdown_table(counts)}\n\nScore histogram: `{pictures['histogram']}`  \n"
+        f"Border pairs (lowest kept, highest dropped): `{pictures['grid']}`"))
+    print(f"{lineage.parent} -> {version.ref}: rows in {lineage.rows_in} = kept {lineage.kept} + dropped "
+          f"{sum(lineage.dropped.values())} ({', '.join(f'{r} {n}' for r, n in lineage.dropped.items() if n)})")
