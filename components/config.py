@@ -335,4 +335,6 @@ class ValidationConfig(BaseModel):
     max_aspect_ratio: float = Field(8.0, ge=1, description="long side / short side; beyond it, rejected")
     max_caption_chars: int = Field(1000, ge=1)
     min_unique_caption_fraction: float = Field(0.05, ge=0, le=1)
+    near_duplicate_bits: int = Field(16, ge=0, le=64, description="a val/test image whose perceptual hash (256 "
+                                     "bits) is this close to a train image's is reported as a near copy")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, description="parallel image scans")

@@ -16,13 +16,15 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from components.config import ValidationConfig
+from components.curation.hashing import image_hash
 from components.data.manifest import ManifestError, resolve_image
+from components.data.transforms import load_image
 
 EXIF_ORIENTATION = 0x0112
 # Signatures of image formats: a file that starts like one but cannot be read is corrupt, not "not an image".
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 PROCESS_POOL_FROM = 5000  # images; below it a process pool's start-up costs more than it saves
-SCAN_COLUMNS = ["image", "problem", "width", "height", "mode", "aspect_ratio", "sha256", "exif_orientation"]
+SCAN_COLUMNS = ["image", "problem", "width", "height", "mode", "aspect_ratio", "sha256", "exif_orientation", "phash"]
 
 
 def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
@@ -49,6 +51,7 @@ def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
                 if width * height > config.max_pixels:
                     return facts | {"problem": f"too many pixels ({width}x{height}): a decompression bomb?"}
                 img.load()  # decode fully: truncated files fail here, not in training
+                facts["phash"] = image_hash(load_image(img)).hex()  # near copies across splits
     except UnidentifiedImageError:
         if data.startswith(IMAGE_SIGNATURES):
             return facts | {"problem": "does not decode: corrupt header"}

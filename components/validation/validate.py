@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from components.config import ValidationConfig
+from components.curation.hashing import HASH_BYTES, hash_matches
 from components.data.manifest import read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
@@ -24,7 +26,7 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
     dataset_dir = Path(dataset_dir)
     manifest = read_manifest(dataset_dir, strict=False)
     images = scan_images(dataset_dir, manifest["image"].astype(str).unique().tolist(), config)
-    frame = manifest.assign(**derived_columns(manifest, images))
+    frame = manifest.assign(**derived_columns(manifest, images, config.near_duplicate_bits))
     docs = out_dir / DOCS_DIR if out_dir else None
     checks = run_suite(frame, config, docs)
     reasons = [image if image != "ok" else LEAK if leaked else caption_problem(caption, config)
@@ -42,9 +44,10 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
         data_docs=str(docs / "index.html") if docs and (docs / "index.html").exists() else None)
 
 
-def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, pd.Series]:
+def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame, near_bits: int) -> dict[str, pd.Series]:
     """Per row: the image's problem ("ok" if none), its sha256, whether the same bytes also appear under
-    another image_id (a duplicate image), and whether a val/test row's image is also in train (leakage)."""
+    another image_id (a duplicate image), whether a val/test row's image is also in train (leakage), and
+    the train image a val/test image nearly copies ("" if none)."""
     by_image = images.set_index("image")
     sha = manifest["image"].astype(str).map(by_image["sha256"])
     ids_per_sha = manifest.assign(sha=sha).dropna(subset=["sha"]).groupby("sha")["image_id"].nunique()
@@ -52,7 +55,25 @@ def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, p
     return {"image_problem": manifest["image"].astype(str).map(by_image["problem"]).fillna("ok"),
             "image_sha256": sha.astype(object).where(sha.notna(), None),  # None: no bytes (missing, unsafe)
             "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1),
-            "leaked_from_train": (manifest["split"] != "train") & sha.isin(train_shas)}
+            "leaked_from_train": (manifest["split"] != "train") & sha.isin(train_shas),
+            "near_copy_of_train": near_copies(manifest, manifest["image"].astype(str).map(by_image["phash"]),
+                                              near_bits)}
+
+
+def near_copies(manifest: pd.DataFrame, phash: pd.Series, near_bits: int) -> pd.Series:
+    """Per row: for a val/test image whose perceptual hash is within `near_bits` of a train image's,
+    `"<image_id> ~ <train image_id>"` (so the check's examples name both); else ""."""
+    hashed = manifest.assign(phash=phash).dropna(subset=["phash"]).drop_duplicates("image_id")
+    train, held_out = hashed[hashed["split"] == "train"], hashed[hashed["split"] != "train"]
+    matches = hash_matches(_hashes(held_out["phash"]), _hashes(train["phash"]), near_bits)
+    first = {}
+    for query, reference in matches:
+        first.setdefault(held_out["image_id"].iloc[query], train["image_id"].iloc[reference])
+    return manifest["image_id"].map(lambda image_id: f"{image_id} ~ {first[image_id]}" if image_id in first else "")
+
+
+def _hashes(hexes: pd.Series) -> np.ndarray:
+    return np.frombuffer(b"".join(bytes.fromhex(h) for h in hexes), np.uint8).reshape(len(hexes), HASH_BYTES)
 
 
 def image_facts(images: pd.DataFrame) -> ImageFacts:

@@ -186,3 +186,20 @@ def test_held_out_copies_of_training_images_are_quarantined(tmp_path):
         ("t0", "image also in the train split (train/test leakage)")]
     leak = next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(leaked_from_train)")
     assert not leak.passed and leak.failures == 1
+
+
+def test_held_out_near_copies_of_training_photos_are_reported(shared_data, tmp_path):
+    photos = sorted((shared_data / "coco-mini" / "val2017").glob("*.jpg"))[:16]
+    rows = [(f"images/{p.name}", p.read_bytes(), f"photo {i}") for i, p in enumerate(photos)]
+    make_dataset(tmp_path, rows)
+    copy = Image.open(photos[3]).convert("RGB")
+    copy.resize((copy.width // 2, copy.height // 2)).save(tmp_path / "images" / "copy.jpg", quality=70)
+    frame = pd.read_parquet(tmp_path / "manifest.parquet")
+    frame.loc[12:, "split"] = "test"  # four distinct photos held out...
+    extra = pd.DataFrame([{"sample_id": "t0", "image": "images/copy.jpg", "caption": "a smaller photo 3",
+                           "image_id": "copy", "split": "test"}])  # ...and a resized re-encoded training photo
+    pd.concat([frame, extra]).to_parquet(tmp_path / "manifest.parquet")
+    report = validate_dataset(tmp_path)
+    near = next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(near_copy_of_train)")
+    assert not near.passed and near.failures == 1 and near.examples == [f"copy ~ images/{photos[3].name}"]
+    assert report.rows_quarantined == 0 and report.passed  # reported for a person to judge, not dropped
