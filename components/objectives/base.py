@@ -27,6 +27,14 @@ class Batch:
 
 
 @dataclass
+class Views:
+    """Embeddings of second views of the batch's images and captions (for objectives with `needs_views`)."""
+
+    image_emb: torch.Tensor
+    text_emb: torch.Tensor
+
+
+@dataclass
 class Outputs:
     """The model's outputs for a batch, computed once and shared by all objectives."""
 
@@ -37,9 +45,12 @@ class Outputs:
     image_tokens: torch.Tensor  # (B, patches + 1, vision width)
     text_tokens: torch.Tensor  # (B, context, text width)
     step: int = 0  # the global step: seeds any sampling, so a resumed run samples as the original did
+    views: Views | None = None
 
 
 class Objective(nn.Module):
+    needs_views = False  # True: the module also encodes second views of the batch (`Outputs.views`)
+
     def __init__(self, rank: int = 0, world_size: int = 1):
         super().__init__()
         self.rank, self.world_size = rank, world_size

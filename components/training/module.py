@@ -11,7 +11,8 @@ import torch
 from components.config import ModelConfig, ModelSection, OptimSection
 from components.models.dual_encoder import DualEncoder
 from components.models.towers import lock_tower
-from components.objectives import Batch, Outputs, WeightedObjectives, build_objective
+from components.objectives import Batch, Outputs, Views, WeightedObjectives, build_objective
+from components.objectives.views import image_views, text_views
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -72,8 +73,18 @@ class ContrastivePretraining(L.LightningModule):
         batch = to_batch(collated)
         encoded = self.model(batch.pixels, batch.token_ids)
         outputs = Outputs(encoded.image_emb, encoded.text_emb, self.model.logit_scale.exp(), self.model.logit_bias,
-                          encoded.image_tokens, encoded.text_tokens, self.global_step)
+                          encoded.image_tokens, encoded.text_tokens, self.global_step, self.views(batch))
         return self.objectives(batch, outputs)
+
+    def views(self, batch: Batch) -> Views | None:
+        """Second views, encoded, where an objective asks for them; drawn per step and rank (exact resume)."""
+        if not any(part.needs_views for part in self.objectives.parts.values()):
+            return None
+        generator = torch.Generator().manual_seed(self.global_step * 1_000_003 + self.global_rank)
+        pixels = image_views(batch.pixels.cpu(), generator).to(batch.pixels)
+        tokens = text_views(batch.token_ids.cpu(), self.model.config.tokenizer, generator).to(batch.token_ids)
+        encoded = self.model(pixels, tokens)
+        return Views(encoded.image_emb, encoded.text_emb)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, parts = self.losses(batch)

@@ -46,6 +46,7 @@ def people_dataset(tiny_dataset, tmp_path_factory):
 @pytest.mark.parametrize("objectives", [
     [ObjectiveSpec(name="clip"), ObjectiveSpec(name="caption", weight=0.5), ObjectiveSpec(name="matching")],
     [ObjectiveSpec(name="siglip")],
+    [ObjectiveSpec(name="cleanclip"), ObjectiveSpec(name="clip", weight=0.1)],  # second views of every batch
 ])
 def test_objective_mixes_train_and_log_each_part(objectives, tiny_dataset, tmp_path):
     result = train(job(quick(optim={"objectives": objectives}), tiny_dataset, tmp_path / "run"))

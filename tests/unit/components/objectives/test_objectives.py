@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from components.config import preset
 from components.models.artifact import ModelArtifact
 from components.models.dual_encoder import DualEncoder
-from components.objectives import OBJECTIVES, Batch, Outputs, WeightedObjectives, build_objective
+from components.objectives import OBJECTIVES, Batch, Outputs, Views, WeightedObjectives, build_objective
+from components.objectives import cleanclip as cleanclip_module
 from components.objectives import clip as clip_module
 from components.objectives import identity as identity_module
 from components.objectives import siglip as siglip_module
@@ -65,7 +66,7 @@ def reference_identity(images, texts, scale, persons):
 
 
 def test_every_registered_objective_is_tested():
-    assert set(OBJECTIVES) == {"clip", "siglip", "caption", "matching", "identity", "distill", "bct"}
+    assert set(OBJECTIVES) == {"clip", "siglip", "caption", "matching", "identity", "distill", "bct", "cleanclip"}
 
 
 def test_clip_matches_reference():
@@ -99,8 +100,21 @@ def test_identity_matches_reference_and_reduces_to_clip_with_distinct_people():
         identity(batch(6), outputs(images, texts))
 
 
+def test_cleanclip_matches_reference_and_needs_views():
+    torch.manual_seed(0)
+    images, texts, image_views, text_views = unit(6, 8), unit(6, 8), unit(6, 8), unit(6, 8)
+    with_views = outputs(images, texts)
+    with_views.views = Views(image_views, text_views)
+    objective = build_objective("cleanclip", {"self_weight": 0.5}, 0, 1)
+    expected = reference_clip(images, texts, 10.0) + 0.5 * (reference_clip(images, image_views, 10.0)
+                                                            + reference_clip(texts, text_views, 10.0))
+    assert objective.needs_views and objective(batch(6), with_views).item() == pytest.approx(expected, abs=1e-10)
+    with pytest.raises(ValueError, match="needs second views"):
+        objective(batch(6), outputs(images, texts))
+
+
 @pytest.mark.parametrize("name,module,extra", [("clip", clip_module, {}), ("siglip", siglip_module, {"bias": -2.0}),
-                                               ("identity", identity_module, {})])
+                                               ("identity", identity_module, {}), ("cleanclip", cleanclip_module, {})])
 def test_two_ranks_of_local_losses_average_to_the_global_loss(monkeypatch, name, module, extra):
     """With the gathers standing in for the collectives, the mean of the ranks' losses is the full-batch loss."""
     torch.manual_seed(0)
@@ -114,11 +128,15 @@ def test_two_ranks_of_local_losses_average_to_the_global_loss(monkeypatch, name,
     monkeypatch.setattr(module, "gather_with_grad", gather)
     if hasattr(module, "gather_constant"):
         monkeypatch.setattr(module, "gather_constant", gather)
-    losses = [build_objective(name, {}, r, 2)(
-        Batch(None, None, None, persons[4 * r:4 * r + 4]),
-        outputs(images[4 * r:4 * r + 4], texts[4 * r:4 * r + 4], 5.0, extra.get("bias"))) for r in (0, 1)]
-    single = build_objective(name, {}, 0, 1)(Batch(None, None, None, persons), outputs(images, texts, 5.0,
-                                                                                        extra.get("bias")))
+
+    def seen(rows: slice) -> Outputs:
+        out = outputs(images[rows], texts[rows], 5.0, extra.get("bias"))
+        out.views = Views(texts[rows], images[rows])  # any second views; their rank slices are gathered too
+        return out
+
+    losses = [build_objective(name, {}, r, 2)(Batch(None, None, None, persons[4 * r:4 * r + 4]),
+                                              seen(slice(4 * r, 4 * r + 4))) for r in (0, 1)]
+    single = build_objective(name, {}, 0, 1)(Batch(None, None, None, persons), seen(slice(None)))
     assert (sum(losses) / 2).item() == pytest.approx(single.item(), abs=1e-12)
 
 
