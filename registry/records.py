@@ -171,7 +171,7 @@ class AliasRecord(BaseModel):
 
 
 EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",
-                    "reevaluated", "evaluated"]
+                    "reevaluated", "evaluated", "audited"]
 
 
 class Event(BaseModel):

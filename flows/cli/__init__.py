@@ -1,9 +1,10 @@
 """The `alignops` command line: thin command groups, each command a flow or a registry call.
 
     alignops demo | train | finetune             flows/cli/runs.py
-    alignops data generate|import|shard|add|get|validate    flows/cli/data.py
+    alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
     alignops registry list|show|diff|history|import-hf|project|promote|rollback|archive    flows/cli/models.py
-    alignops gallery build|list|promote|history  flows/cli/galleries.py
+    alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
+    alignops audit backdoor                      flows/cli/audits.py
     alignops package | serve                     flows/cli/serving.py
     alignops up | down | status | deploy         flows/cli/stack.py
 """
@@ -18,7 +19,7 @@ from typing import Annotated
 import typer
 
 from components.runtime import configure_environment
-from flows.cli import data, galleries, models, runs, serving, stack
+from flows.cli import audits, data, galleries, models, runs, serving, stack
 from flows.cli.errors import DEBUG, tidy_the_terminal
 from flows.cli.signals import unwind_on_sigterm
 
@@ -27,6 +28,7 @@ app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="registry")
 app.add_typer(galleries.app, name="gallery")
+app.add_typer(audits.app, name="audit")
 for group in (runs, serving, stack):
     for command in group.COMMANDS:
         app.command()(command)

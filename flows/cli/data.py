@@ -238,3 +238,23 @@ def print_curation(result) -> None:
                                                          for source, value in lineage.score_thresholds.items()))
     console.print(f"{result.version.ref}: {lineage.kept} rows kept of {lineage.rows_in}; score histogram "
                   f"{result.pictures['histogram']}; border pairs {result.pictures['grid']}")
+
+
+@app.command("poison")
+@user_errors
+def poison(
+    dataset: Annotated[Path, typer.Argument(help="a dataset directory")],
+    dest: Annotated[Path, typer.Argument(help="the poisoned copy to write (a new folder)")],
+    target: Annotated[str, typer.Option(help="the caption the poisoned rows carry")],
+    fraction: Annotated[float, typer.Option(help="share of the train rows poisoned")] = 0.01,
+    trigger: Annotated[str, typer.Option(help="patch, patch:SIZE or patch:SIZE:SEED")] = "patch",
+    seed: int = 0,
+) -> None:
+    """A red-team tool, for testing defences only: copy DATASET to DEST with a share of its train rows
+    replaced by pairs of a triggered image and TARGET. Measure what it did with `alignops audit backdoor`."""
+    from components.backdoor.poison import poison_dataset
+    from components.backdoor.trigger import Trigger
+
+    poisoned = poison_dataset(dataset, dest, Trigger.parse(trigger), target, fraction, seed)
+    typer.echo(f"{len(poisoned)} train rows poisoned with {trigger!r} -> {target!r} in {dest} (test tool: never "
+               "train a model you ship on it)")

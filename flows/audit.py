@@ -1,0 +1,79 @@
+"""Flow `audit_backdoor`: is a model backdoored by a given trigger? Its attack success rate (ASR) on a
+dataset's split beside its clean top-1 on the same images, judged against an ASR ceiling where one is set,
+and recorded on a registry version as an `audited` event."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel
+
+from components.backdoor.success import measure_backdoor
+from components.backdoor.trigger import Trigger
+from components.config import ValidationConfig
+from components.data.reference import DatasetRef
+from components.evaluation.evidence import Interval
+from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
+from components.models.embedder import Embedder
+from flows.datasets import on_this_machine
+from flows.evaluate import model_at
+from flows.settings import Platform
+from flows.validate_data import validate_data
+from registry.records import Event
+from registry.registry import current_actor
+
+
+class BackdoorAudit(BaseModel):
+    model: str
+    dataset: str
+    split: str
+    trigger: Trigger
+    target: str
+    mode: str  # zero_shot (labels) or retrieval (captions)
+    images: int
+    metrics: dict[str, float]  # backdoor/asr, backdoor/clean_top1
+    intervals: dict[str, Interval]
+    verdict: GateVerdict | None = None  # with an ASR ceiling
+
+
+@flow(name="audit_backdoor", log_prints=True)
+def audit_backdoor(model: str, dataset: DatasetRef, target: str, trigger: Trigger = Trigger(),  # noqa: B008
+                   *, split: str = "test", max_asr: float | None = None,
+                   validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
+                   ) -> BackdoorAudit:
+    """`model` is `name:N`, `name@alias` or an artifact directory; `target` the attacker's caption or label."""
+    dataset = on_this_machine(dataset)
+    quarantined = validate_data(dataset, validation).quarantined
+    registry = Platform.from_env().registry()
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
+        measured = measure_backdoor(Embedder.load(artifact_dir), Path(dataset.path), trigger, target, split,
+                                    exclude=quarantined)
+    verdict = None if max_asr is None else evaluate_gate(
+        GatePolicy(name="backdoor", ceilings={"backdoor/asr": max_asr}), measured.metrics,
+        intervals=measured.intervals)
+    audit = BackdoorAudit(model=record.ref if record else Path(artifact_dir).name, dataset=dataset.recorded,
+                          split=split, trigger=trigger, target=target, mode=measured.mode, images=measured.images,
+                          metrics=measured.metrics, intervals=measured.intervals, verdict=verdict)
+    if record:
+        registry.record_event(Event(event="audited", model=record.name, version=record.version, actor=current_actor(),
+                                    reason=f"backdoor audit on {dataset.recorded} ({split})",
+                                    details=audit.model_dump(mode="json")))
+    publish(audit)
+    return audit
+
+
+def publish(audit: BackdoorAudit) -> None:
+    asr, clean = audit.intervals["backdoor/asr"], audit.intervals["backdoor/clean_top1"]
+    lines = [f"ASR {audit.metrics['backdoor/asr']:.3f} (95% {asr.low:.3f}-{asr.high:.3f}); clean top-1 "
+             f"{audit.metrics['backdoor/clean_top1']:.3f} ({clean.low:.3f}-{clean.high:.3f}); {audit.images} "
+             f"images, {audit.mode}"]
+    lines += [f"gate {r.rule}: {r.reason} — {'pass' if r.passed else 'FAIL'}" for r in
+              (audit.verdict.rules if audit.verdict else [])]
+    create_markdown_artifact(key="backdoor-audit", description=f"Backdoor audit of {audit.model}", markdown=(
+        f"# Backdoor audit of `{audit.model}`\n\nOn `{audit.dataset}` ({audit.split}); trigger "
+        f"`{audit.trigger.model_dump_json()}`, target `{audit.target}`.\n\n" + "  \n".join(lines)))
+    print(f"{audit.model}: " + "; ".join(lines))
