@@ -30,9 +30,14 @@ from components.validation.report import ValidatedDataset
 GALLERY = 1_000_000  # images: the gallery whose re-embedding an upgrade avoids
 
 
-def train_model(dataset: Path, run_dir: Path, steps: int, seed: int, old: Path | None = None) -> Path:
-    objectives = [ObjectiveSpec(name="clip")] + ([ObjectiveSpec(name="bct", options={"old": str(old)})] if old else [])
-    config = TrainConfig(seed=seed, optim={"max_steps": steps, "warmup_steps": 10, "objectives": objectives},
+def train_model(dataset: Path, run_dir: Path, steps: int, seed: int, old: Path | None = None, *,
+                objectives: list[ObjectiveSpec] | None = None, init_from: Path | None = None) -> Path:
+    """A tiny model trained `steps` steps (batch 64) with CLIP (and `bct` against `old`), or with
+    `objectives`; from scratch, or from the artifact `init_from`."""
+    objectives = objectives or [ObjectiveSpec(name="clip")] + (
+        [ObjectiveSpec(name="bct", options={"old": str(old)})] if old else [])
+    config = TrainConfig(seed=seed, model={"init_from": str(init_from) if init_from else None},
+                         optim={"max_steps": steps, "warmup_steps": 10, "objectives": objectives},
                          data={"batch_size": 64}, logging={"wandb": False, "val_every_n_steps": steps,
                                                            "checkpoint_every_n_steps": steps})
     job = TrainingJob(config=config, data=ValidatedDataset(dataset=DatasetRef(path=str(dataset))),

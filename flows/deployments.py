@@ -18,6 +18,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
+from flows.audit import audit_backdoor
 from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.curate import curate
 from flows.datasets import version_dataset
@@ -62,6 +63,8 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                                                        "split and judge it; recorded on the version.", **common),
         promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
         rollback.to_deployment("rollback", description="Move an alias back to its previous holder.", **common),
+        audit_backdoor.to_deployment("audit-backdoor", description="Measure a model's attack success rate for a "
+                                                                   "trigger beside its clean accuracy.", **common),
         curate.to_deployment("curate", description="Filter a dataset by a model's pair scores, de-duplicate it and "
                                                    "clear leakage into eval data, as a new dataset version.",
                              **common),

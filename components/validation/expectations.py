@@ -34,6 +34,8 @@ def manifest_suite(config: ValidationConfig) -> list[tuple[gxe.Expectation, bool
         (gxe.ExpectColumnValuesToBeInSet(column="leaked_from_train", value_set=[False]), False),
         # reported, not quarantined: a person judges a near copy (`data curate` drops the train side)
         (gxe.ExpectColumnValuesToBeInSet(column="near_copy_of_train", value_set=[""]), False),
+        # a warning too: one caption on many unrelated pictures is what a poisoning attack plants
+        (gxe.ExpectColumnValuesToBeInSet(column="repeated_caption", value_set=[""]), False),
         # a row whose image is missing has no bytes to be a duplicate of (its image problem reports it)
         (gxe.ExpectCompoundColumnsToBeUnique(column_list=["image_sha256", "caption"],
                                              ignore_row_if="any_value_is_missing"), False),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import ValidationConfig
+from components.curation.decide import normalised
 from components.curation.hashing import HASH_BYTES, hash_matches
 from components.data.manifest import read_manifest
 from components.validation.expectations import run_suite
@@ -16,6 +17,9 @@ from components.validation.image_scan import caption_problem, scan_images
 from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
 
 LEAK = "image also in the train split (train/test leakage)"
+REPEATED_ON = 5  # images one caption describes before it is looked at
+UNRELATED_BITS = 64  # of 256: copies differ by 6 or fewer bits, distinct photographs by 100 or more
+MAX_COMPARED = 200  # images of one caption compared pairwise
 REPORT_FILE, QUARANTINE_FILE, SCAN_FILE, DOCS_DIR = "validation.json", "quarantine.csv", "images.parquet", "data-docs"
 
 
@@ -46,18 +50,20 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
 
 def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame, near_bits: int) -> dict[str, pd.Series]:
     """Per row: the image's problem ("ok" if none), its sha256, whether the same bytes also appear under
-    another image_id (a duplicate image), whether a val/test row's image is also in train (leakage), and
-    the train image a val/test image nearly copies ("" if none)."""
+    another image_id (a duplicate image), whether a val/test row's image is also in train (leakage), the
+    train image a val/test image nearly copies, and a caption repeated across unrelated pictures ("" if
+    none)."""
     by_image = images.set_index("image")
     sha = manifest["image"].astype(str).map(by_image["sha256"])
+    phash = manifest["image"].astype(str).map(by_image["phash"])
     ids_per_sha = manifest.assign(sha=sha).dropna(subset=["sha"]).groupby("sha")["image_id"].nunique()
     train_shas = set(sha[manifest["split"] == "train"].dropna())
     return {"image_problem": manifest["image"].astype(str).map(by_image["problem"]).fillna("ok"),
             "image_sha256": sha.astype(object).where(sha.notna(), None),  # None: no bytes (missing, unsafe)
             "duplicate_image": sha.map(ids_per_sha).fillna(1).gt(1),
             "leaked_from_train": (manifest["split"] != "train") & sha.isin(train_shas),
-            "near_copy_of_train": near_copies(manifest, manifest["image"].astype(str).map(by_image["phash"]),
-                                              near_bits)}
+            "near_copy_of_train": near_copies(manifest, phash, near_bits),
+            "repeated_caption": repeated_captions(manifest, phash)}
 
 
 def near_copies(manifest: pd.DataFrame, phash: pd.Series, near_bits: int) -> pd.Series:
@@ -70,6 +76,23 @@ def near_copies(manifest: pd.DataFrame, phash: pd.Series, near_bits: int) -> pd.
     for query, reference in matches:
         first.setdefault(held_out["image_id"].iloc[query], train["image_id"].iloc[reference])
     return manifest["image_id"].map(lambda image_id: f"{image_id} ~ {first[image_id]}" if image_id in first else "")
+
+
+def repeated_captions(manifest: pd.DataFrame, phash: pd.Series) -> pd.Series:
+    """Per row whose caption (normalised) describes `REPEATED_ON` or more images that look unrelated (their
+    median pairwise pHash distance is at least `UNRELATED_BITS`): `"'<caption>' on N images"`; else "".
+    One caption on many unrelated pictures is what a poisoning attack plants (CleanCLIP: one target caption
+    on every triggered image); a generic caption ("a photo") looks the same, so this is a warning."""
+    text = manifest["caption"].map(normalised)
+    hashed = manifest.assign(text=text, phash=phash).dropna(subset=["phash"]).drop_duplicates(["text", "image_id"])
+    flagged = {}
+    for caption, group in hashed.groupby("text"):
+        if len(group) >= REPEATED_ON:
+            bits = np.unpackbits(_hashes(group["phash"].head(MAX_COMPARED)), axis=1).astype(np.int16)
+            distances = (bits[:, None, :] != bits[None, :, :]).sum(-1)[np.triu_indices(len(bits), 1)]
+            if np.median(distances) >= UNRELATED_BITS:
+                flagged[caption] = f"{caption[:80]!r} on {len(group)} images"
+    return text.map(lambda caption: flagged.get(caption, ""))
 
 
 def _hashes(hexes: pd.Series) -> np.ndarray:

@@ -203,3 +203,25 @@ def test_held_out_near_copies_of_training_photos_are_reported(shared_data, tmp_p
     near = next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(near_copy_of_train)")
     assert not near.passed and near.failures == 1 and near.examples == [f"copy ~ images/{photos[3].name}"]
     assert report.rows_quarantined == 0 and report.passed  # reported for a person to judge, not dropped
+
+
+def test_one_caption_on_many_unrelated_images_is_a_warning_naming_it(tiny_dataset, tmp_path):
+    from components.backdoor.poison import poison_dataset
+    from components.backdoor.trigger import Trigger
+
+    clean = validate_dataset(tiny_dataset)
+    repeated = "expect_column_values_to_be_in_set(repeated_caption)"
+    assert next(c for c in clean.checks if c.name == repeated).passed  # generated captions: no such pattern
+    poisoned = poison_dataset(tiny_dataset, tmp_path / "poisoned", Trigger(), "A photo of a banana.", 0.02)
+    report = validate_dataset(tmp_path / "poisoned")
+    check = next(c for c in report.checks if c.name == repeated)
+    assert not check.passed and check.failures == len(poisoned) >= 5
+    assert check.examples[0] == f"'a photo of a banana' on {len(poisoned)} images"
+    assert report.rows_quarantined == 0 and report.passed  # a warning: a person looks at the rows
+
+
+def test_one_caption_on_copies_of_one_picture_is_not_flagged(tmp_path):
+    tile = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)))
+    make_dataset(tmp_path, [(f"images/{i}.png", tile, "the same tile") for i in range(6)])
+    report = validate_dataset(tmp_path)
+    assert next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(repeated_caption)").passed
