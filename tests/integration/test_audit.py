@@ -1,0 +1,42 @@
+"""`alignops audit backdoor` and `alignops data poison` from the command line: the audit's figures equal the
+measurement's, the ceiling decides the exit code, and a registry version keeps the audit as an event."""
+
+import json
+
+import pytest
+from cli_invoke import invoke
+
+from components.backdoor.success import measure_backdoor
+from components.backdoor.trigger import Trigger
+from components.data.manifest import read_manifest
+from components.models.embedder import Embedder
+from flows.settings import Platform
+
+pytestmark = pytest.mark.slow
+TARGET = "a photo of a banana"
+
+
+def test_poison_then_audit_a_registry_version(prefect_harness, tiny_dataset, tiny_artifact, tmp_path):
+    poisoned = invoke("data", "poison", str(tiny_dataset), str(tmp_path / "poisoned"), "--target", TARGET,
+                      "--fraction", "0.02", "--trigger", "patch:0.25:7")
+    rows = read_manifest(tmp_path / "poisoned")
+    assert poisoned.exit_code == 0 and f"{(rows['caption'] == TARGET).sum()} train rows poisoned" in poisoned.output
+
+    registry = Platform.from_env().registry()
+    record = registry.register("audited", tiny_artifact, reason="audit test")
+    audited = invoke("audit", "backdoor", record.ref, str(tiny_dataset), "--target", TARGET, "--trigger",
+                     "patch:0.25:7", "--json", str(tmp_path / "audit.json"))
+    assert audited.exit_code == 0, audited.output  # no ceiling: a measurement, not a verdict
+    audit = json.loads((tmp_path / "audit.json").read_text())
+    expected = measure_backdoor(Embedder.load(tiny_artifact), tiny_dataset, Trigger.parse("patch:0.25:7"), TARGET)
+    assert audit["metrics"] == pytest.approx(expected.metrics) and audit["images"] == expected.images == 20
+    assert audit["model"] == record.ref and audit["mode"] == "retrieval"
+    events = [e for e in registry.events("audited") if e.event == "audited"]
+    assert len(events) == 1 and events[0].details["metrics"] == audit["metrics"]
+
+    ceiling = expected.asr - 0.01  # just under what was measured: refused
+    refused = invoke("audit", "backdoor", str(tiny_artifact), str(tiny_dataset), "--target", TARGET, "--trigger",
+                     "patch:0.25:7", "--max-asr", str(ceiling))
+    assert refused.exit_code == 1 and "gate ceiling: backdoor/asr" in refused.output and "FAIL" in refused.output
+    bad = invoke("audit", "backdoor", str(tiny_artifact), str(tiny_dataset), "--target", TARGET, "--trigger", "blend")
+    assert bad.exit_code == 1 and "use patch, patch:SIZE or patch:SIZE:SEED" in bad.output
