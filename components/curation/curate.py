@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from components.curation.decide import Decision, Fingerprints, Reference, decide, normalised
-from components.curation.hashing import HASH_BYTES, fingerprints
+from components.curation.hashing import FINGERPRINT_BYTES, fingerprints
 from components.curation.rules import RULES, CurationRules
 from components.data.manifest import read_manifest, resolve_image, write_manifest
 from components.models.embedder import Embedder
@@ -97,7 +97,7 @@ def _reference(dataset_dir: Path, usable: pd.DataFrame, against: tuple[Path, ...
         image_ids=[f"{number}/{image_id}" for number, prints, _ in fingerprinted for image_id in prints.image_ids],
         sha256=[sha for _, prints, _ in fingerprinted for sha in prints.sha256],
         hashes=np.concatenate([prints.hashes for _, prints, _ in fingerprinted]) if fingerprinted
-        else np.zeros((0, HASH_BYTES), np.uint8),
+        else np.zeros((0, FINGERPRINT_BYTES), np.uint8),
         embeddings=np.concatenate([emb for *_, emb in fingerprinted]) if fingerprinted and
         rules.embedding_cosine is not None else None), captions=captions)
 

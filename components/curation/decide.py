@@ -26,7 +26,7 @@ class Fingerprints:
 
     image_ids: list[str]
     sha256: list[str]
-    hashes: np.ndarray  # (N, HASH_BYTES) uint8 perceptual hashes
+    hashes: np.ndarray  # (N, FINGERPRINT_BYTES) uint8: pHash and colour thumbnail
     embeddings: np.ndarray | None = None  # (N, D) L2-normalised, where embedding matches are asked for
 
     def subset(self, keep: np.ndarray) -> Fingerprints:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from components.config import ValidationConfig
 from components.curation.decide import normalised
-from components.curation.hashing import HASH_BYTES, hash_matches
+from components.curation.hashing import FINGERPRINT_BYTES, HASH_BYTES, hash_matches
 from components.data.manifest import read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
@@ -88,7 +88,7 @@ def repeated_captions(manifest: pd.DataFrame, phash: pd.Series) -> pd.Series:
     flagged = {}
     for caption, group in hashed.groupby("text"):
         if len(group) >= REPEATED_ON:
-            bits = np.unpackbits(_hashes(group["phash"].head(MAX_COMPARED)), axis=1).astype(np.int16)
+            bits = np.unpackbits(_hashes(group["phash"].head(MAX_COMPARED))[:, :HASH_BYTES], axis=1).astype(np.int16)
             distances = (bits[:, None, :] != bits[None, :, :]).sum(-1)[np.triu_indices(len(bits), 1)]
             if np.median(distances) >= UNRELATED_BITS:
                 flagged[caption] = f"{caption[:80]!r} on {len(group)} images"
@@ -96,7 +96,7 @@ def repeated_captions(manifest: pd.DataFrame, phash: pd.Series) -> pd.Series:
 
 
 def _hashes(hexes: pd.Series) -> np.ndarray:
-    return np.frombuffer(b"".join(bytes.fromhex(h) for h in hexes), np.uint8).reshape(len(hexes), HASH_BYTES)
+    return np.frombuffer(b"".join(bytes.fromhex(h) for h in hexes), np.uint8).reshape(len(hexes), FINGERPRINT_BYTES)
 
 
 def image_facts(images: pd.DataFrame) -> ImageFacts:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from components.curation.decide import Fingerprints, Reference, decide
-from components.curation.hashing import HASH_BYTES, fingerprints, hash_matches
+from components.curation.hashing import FINGERPRINT_BYTES, fingerprints, hash_matches
 from components.curation.rules import CurationRules
 
 
@@ -63,7 +63,7 @@ def test_dedup_drops_each_copy_once_and_counts_add_up(shared_data, tmp_path):
     rows = manifest(every, ["train"] * len(every))
     rows = pd.concat([rows, rows.iloc[[3]].assign(sample_id="again", caption="Caption 3.")], ignore_index=True)
     decision = decide(rows, prints_of(every), None, CurationRules(dedup=True),
-                      Reference(images=Fingerprints([], [], np.zeros((0, HASH_BYTES), np.uint8))))
+                      Reference(images=Fingerprints([], [], np.zeros((0, FINGERPRINT_BYTES), np.uint8))))
     dropped = rows.assign(rule=decision.rule).query("rule != ''")
     assert set(dropped.loc[dropped["rule"] == "near_duplicate_image", "image_id"]) == {p.name for p in made}
     assert dropped.loc[dropped["rule"] == "duplicate_image", "image_id"].tolist() == ["exact.jpg"]
@@ -96,8 +96,8 @@ def test_keep_fraction_keeps_the_best_of_each_source(sources):
     scores = rng.uniform(-1, 1, 50)
     scores[[1, 2]] = scores[0]  # ties are broken by manifest order
     images = Fingerprints(rows["image_id"].tolist(), [f"sha{i}" for i in range(50)],
-                          rng.integers(0, 256, (50, HASH_BYTES), dtype=np.uint8))
-    no_reference = Reference(images=Fingerprints([], [], np.zeros((0, HASH_BYTES), np.uint8)))
+                          rng.integers(0, 256, (50, FINGERPRINT_BYTES), dtype=np.uint8))
+    no_reference = Reference(images=Fingerprints([], [], np.zeros((0, FINGERPRINT_BYTES), np.uint8)))
     decision = decide(rows, images, scores, CurationRules(keep_fraction=0.3), no_reference)
     groups = rows.assign(score=scores, rule=decision.rule)[rows["split"] == "train"].groupby(
         rows.get("source", pd.Series("all", index=rows.index)))
