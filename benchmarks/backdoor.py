@@ -32,6 +32,20 @@ def measured(model: Path, clean: Path, trigger: Trigger) -> BackdoorMeasurement:
     return measure_backdoor(Embedder.load(model), clean, trigger, TARGET)
 
 
+def attack_and_defend(root: Path, train_images: int, fraction: float, steps: int, finetune_steps: int,
+                      finetunes: tuple[str, ...] = ("cleanclip", "clip")) -> dict[str, BackdoorMeasurement]:
+    """Poison, pretrain, finetune on the clean rows with each objective of `finetunes`; the measurements of
+    the pretrained model (`poisoned`) and of each finetune, on the clean held-out split."""
+    trigger, clean = Trigger(), root / "clean"
+    generate_dataset(SyntheticDataConfig(train_images=train_images, test_images=100), clean)
+    poison_dataset(clean, root / "poisoned", trigger, TARGET, fraction)
+    backdoored = train_model(root / "poisoned", root / "pretrain", steps, seed=0)
+    finetuned = {name: train_model(clean, root / name, finetune_steps, seed=0, init_from=backdoored,
+                                   objectives=[ObjectiveSpec(name=name)]) for name in finetunes}
+    return {"poisoned": measured(backdoored, clean, trigger)} | {
+        name: measured(model, clean, trigger) for name, model in finetuned.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-images", type=int, default=1000)
@@ -39,20 +53,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="pretraining steps on the poisoned data")
     parser.add_argument("--finetune-steps", type=int, default=150, help="steps of each finetune on clean rows")
     args = parser.parse_args()
-    trigger = Trigger()
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        clean = root / "clean"
-        generate_dataset(SyntheticDataConfig(train_images=args.train_images, test_images=100), clean)
-        poisoned = poison_dataset(clean, root / "poisoned", trigger, TARGET, args.fraction)
-        backdoored = train_model(root / "poisoned", root / "pretrain", args.steps, seed=0)
-        finetuned = {name: train_model(clean, root / name, args.finetune_steps, seed=0, init_from=backdoored,
-                                       objectives=[ObjectiveSpec(name=name)]) for name in ("cleanclip", "clip")}
-        before = measured(backdoored, clean, trigger)
-        after = {name: measured(model, clean, trigger) for name, model in finetuned.items()}
-
-    print(f"{len(poisoned)} of the train rows poisoned ({args.fraction:.1%}); {before.images} held-out images, "
-          f"{before.mode}; trigger {trigger.model_dump_json()}, target {TARGET!r}")
+        after = attack_and_defend(Path(tmp), args.train_images, args.fraction, args.steps, args.finetune_steps)
+    before = after["poisoned"]
+    print(f"{args.fraction:.1%} of the train rows poisoned; {before.images} held-out images, {before.mode}; "
+          f"trigger {Trigger().model_dump_json()}, target {TARGET!r}")
     print(f"{'model':34s} {'ASR':>6s} {'clean top-1':>12s}")
     for label, m in (("pretrained on poisoned data", before), (f"+ cleanclip finetune ({args.finetune_steps})",
                                                               after["cleanclip"]),
