@@ -38,7 +38,7 @@ def attack_and_defend(root: Path, train_images: int, fraction: float, steps: int
     the pretrained model (`poisoned`) and of each finetune, on the clean held-out split."""
     trigger, clean = Trigger(), root / "clean"
     generate_dataset(SyntheticDataConfig(train_images=train_images, test_images=100), clean)
-    poison_dataset(clean, root / "poisoned", trigger, TARGET, fraction)
+    poison_dataset(clean, root / "poisoned", trigger, TARGET, fraction=fraction)
     backdoored = train_model(root / "poisoned", root / "pretrain", steps, seed=0)
     finetuned = {name: train_model(clean, root / name, finetune_steps, seed=0, init_from=backdoored,
                                    objectives=[ObjectiveSpec(name=name)]) for name in finetunes}

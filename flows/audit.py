@@ -50,7 +50,7 @@ def audit_backdoor(model: str, dataset: DatasetRef, target: str, trigger: Trigge
     registry = Platform.from_env().registry()
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
-        measured = measure_backdoor(Embedder.load(artifact_dir), Path(dataset.path), trigger, target, split,
+        measured = measure_backdoor(Embedder.load(artifact_dir), Path(dataset.path), trigger, target, split=split,
                                     exclude=quarantined)
     verdict = None if max_asr is None else evaluate_gate(
         GatePolicy(name="backdoor", ceilings={"backdoor/asr": max_asr}), measured.metrics,

@@ -14,7 +14,7 @@ from components.data.manifest import read_manifest, resolve_image, write_manifes
 from components.data.transforms import load_image
 
 
-def poison_dataset(source: Path, dest: Path, trigger: Trigger, target: str, fraction: float,
+def poison_dataset(source: Path, dest: Path, trigger: Trigger, target: str, *, fraction: float,
                    seed: int = 0) -> list[str]:
     """`dest` (new) = `source` with ceil(fraction · train rows) rows, drawn at random, replaced by poisoned
     pairs: the row's image with the trigger (a new file and id) and `target` as its caption. Returns their

@@ -51,7 +51,7 @@ def backdoor_rates(clean: torch.Tensor, triggered: torch.Tensor, candidates: tor
     return asr, clean_top1
 
 
-def measure_backdoor(embedder: Embedder, dataset_dir: Path, trigger: Trigger, target: str, split: str = "test",
+def measure_backdoor(embedder: Embedder, dataset_dir: Path, trigger: Trigger, target: str, *, split: str = "test",
                      exclude: frozenset[str] = frozenset()) -> BackdoorMeasurement:
     rows = read_manifest(dataset_dir)
     rows = rows[(rows["split"] == split) & ~rows["sample_id"].isin(exclude) & (rows["caption"] != target)]

@@ -255,6 +255,6 @@ def poison(
     from components.backdoor.poison import poison_dataset
     from components.backdoor.trigger import Trigger
 
-    poisoned = poison_dataset(dataset, dest, Trigger.parse(trigger), target, fraction, seed)
+    poisoned = poison_dataset(dataset, dest, Trigger.parse(trigger), target, fraction=fraction, seed=seed)
     typer.echo(f"{len(poisoned)} train rows poisoned with {trigger!r} -> {target!r} in {dest} (test tool: never "
                "train a model you ship on it)")

@@ -212,7 +212,8 @@ def test_one_caption_on_many_unrelated_images_is_a_warning_naming_it(tiny_datase
     clean = validate_dataset(tiny_dataset)
     repeated = "expect_column_values_to_be_in_set(repeated_caption)"
     assert next(c for c in clean.checks if c.name == repeated).passed  # generated captions: no such pattern
-    poisoned = poison_dataset(tiny_dataset, tmp_path / "poisoned", Trigger(), "A photo of a banana.", 0.02)
+    poisoned = poison_dataset(tiny_dataset, tmp_path / "poisoned", Trigger(), "A photo of a banana.",
+                              fraction=0.02)
     report = validate_dataset(tmp_path / "poisoned")
     check = next(c for c in report.checks if c.name == repeated)
     assert not check.passed and check.failures == len(poisoned) >= 5
