@@ -1,5 +1,7 @@
 """`alignops audit backdoor` and `alignops data poison` from the command line: the audit's figures equal the
-measurement's, the ceiling decides the exit code, and a registry version keeps the audit as an event."""
+measurement's, a ceiling below them fails the command, and a registry version keeps the audit as an event.
+(Without a ceiling the command exits 0: `audit backdoor` in tests/e2e/test_backdoor_defence.py's scenario
+is measured the same way.)"""
 
 import json
 
@@ -24,19 +26,15 @@ def test_poison_then_audit_a_registry_version(prefect_harness, tiny_dataset, tin
 
     registry = Platform.from_env().registry()
     record = registry.register("audited", tiny_artifact, reason="audit test")
-    audited = invoke("audit", "backdoor", record.ref, str(tiny_dataset), "--target", TARGET, "--trigger",
-                     "patch:0.25:7", "--json", str(tmp_path / "audit.json"))
-    assert audited.exit_code == 0, audited.output  # no ceiling: a measurement, not a verdict
-    audit = json.loads((tmp_path / "audit.json").read_text())
     expected = measure_backdoor(Embedder.load(tiny_artifact), tiny_dataset, Trigger.parse("patch:0.25:7"), TARGET)
+    ceiling = expected.asr - 0.01  # just under what is measured: refused
+    audited = invoke("audit", "backdoor", record.ref, str(tiny_dataset), "--target", TARGET, "--trigger",
+                     "patch:0.25:7", "--max-asr", str(ceiling), "--json", str(tmp_path / "audit.json"))
+    assert audited.exit_code == 1 and "gate ceiling: backdoor/asr" in audited.output and "FAIL" in audited.output
+    audit = json.loads((tmp_path / "audit.json").read_text())  # written before the verdict's exit code
     assert audit["metrics"] == pytest.approx(expected.metrics) and audit["images"] == expected.images == 20
-    assert audit["model"] == record.ref and audit["mode"] == "retrieval"
+    assert audit["model"] == record.ref and audit["mode"] == "retrieval" and not audit["verdict"]["passed"]
     events = [e for e in registry.events("audited") if e.event == "audited"]
     assert len(events) == 1 and events[0].details["metrics"] == audit["metrics"]
-
-    ceiling = expected.asr - 0.01  # just under what was measured: refused
-    refused = invoke("audit", "backdoor", str(tiny_artifact), str(tiny_dataset), "--target", TARGET, "--trigger",
-                     "patch:0.25:7", "--max-asr", str(ceiling))
-    assert refused.exit_code == 1 and "gate ceiling: backdoor/asr" in refused.output and "FAIL" in refused.output
     bad = invoke("audit", "backdoor", str(tiny_artifact), str(tiny_dataset), "--target", TARGET, "--trigger", "blend")
     assert bad.exit_code == 1 and "use patch, patch:SIZE or patch:SIZE:SEED" in bad.output
