@@ -96,8 +96,14 @@ def write_version(source: Path, result: CurationResult, lineage: CurationLineage
     (staging / LINEAGE_DIR).mkdir()
     (staging / LINEAGE_DIR / "lineage.json").write_text(lineage.model_dump_json(indent=2))
     result.dropped.to_parquet(staging / LINEAGE_DIR / "dropped.parquet", index=False)
-    shutil.rmtree(target, ignore_errors=True)
+    # The old folder is moved aside, not deleted, until the new one is in place: a run killed here leaves
+    # one of the two whole (and the committed version is in DVC either way).
+    retired = target.with_name(f".{target.name}.retired")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        target.rename(retired)
     staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
     return target
 
 
