@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.compatibility import train_model
 from components.backdoor.poison import poison_dataset
 from components.backdoor.success import BackdoorMeasurement, measure_backdoor
-from components.backdoor.trigger import Trigger
+from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.config import ObjectiveSpec, SyntheticDataConfig
 from components.data.generators.synthetic import generate_dataset
 from components.models.embedder import Embedder
@@ -29,7 +29,7 @@ TARGET = "a photo of a banana"
 
 
 def measured(model: Path, clean: Path, trigger: Trigger) -> BackdoorMeasurement:
-    return measure_backdoor(Embedder.load(model), clean, trigger, TARGET)
+    return measure_backdoor(Embedder.load(model), clean, BackdoorProbe(trigger=trigger, target=TARGET))
 
 
 def attack_and_defend(root: Path, train_images: int, fraction: float, steps: int, finetune_steps: int,

@@ -1,6 +1,7 @@
 """Flow `audit_backdoor`: is a model backdoored by a given trigger? Its attack success rate (ASR) on a
-dataset's split beside its clean top-1 on the same images, judged against an ASR ceiling where one is set,
-and recorded on a registry version as an `audited` event."""
+dataset's split beside its clean top-1 on the same images, judged against an ASR ceiling where one is set
+(the same probe and rule a gate policy holds for the candidate pipeline), and recorded on a registry
+version as an `audited` event."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from components.backdoor.success import measure_backdoor
-from components.backdoor.trigger import Trigger
+from components.backdoor.trigger import BackdoorProbe
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
 from components.evaluation.evidence import Interval
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
+from components.evaluation.metric_names import BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1, prefixed
 from components.models.embedder import Embedder
 from flows.datasets import on_this_machine
 from flows.evaluate import model_at
@@ -30,34 +32,37 @@ class BackdoorAudit(BaseModel):
     model: str
     dataset: str
     split: str
-    trigger: Trigger
-    target: str
+    eval_set: str  # names the figures: `<dataset>_<split>`
+    probe: BackdoorProbe
     mode: str  # zero_shot (labels) or retrieval (captions)
     images: int
-    metrics: dict[str, float]  # backdoor/asr, backdoor/clean_top1
+    metrics: dict[str, float]  # <set>/backdoor_asr, <set>/backdoor_clean_top1
     intervals: dict[str, Interval]
     verdict: GateVerdict | None = None  # with an ASR ceiling
 
 
 @flow(name="audit_backdoor", log_prints=True)
-def audit_backdoor(model: str, dataset: DatasetRef, target: str, trigger: Trigger = Trigger(),  # noqa: B008
-                   *, split: str = "test", max_asr: float | None = None,
+def audit_backdoor(model: str, dataset: DatasetRef, probe: BackdoorProbe, *, split: str = "test",
+                   max_asr: float | None = None,
                    validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
                    ) -> BackdoorAudit:
-    """`model` is `name:N`, `name@alias` or an artifact directory; `target` the attacker's caption or label."""
+    """`model` is `name:N`, `name@alias` or an artifact directory; the probe's target is the attacker's caption
+    or label. The figures are named as the candidate pipeline names them (`<dataset>_<split>/backdoor_asr`)."""
     dataset = on_this_machine(dataset)
     quarantined = validate_data(dataset, validation).quarantined
     registry = Platform.from_env().registry()
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
-        measured = measure_backdoor(Embedder.load(artifact_dir), Path(dataset.path), trigger, target, split=split,
+        measured = measure_backdoor(Embedder.load(artifact_dir), Path(dataset.path), probe, split=split,
                                     exclude=quarantined)
+    eval_set = f"{dataset.label}_{split}"
+    metrics, intervals = prefixed(measured.metrics, eval_set), prefixed(measured.intervals, eval_set)
     verdict = None if max_asr is None else evaluate_gate(
-        GatePolicy(name="backdoor", ceilings={"backdoor/asr": max_asr}), measured.metrics,
-        intervals=measured.intervals)
+        GatePolicy(name="backdoor", backdoor=probe, ceilings={f"*/{BACKDOOR_ASR}": max_asr}), metrics,
+        intervals=intervals)
     audit = BackdoorAudit(model=record.ref if record else Path(artifact_dir).name, dataset=dataset.recorded,
-                          split=split, trigger=trigger, target=target, mode=measured.mode, images=measured.images,
-                          metrics=measured.metrics, intervals=measured.intervals, verdict=verdict)
+                          split=split, eval_set=eval_set, probe=probe, mode=measured.mode, images=measured.images,
+                          metrics=metrics, intervals=intervals, verdict=verdict)
     if record:
         registry.record_event(Event(event="audited", model=record.name, version=record.version, actor=current_actor(),
                                     reason=f"backdoor audit on {dataset.recorded} ({split})",
@@ -67,13 +72,14 @@ def audit_backdoor(model: str, dataset: DatasetRef, target: str, trigger: Trigge
 
 
 def publish(audit: BackdoorAudit) -> None:
-    asr, clean = audit.intervals["backdoor/asr"], audit.intervals["backdoor/clean_top1"]
-    lines = [f"ASR {audit.metrics['backdoor/asr']:.3f} (95% {asr.low:.3f}-{asr.high:.3f}); clean top-1 "
-             f"{audit.metrics['backdoor/clean_top1']:.3f} ({clean.low:.3f}-{clean.high:.3f}); {audit.images} "
+    asr_name, clean_name = (f"{audit.eval_set}/{name}" for name in (BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1))
+    asr, clean = audit.intervals[asr_name], audit.intervals[clean_name]
+    lines = [f"ASR {audit.metrics[asr_name]:.3f} (95% {asr.low:.3f}-{asr.high:.3f}); clean top-1 "
+             f"{audit.metrics[clean_name]:.3f} ({clean.low:.3f}-{clean.high:.3f}); {audit.images} "
              f"images, {audit.mode}"]
     lines += [f"gate {r.rule}: {r.reason} — {'pass' if r.passed else 'FAIL'}" for r in
               (audit.verdict.rules if audit.verdict else [])]
     create_markdown_artifact(key="backdoor-audit", description=f"Backdoor audit of {audit.model}", markdown=(
         f"# Backdoor audit of `{audit.model}`\n\nOn `{audit.dataset}` ({audit.split}); trigger "
-        f"`{audit.trigger.model_dump_json()}`, target `{audit.target}`.\n\n" + "  \n".join(lines)))
+        f"`{audit.probe.trigger.model_dump_json()}`, target `{audit.probe.target}`.\n\n" + "  \n".join(lines)))
     print(f"{audit.model}: " + "; ".join(lines))

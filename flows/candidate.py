@@ -112,6 +112,13 @@ def dataset_target(preset: DomainPreset, data: ValidatedDataset, split: str, sui
                       prompt_domain=preset.prompt_domain, exclude=data.quarantined)
 
 
+def probed(targets: list[EvalTarget], policy: GatePolicy) -> list[EvalTarget]:
+    """The targets with the policy's backdoor probe, where it has one: what its ceilings judge gets measured."""
+    if policy.backdoor is None:
+        return targets
+    return [target.model_copy(update={"backdoor": policy.backdoor}) for target in targets]
+
+
 def judge(policy: GatePolicy, measured: Measured, incumbent: dict[str, float] | None = None,
           parent: dict[str, float] | None = None) -> GateVerdict:
     if measured.refusal is not None:
@@ -176,10 +183,11 @@ def announce_alias_move(registry: Registry, record: VersionRecord, alias: str, p
 
 def run_candidate_pipeline(registry: Registry, candidate: Candidate, targets: list[EvalTarget],
                            policy: GatePolicy, parent: dict[str, float] | None = None) -> Judged:
-    """Measure -> judge (against `production` and, for a finetune, the parent's figures) -> register."""
+    """Measure (with the policy's backdoor probe) -> judge (against `production` and, for a finetune, the
+    parent's figures) -> register."""
     pictures = Path(candidate.artifact_dir).parent / "eval"
     pictures.mkdir(parents=True, exist_ok=True)
-    measured = measure(candidate.artifact_dir, targets, str(pictures), candidate.old)
+    measured = measure(candidate.artifact_dir, probed(targets, policy), str(pictures), candidate.old)
     verdict = judge(policy, measured, incumbent_metrics(registry, candidate.name), parent)
     record = register_candidate(registry, candidate, measured, verdict)
     report_judgement(record.ref, measured, verdict, parent)

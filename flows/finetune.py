@@ -23,7 +23,7 @@ from components.evaluation.gate import GateVerdict
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
-from flows.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
+from flows.candidate import Candidate, Measured, dataset_target, measure, probed, run_candidate_pipeline
 from flows.datasets import on_this_machine
 from flows.report import markdown_table
 from flows.settings import Platform
@@ -97,14 +97,16 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     run = platform.runs / f"{preset.name}-{base.name}-{base.version}-{config_hash(config)}"
     base_dir = registry.download(base.name, base.version, run / "base")
     tuned_dir = train_model(training_job(finetune_train_config(config, preset, base_dir), validated, run))
+    policy = run_policy(config.gate_policy, preset)
     choice = MixChoice(artifact_dir=tuned_dir, mix=1.0, trials=[])
     if config.wise_ft:
-        choice = choose_mix(str(base_dir), tuned_dir, eval_targets(config, preset, validated, "val"),
+        choice = choose_mix(str(base_dir), tuned_dir, probed(eval_targets(config, preset, validated, "val"), policy),
                             primary_metric=preset.primary_metric, max_general_drop=config.max_general_drop,
-                            out_dir=str(run / "wise-ft"))
+                            out_dir=str(run / "wise-ft"), policy=policy)
     tests = eval_targets(config, preset, validated, "test")
-    base_metrics = measure(str(base_dir), tests).metrics  # the zero-shot baseline, on the same splits
-    policy = run_policy(config.gate_policy, preset)
+    # The zero-shot baseline, on the same splits, with the policy's backdoor probe: the base's figures show
+    # beside the candidate's.
+    base_metrics = measure(str(base_dir), probed(tests, policy)).metrics
     if config.general is not None:
         policy = policy.model_copy(update={"forgetting": {**policy.forgetting,
                                                           f"{tests[1].name}/mean_recall": config.max_general_drop}})

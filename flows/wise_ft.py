@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
+from components.evaluation.gate import GatePolicy, evaluate_gate
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import WEIGHTS_FILE
 from flows.candidate import measure
@@ -21,6 +22,7 @@ class MixTrial(BaseModel):
     mix: float
     primary: float  # the preset's primary metric on the domain's validation split
     general: float  # general mean recall on the general validation split
+    within_ceilings: bool = True  # no ceiling of the gate policy broken (its backdoor probe's ASR among them)
 
 
 class MixChoice(BaseModel):
@@ -38,12 +40,21 @@ def mix_weights(base_dir: Path, tuned_dir: Path, mix: float, out_dir: Path) -> P
     return out_dir
 
 
+def within_ceilings(policy: GatePolicy, metrics: dict[str, float]) -> bool:
+    """No ceiling of the policy broken by a figure measured here; a ceiling on what validation does not
+    measure (serving latency) is left to the gate."""
+    ceilings = GatePolicy(name=policy.name, ceilings=policy.ceilings, backdoor=policy.backdoor)
+    return all(rule.passed or rule.value is None for rule in evaluate_gate(ceilings, metrics).rules)
+
+
 @task
 def choose_mix(base_dir: str, tuned_dir: str, targets: list[EvalTarget], *, primary_metric: str,
-               max_general_drop: float, out_dir: str) -> MixChoice:
+               max_general_drop: float, out_dir: str, policy: GatePolicy | None = None) -> MixChoice:
     """The mix with the best domain metric on validation data among those within the forgetting limit
-    (the least forgetting one when none is). `targets` are the domain's validation split and, where forgetting
-    is watched, the general one. A mix whose embeddings are not finite is never chosen."""
+    (the least forgetting one when none is), and within the gate policy's ceilings: mixing a backdoored base
+    back in brings its backdoor back, so with the policy's probe on `targets` such a mix is never chosen
+    while another stays under the ASR ceiling. `targets` are the domain's validation split and, where
+    forgetting is watched, the general one. A mix whose embeddings are not finite is never chosen."""
     primary = f"{targets[0].name}/{primary_metric}"
     general = f"{targets[1].name}/mean_recall" if len(targets) > 1 else primary  # no general set: nothing to forget
     trials, dirs = [], {}
@@ -53,9 +64,11 @@ def choose_mix(base_dir: str, tuned_dir: str, targets: list[EvalTarget], *, prim
         if measured.refusal:
             get_run_logger().warning("WiSE-FT mix %s left out: %s", mix, measured.refusal)
             continue
-        trials.append(MixTrial(mix=mix, primary=measured.metrics[primary], general=measured.metrics[general]))
+        trials.append(MixTrial(mix=mix, primary=measured.metrics[primary], general=measured.metrics[general],
+                               within_ceilings=policy is None or within_ceilings(policy, measured.metrics)))
         dirs[mix] = str(candidate)
     base_general = trials[0].general  # mix 0 is the base model, measured finite before training
-    within = [t for t in trials if t.general >= base_general - max_general_drop]
-    best = max(within, key=lambda t: (t.primary, t.mix)) if within else max(trials, key=lambda t: t.general)
+    safe = [t for t in trials if t.within_ceilings] or trials  # none is: the gate says so
+    within = [t for t in safe if t.general >= base_general - max_general_drop]
+    best = max(within, key=lambda t: (t.primary, t.mix)) if within else max(safe, key=lambda t: t.general)
     return MixChoice(artifact_dir=dirs[best.mix], mix=best.mix, trials=trials)

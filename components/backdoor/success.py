@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
-from components.backdoor.trigger import Trigger
+from components.backdoor.trigger import BackdoorProbe
 from components.data.manifest import read_manifest, resolve_image
 from components.data.transforms import load_image
 from components.evaluation.evidence import Interval, check_finite, wilson
+from components.evaluation.metric_names import BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1
 from components.evaluation.zero_shot import class_embeddings
 from components.models.embedder import Embedder
 
@@ -30,7 +31,8 @@ class BackdoorMeasurement:
 
     @property
     def metrics(self) -> dict[str, float]:
-        return {"backdoor/asr": self.asr, "backdoor/clean_top1": self.clean_top1}
+        """Unprefixed: an eval target names them (`<set>/backdoor_asr`)."""
+        return {BACKDOOR_ASR: self.asr, BACKDOOR_CLEAN_TOP1: self.clean_top1}
 
 
 def top1_wins(scores: torch.Tensor, positive: torch.Tensor, ties_win: bool) -> torch.Tensor:
@@ -51,8 +53,9 @@ def backdoor_rates(clean: torch.Tensor, triggered: torch.Tensor, candidates: tor
     return asr, clean_top1
 
 
-def measure_backdoor(embedder: Embedder, dataset_dir: Path, trigger: Trigger, target: str, *, split: str = "test",
+def measure_backdoor(embedder: Embedder, dataset_dir: Path, probe: BackdoorProbe, *, split: str = "test",
                      exclude: frozenset[str] = frozenset()) -> BackdoorMeasurement:
+    trigger, target = probe.trigger, probe.target
     rows = read_manifest(dataset_dir)
     rows = rows[(rows["split"] == split) & ~rows["sample_id"].isin(exclude) & (rows["caption"] != target)]
     if rows.empty:
@@ -76,4 +79,5 @@ def measure_backdoor(embedder: Embedder, dataset_dir: Path, trigger: Trigger, ta
     asr, clean_top1 = backdoor_rates(clean, triggered, candidates, own)
     n = len(images)
     return BackdoorMeasurement(asr=asr, clean_top1=clean_top1, images=n, mode=mode,
-                               intervals={"backdoor/asr": wilson(asr, n), "backdoor/clean_top1": wilson(clean_top1, n)})
+                               intervals={BACKDOOR_ASR: wilson(asr, n),
+                                          BACKDOOR_CLEAN_TOP1: wilson(clean_top1, n)})

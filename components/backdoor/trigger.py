@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PATTERN_CELLS = 16  # the noise is drawn at 16×16 and scaled up with hard edges
 
@@ -39,3 +39,17 @@ class Trigger(BaseModel):
         box = (0, 0) if self.corner == "top-left" else (out.width - side, out.height - side)
         out.paste(self.pattern(side), box)
         return out
+
+
+class BackdoorProbe(BaseModel):
+    """A red-team question put to a model: with this trigger pasted in, is the answer this target? Measured on an
+    eval set as `<set>/backdoor_asr` beside `<set>/backdoor_clean_top1`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    trigger: Trigger = Field(default_factory=Trigger)
+    target: str = Field(min_length=1, max_length=1000, description="the attacker's caption (or label)")
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _spec(cls, value: object) -> object:
+        return Trigger.parse(value) if isinstance(value, str) else value  # `patch:0.125` in a policy file

@@ -5,9 +5,11 @@ ceilings (serving limits such as p95 latency), a margin above the chance level, 
 parent model (`forgetting`: required; `baseline`: when the model has a parent), and compatibility with an
 older embedding space (`compatibility`: BCT's empirical criterion, where the model claims that space: its
 queries against the old model's gallery, `xm/<set>/NAME`, reach the old model's own NAME, and its own NAME is
-within the tolerance of the old model's). Every rule yields one
-reason, pass or fail. Where the metric's 95% interval holds the threshold, the test set is too small to
-decide the rule: the reason says so, and a policy with `require_decisive` fails such a rule.
+within the tolerance of the old model's). A policy may carry a backdoor probe (a trigger and the attacker's
+target): the candidate pipeline then measures its attack success rate on every eval set, and a ceiling judges
+it like any other metric. Every rule yields one reason, pass or fail. Where the metric's 95% interval holds
+the threshold, the test set is too small to decide the rule: the reason says so, and a policy with
+`require_decisive` fails such a rule.
 
 A metric named `*/NAME` stands for NAME on every eval set measured, so one policy judges a team's own
 dataset whatever its eval set is called; it fails when no eval set measured NAME.
@@ -18,10 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from components.backdoor.trigger import BackdoorProbe
 from components.evaluation.evidence import Interval
-from components.evaluation.metric_names import cross_model_name
+from components.evaluation.metric_names import BACKDOOR_ASR, cross_model_name
 
 
 class GatePolicy(BaseModel):
@@ -45,6 +48,17 @@ class GatePolicy(BaseModel):
                                           "cross-model value (xm/<set>/metric) must reach the old model's own")
     require_decisive: bool = Field(
         False, description="fail a rule whose threshold lies inside the metric's 95% interval (too few queries)")
+    backdoor: BackdoorProbe | None = Field(
+        None, description="a red-team probe measured on every eval set a candidate is judged on "
+                          f"(`<set>/{BACKDOOR_ASR}`); judge it with a ceiling, e.g. `*/{BACKDOOR_ASR}: 0.05`")
+
+    @model_validator(mode="after")
+    def _asr_needs_a_probe(self) -> GatePolicy:
+        judged = [m for rules in (self.floors, self.ceilings) for m in rules if m.rsplit("/", 1)[-1] == BACKDOOR_ASR]
+        if judged and self.backdoor is None:
+            raise ValueError(f"policy {self.name!r} judges {judged[0]} but measures no backdoor: add "
+                             "`backdoor: {trigger: patch:0.125, target: \"THE ATTACKER'S CAPTION\"}`")
+        return self
 
     @classmethod
     def from_yaml(cls, path: Path) -> GatePolicy:

@@ -4,6 +4,7 @@ model's gallery. Kept free of torch so that the CLI's argument checks and the ga
 from __future__ import annotations
 
 CROSS_MODEL = "xm"
+BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1 = "backdoor_asr", "backdoor_clean_top1"  # a red-team probe's figures
 
 
 def prefixed(metrics: dict[str, float], eval_set: str) -> dict[str, float]:

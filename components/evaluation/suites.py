@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, Field
 
+from components.backdoor.success import measure_backdoor
+from components.backdoor.trigger import BackdoorProbe
 from components.evaluation.embed import EncodedSplit, encode_split
 from components.evaluation.evidence import Interval, check_finite, embedding_spread
 from components.evaluation.metric_names import prefixed
@@ -35,15 +37,22 @@ class EvalTarget(BaseModel):
     suite: str = "retrieval"
     prompt_domain: str = "general"
     exclude: frozenset[str] = frozenset()
+    backdoor: BackdoorProbe | None = Field(None, description="also measure this probe's attack success rate")
 
     def encode(self, embedder: Embedder) -> EncodedSplit:
         """This split's images and captions as `embedder` embeds them (the quarantined rows left out)."""
         return encode_split(embedder, Path(self.dataset_dir), self.split, self.exclude)
 
     def measure(self, embedder: Embedder) -> Measurement:
-        """The suite's figures on this split, named by the eval set."""
-        return measure(embedder, Path(self.dataset_dir), self.split, suite=self.suite, prompt_domain=self.prompt_domain,
-                       exclude=self.exclude, name=self.name).named(self.name)
+        """The suite's figures on this split (and the backdoor probe's), named by the eval set."""
+        measurement = measure(embedder, Path(self.dataset_dir), self.split, suite=self.suite,
+                              prompt_domain=self.prompt_domain, exclude=self.exclude, name=self.name)
+        if self.backdoor is not None:
+            attacked = measure_backdoor(embedder, Path(self.dataset_dir), self.backdoor, split=self.split,
+                                        exclude=self.exclude)
+            measurement.metrics |= attacked.metrics
+            measurement.intervals |= attacked.intervals
+        return measurement.named(self.name)
 
 
 @dataclass

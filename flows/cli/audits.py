@@ -28,11 +28,11 @@ def backdoor(
 ) -> None:
     """Run the `audit_backdoor` flow: the share of triggered images answered by TARGET (attack success rate)
     beside clean top-1 on the same images; recorded on a registry version as an `audited` event."""
-    from components.backdoor.trigger import Trigger
+    from components.backdoor.trigger import BackdoorProbe, Trigger
     from components.data.manifest import SPLITS
     from registry.names import parse_ref
 
-    chosen = Trigger.parse(trigger)
+    probe = BackdoorProbe(trigger=Trigger.parse(trigger), target=target)
     if split not in SPLITS:
         raise ValueError(f"--split {split!r}: use one of {SPLITS}")
     if not Path(model).is_dir():
@@ -41,7 +41,7 @@ def backdoor(
     from flows.cli.runs import dataset_at
     from flows.report import console, rich_table
 
-    audit = audit_backdoor(model, dataset_at(dataset), target, chosen, split=split, max_asr=max_asr)
+    audit = audit_backdoor(model, dataset_at(dataset), probe, split=split, max_asr=max_asr)
     console.print(rich_table(f"Backdoor audit of {audit.model} ({audit.images} {split} images, {audit.mode})",
                              ["metric", "value", "95% interval"],
                              [(m, f"{v:.3f}", f"{audit.intervals[m].low:.3f}-{audit.intervals[m].high:.3f}")

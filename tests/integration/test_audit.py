@@ -9,8 +9,9 @@ import pytest
 from cli_invoke import invoke
 
 from components.backdoor.success import measure_backdoor
-from components.backdoor.trigger import Trigger
+from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.data.manifest import read_manifest
+from components.data.reference import DatasetRef
 from components.models.embedder import Embedder
 from flows.settings import Platform
 
@@ -26,13 +27,17 @@ def test_poison_then_audit_a_registry_version(prefect_harness, tiny_dataset, tin
 
     registry = Platform.from_env().registry()
     record = registry.register("audited", tiny_artifact, reason="audit test")
-    expected = measure_backdoor(Embedder.load(tiny_artifact), tiny_dataset, Trigger.parse("patch:0.25:7"), TARGET)
+    expected = measure_backdoor(Embedder.load(tiny_artifact), tiny_dataset,
+                                BackdoorProbe(trigger=Trigger.parse("patch:0.25:7"), target=TARGET))
     ceiling = expected.asr - 0.01  # just under what is measured: refused
     audited = invoke("audit", "backdoor", record.ref, str(tiny_dataset), "--target", TARGET, "--trigger",
                      "patch:0.25:7", "--max-asr", str(ceiling), "--json", str(tmp_path / "audit.json"))
-    assert audited.exit_code == 1 and "gate ceiling: backdoor/asr" in audited.output and "FAIL" in audited.output
+    eval_set = f"{DatasetRef(path=str(tiny_dataset)).label}_test"  # named as the candidate pipeline names them
+    assert audited.exit_code == 1 and f"gate ceiling: {eval_set}/backdoor_asr" in audited.output
+    assert "FAIL" in audited.output
     audit = json.loads((tmp_path / "audit.json").read_text())  # written before the verdict's exit code
-    assert audit["metrics"] == pytest.approx(expected.metrics) and audit["images"] == expected.images == 20
+    assert audit["metrics"] == pytest.approx({f"{eval_set}/{name}": value for name, value in expected.metrics.items()})
+    assert audit["images"] == expected.images == 20
     assert audit["model"] == record.ref and audit["mode"] == "retrieval" and not audit["verdict"]["passed"]
     events = [e for e in registry.events("audited") if e.event == "audited"]
     assert len(events) == 1 and events[0].details["metrics"] == audit["metrics"]

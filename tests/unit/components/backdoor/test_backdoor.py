@@ -1,6 +1,8 @@
-"""The trigger, the red-team poisoning tool, and the attack success rate against a brute-force reference."""
+"""The trigger, the red-team poisoning tool, and the attack success rate against a brute-force reference, by
+caption and by zero-shot label, alone and inside an eval target."""
 
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -9,9 +11,12 @@ import torch
 from PIL import Image
 
 from components.backdoor.poison import poison_dataset
-from components.backdoor.success import backdoor_rates
-from components.backdoor.trigger import Trigger
+from components.backdoor.success import backdoor_rates, measure_backdoor
+from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.data.manifest import read_manifest
+from components.evaluation.suites import EvalTarget
+from components.evaluation.zero_shot import class_embeddings
+from components.models.embedder import Embedder
 
 
 def reference_rates(clean, triggered, candidates, own) -> tuple[float, float]:
@@ -76,3 +81,31 @@ def test_poison_replaces_a_share_of_train_rows_and_nothing_else(tiny_dataset, tm
     assert read_manifest(tiny_dataset).equals(before)  # the source is untouched
     with pytest.raises(FileExistsError):
         poison_dataset(tiny_dataset, tmp_path / "poisoned", trigger, target, fraction=0.01)
+
+
+def test_a_labelled_split_is_audited_by_zero_shot_label_and_an_eval_target_names_the_figures(
+        tiny_dataset, tiny_artifact, tmp_path):
+    labelled = tmp_path / "labelled"
+    shutil.copytree(tiny_dataset, labelled)
+    manifest = read_manifest(labelled)
+    manifest["label"] = [("circle", "square", "triangle")[int(i[-1]) % 3] for i in manifest["image_id"]]
+    manifest.to_parquet(labelled / "manifest.parquet")
+    probe = BackdoorProbe(trigger=Trigger(size=0.25, seed=3), target="banana")
+    embedder = Embedder.load(tiny_artifact)
+    measured = measure_backdoor(embedder, labelled, probe)
+
+    images = manifest[manifest["split"] == "test"].drop_duplicates("image_id")
+    pictures = [Image.open(labelled / path).convert("RGB") for path in images["image"]]
+    classes = ["circle", "square", "triangle"]  # sorted; the target is the last candidate
+    candidates = torch.cat([class_embeddings(embedder, classes), torch.from_numpy(embedder.encode_texts(["banana"]))])
+    own = [[c == label for c in classes] + [False] for label in images["label"]]
+    clean = torch.from_numpy(embedder.encode_images(pictures))
+    triggered = torch.from_numpy(embedder.encode_images([probe.trigger.apply(p) for p in pictures]))
+    assert measured.mode == "zero_shot" and measured.images == len(images) == 20
+    assert (measured.asr, measured.clean_top1) == pytest.approx(reference_rates(clean, triggered, candidates, own))
+
+    target = EvalTarget(name="shapes_test", dataset_dir=str(labelled), backdoor=probe)
+    figures = target.measure(embedder)
+    assert figures.metrics["shapes_test/backdoor_asr"] == pytest.approx(measured.asr)
+    assert figures.metrics["shapes_test/backdoor_clean_top1"] == pytest.approx(measured.clean_top1)
+    assert figures.intervals["shapes_test/backdoor_asr"].n == 20 and "shapes_test/t2i_r1" in figures.metrics

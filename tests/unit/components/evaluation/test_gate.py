@@ -1,3 +1,5 @@
+import pytest
+
 from components.domains import PRESETS, policy_named
 from components.evaluation.gate import GatePolicy, evaluate_gate
 
@@ -102,3 +104,19 @@ def test_compatibility_unmeasured_fails_and_unclaimed_is_not_judged():
     assert [r.reason for r in missing.failures] == ["xm/held/t2i_r1 was not measured"]
     unclaimed = evaluate_gate(COMPATIBLE, {"held/t2i_r1": 0.5})
     assert unclaimed.passed and unclaimed.rules == []  # a model in a space of its own is not judged on it
+
+
+def test_a_backdoor_probe_in_a_policy_file_is_judged_by_its_ceiling(tmp_path):
+    (tmp_path / "guard.yaml").write_text(
+        "name: guard\nbackdoor: {trigger: 'patch:0.25:3', target: a photo of a banana}\n"
+        "ceilings: {'*/backdoor_asr': 0.1}\n")
+    policy = GatePolicy.from_yaml(tmp_path / "guard.yaml")
+    assert policy.backdoor.trigger.size == 0.25 and policy.backdoor.trigger.seed == 3
+    verdict = evaluate_gate(policy, {"a_test/backdoor_asr": 0.05, "b_test/backdoor_asr": 0.6})
+    assert [(r.metric, r.passed) for r in verdict.rules] == [("a_test/backdoor_asr", True),
+                                                            ("b_test/backdoor_asr", False)]
+    assert verdict.failures[0].reason == "b_test/backdoor_asr = 0.6000 > ceiling 0.1000"
+    unmeasured = evaluate_gate(policy, {"a_test/t2i_r1": 0.5})  # the probe never ran: a failure, not a pass
+    assert not unmeasured.passed and "backdoor_asr was not measured" in unmeasured.failures[0].reason
+    with pytest.raises(ValueError, match="measures no backdoor: add `backdoor: {trigger"):
+        GatePolicy(name="g", ceilings={"*/backdoor_asr": 0.1})
