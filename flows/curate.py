@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from components.config import ValidationConfig
 from components.containment import relative_path
-from components.curation.curate import CurationResult, curate_dataset, write_curated
+from components.curation.curate import CurationResult, check_sizes, curate_dataset, write_curated
 from components.curation.report import border_grid, score_histogram
 from components.curation.rules import CurationRules
 from components.data.reference import DatasetRef
@@ -63,6 +63,7 @@ def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules
     platform = Platform.from_env()
     target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
     replaceable(platform, target)  # before the work starts
+    check_sizes((Path(dataset.path), *(Path(ref.path) for ref in against)), rules.max_rows)
     quarantined = validate_data(dataset, validation).quarantined
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir, record = model_at(platform.registry(), model, Path(tmp) / "model")

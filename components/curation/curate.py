@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from components.curation.decide import Decision, Fingerprints, Reference, decide, normalised
 from components.curation.hashing import FINGERPRINT_BYTES, fingerprints
 from components.curation.rules import RULES, CurationRules
-from components.data.manifest import read_manifest, resolve_image, write_manifest
+from components.data.manifest import MANIFEST_FILE, read_manifest, resolve_image, write_manifest
 from components.models.embedder import Embedder
 
 GUARDED_SPLITS = ("val", "test")  # what evaluation measures: training must not overlap it
+READ_CHUNK = 256  # images decoded and held at once
 
 
 @dataclass
@@ -43,6 +45,7 @@ def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, 
                    quarantined: frozenset[str] = frozenset(), against: tuple[Path, ...] = ()) -> CurationResult:
     """Rules judge the train split; the dataset's own val/test rows and every `against` dataset's are the
     reference that train rows must not leak into."""
+    check_sizes((dataset_dir, *against), rules.max_rows)
     manifest = read_manifest(dataset_dir)
     usable = manifest[~manifest["sample_id"].isin(quarantined)]
     images, image_emb = _fingerprinted(dataset_dir, usable, embedder, embed=True)
@@ -50,9 +53,18 @@ def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, 
     text_emb = embedder.encode_texts(usable["caption"].astype(str).tolist())
     scores = np.einsum("nd,nd->n", image_emb[usable["image_id"].map(position).to_numpy()], text_emb)
     images.embeddings = image_emb if rules.embedding_cosine is not None else None
-    decision = decide(usable, images, scores, rules, _reference(dataset_dir, usable, against, embedder, rules))
+    decision = decide(usable, images, scores, rules, _reference(usable, images, against, embedder, rules))
     return CurationResult(rows=_annotated(manifest, usable, scores, decision),
                           score_thresholds=decision.score_thresholds)
+
+
+def check_sizes(dataset_dirs: tuple[Path, ...], max_rows: int) -> None:
+    """Refuse a manifest over `max_rows` from its metadata alone, before any row or image is read."""
+    for directory in dataset_dirs:
+        rows = pq.ParquetFile(Path(directory) / MANIFEST_FILE).metadata.num_rows
+        if rows > max_rows:
+            raise ValueError(f"{directory} has {rows:,} rows, over the curation limit of {max_rows:,}: curate it "
+                             "in parts (by `source` or shard), or raise the limit (--max-rows)")
 
 
 def write_curated(source_dir: Path, result: CurationResult, out_dir: Path) -> Path:
@@ -71,35 +83,45 @@ def write_curated(source_dir: Path, result: CurationResult, out_dir: Path) -> Pa
 
 def _fingerprinted(dataset_dir: Path, rows: pd.DataFrame, embedder: Embedder,
                    embed: bool) -> tuple[Fingerprints, np.ndarray | None]:
+    """Each image of `rows` read once, `READ_CHUNK` at a time (memory stays bounded): its bytes hashed, its
+    pixels decoded once for the pHash and, with `embed`, for the model."""
     images = rows.drop_duplicates("image_id")
     paths = [resolve_image(dataset_dir, image) for image in images["image"].astype(str)]
-    sha256, hashes = fingerprints(paths)
-    embeddings = embedder.encode_images(paths) if embed else None
-    return Fingerprints(images["image_id"].tolist(), sha256, hashes), embeddings
+    sha256, hashes, embeddings = [], [], []
+    for start in range(0, len(paths), READ_CHUNK):
+        chunk_sha, chunk_hashes, decoded = fingerprints(paths[start:start + READ_CHUNK])
+        sha256 += chunk_sha
+        hashes.append(chunk_hashes)
+        if embed:
+            embeddings.append(embedder.encode_images(decoded))
+    stacked = np.concatenate(hashes) if hashes else np.zeros((0, FINGERPRINT_BYTES), np.uint8)
+    embedded = (np.concatenate(embeddings) if embeddings else embedder.encode_images([])) if embed else None
+    return Fingerprints(images["image_id"].tolist(), sha256, stacked), embedded
 
 
-def _reference(dataset_dir: Path, usable: pd.DataFrame, against: tuple[Path, ...], embedder: Embedder,
+def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...], embedder: Embedder,
                rules: CurationRules) -> Reference:
-    """The guarded rows of this dataset and of every eval set, fingerprinted (image ids are prefixed per
-    dataset: two datasets may use the same names for different pictures)."""
-    parts = [(dataset_dir, usable)] + [(path, read_manifest(path)) for path in against]
-    fingerprinted, captions = [], set()
-    for number, (directory, frame) in enumerate(parts):
+    """The guarded rows of this dataset (fingerprinted already, with the train rows) and of every eval set
+    (image ids are prefixed per dataset: two datasets may use the same names for different pictures)."""
+    guarded = usable[usable["split"].isin(GUARDED_SPLITS)]
+    ids = set(guarded["image_id"])
+    parts = [own.subset(np.array([i for i, image_id in enumerate(own.image_ids) if image_id in ids], dtype=int))]
+    captions = set(guarded["caption"].map(normalised))
+    for directory in against:
+        frame = read_manifest(directory)
         guarded = frame[frame["split"].isin(GUARDED_SPLITS)]
-        if number and guarded.empty:
-            raise ValueError(f"{directory} has no val or test rows to guard against leakage: name an eval set")
         if guarded.empty:
-            continue
-        prints, emb = _fingerprinted(directory, guarded, embedder, embed=rules.embedding_cosine is not None)
-        fingerprinted.append((number, prints, emb))
+            raise ValueError(f"{directory} has no val or test rows to guard against leakage: name an eval set")
+        prints, embeddings = _fingerprinted(directory, guarded, embedder, embed=rules.embedding_cosine is not None)
+        prints.embeddings = embeddings
+        parts.append(prints)
         captions |= set(guarded["caption"].map(normalised))
     return Reference(images=Fingerprints(
-        image_ids=[f"{number}/{image_id}" for number, prints, _ in fingerprinted for image_id in prints.image_ids],
-        sha256=[sha for _, prints, _ in fingerprinted for sha in prints.sha256],
-        hashes=np.concatenate([prints.hashes for _, prints, _ in fingerprinted]) if fingerprinted
-        else np.zeros((0, FINGERPRINT_BYTES), np.uint8),
-        embeddings=np.concatenate([emb for *_, emb in fingerprinted]) if fingerprinted and
-        rules.embedding_cosine is not None else None), captions=captions)
+        image_ids=[f"{number}/{image_id}" for number, prints in enumerate(parts) for image_id in prints.image_ids],
+        sha256=[sha for prints in parts for sha in prints.sha256],
+        hashes=np.concatenate([prints.hashes for prints in parts]),
+        embeddings=np.concatenate([prints.embeddings for prints in parts]) if rules.embedding_cosine is not None
+        else None), captions=captions)
 
 
 def _annotated(manifest: pd.DataFrame, usable: pd.DataFrame, scores: np.ndarray, decision: Decision) -> pd.DataFrame:

@@ -99,7 +99,7 @@ def duplicate_images(images: Fingerprints, rules: CurationRules) -> tuple[set[st
         first_of_sha.setdefault(sha, i)
     unique = np.array(sorted(first_of_sha.values()), dtype=int)
     distinct = images.subset(unique)
-    pairs = [(a, b) for a, b in hash_matches(distinct.hashes, distinct.hashes, rules.hash_distance) if a != b]
+    pairs = _hash_pairs(distinct.hashes, rules.hash_distance)
     if rules.embedding_cosine is not None and distinct.embeddings is not None and len(unique) > 1:
         found = Gallery.build(distinct.embeddings, [{}] * len(unique)).search(
             distinct.embeddings, min(NEIGHBOURS, len(unique)))
@@ -108,6 +108,20 @@ def duplicate_images(images: Fingerprints, rules: CurationRules) -> tuple[set[st
     cluster = _clusters(len(unique), pairs)
     near = {distinct.image_ids[i] for i in range(len(unique)) if cluster[i] != i}
     return exact, near
+
+
+def _hash_pairs(hashes: np.ndarray, max_distance: int | None) -> list[tuple[int, int]]:
+    """Pairs of near-copy images by hash. Identical fingerprints are paired with their first before the
+    search, which then runs over one of each: the search looks at a bounded number of neighbours, and two
+    groups of identical copies larger than that, a bit apart, would otherwise never meet."""
+    if max_distance is None:
+        return []
+    first_of: dict[bytes, int] = {}
+    pairs = [(i, first_of.setdefault(row.tobytes(), i)) for i, row in enumerate(hashes)]
+    representatives = np.array(sorted(set(first_of.values())), dtype=int)
+    found = hash_matches(hashes[representatives], hashes[representatives], max_distance)
+    return [(a, b) for a, b in pairs if a != b] + [(int(representatives[a]), int(representatives[b]))
+                                                    for a, b in found if a != b]
 
 
 def _clusters(n: int, pairs: list[tuple[int, int]]) -> list[int]:

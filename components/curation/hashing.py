@@ -30,6 +30,7 @@ HASH_BYTES = HASH_BITS // 8
 THUMBNAIL = 8  # side of the colour thumbnail checked beside the hash
 FINGERPRINT_BYTES = HASH_BYTES + THUMBNAIL * THUMBNAIL * 3
 MAX_COLOUR_DIFF = 32  # levels of 255
+NEIGHBOURS = 32  # nearest hashes looked at per image: bounds the pairs to 32 per image
 
 
 def image_hash(image: Image.Image) -> bytes:
@@ -39,29 +40,36 @@ def image_hash(image: Image.Image) -> bytes:
     return np.packbits(imagehash.phash(image, hash_size=HASH_SIZE).hash.flatten()).tobytes() + thumbnail.tobytes()
 
 
-def fingerprint(path: Path) -> tuple[str, bytes]:
-    """The file's sha256 and the image's pHash (pixel count bounded before decoding), from one read."""
+def fingerprint(path: Path) -> tuple[str, bytes, Image.Image]:
+    """The file's sha256, the image's pHash (pixel count bounded before decoding), and the decoded image, from
+    one read: whoever also embeds the image takes it from here instead of reading the file again."""
     data = path.read_bytes()
-    return hashlib.sha256(data).hexdigest(), image_hash(load_image(Image.open(io.BytesIO(data))))
+    image = load_image(Image.open(io.BytesIO(data)))
+    return hashlib.sha256(data).hexdigest(), image_hash(image), image
 
 
-def fingerprints(paths: list[Path], workers: int = 4) -> tuple[list[str], np.ndarray]:
-    """Per image, in order: the sha256s, and the hashes with their thumbnails as (N, FINGERPRINT_BYTES) uint8."""
+def fingerprints(paths: list[Path], workers: int = 4) -> tuple[list[str], np.ndarray, list[Image.Image]]:
+    """Per image, in order: the sha256s, the hashes with their thumbnails as (N, FINGERPRINT_BYTES) uint8, and
+    the decoded images (read a bounded number of paths at a time)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = list(pool.map(fingerprint, paths))
-    hashes = np.frombuffer(b"".join(h for _, h in found), dtype=np.uint8).reshape(len(paths), FINGERPRINT_BYTES)
-    return [sha for sha, _ in found], hashes
+    hashes = np.frombuffer(b"".join(h for _, h, _ in found), dtype=np.uint8).reshape(len(paths), FINGERPRINT_BYTES)
+    return [sha for sha, _, _ in found], hashes, [image for *_, image in found]
 
 
-def hash_matches(queries: np.ndarray, references: np.ndarray, max_distance: int | None) -> list[tuple[int, int]]:
-    """(query, reference) pairs of fingerprints whose hashes are at most `max_distance` bits apart and whose
-    thumbnails agree (none: no pairs); exact search (FAISS's binary flat index: about a billion comparisons
-    a second, so 100k × 100k hashes in seconds)."""
+def hash_matches(queries: np.ndarray, references: np.ndarray, max_distance: int | None,
+                 neighbours: int = NEIGHBOURS) -> list[tuple[int, int]]:
+    """(query, reference) pairs: among each query's `neighbours` nearest reference hashes, those at most
+    `max_distance` bits apart whose thumbnails agree (none: no pairs). Exact search (FAISS's binary flat
+    index: about a billion comparisons a second, so 100k × 100k hashes in seconds), bounded: a range search
+    over 10,000 copies of one blank picture would return 10⁸ pairs; here a query yields `neighbours` at most,
+    and a cluster of copies still links up through them (ties go to the lowest ids, shared by all)."""
     if max_distance is None or not len(queries) or not len(references):
         return []
     index = faiss.IndexBinaryFlat(HASH_BITS)
     index.add(np.ascontiguousarray(references[:, :HASH_BYTES]))
-    limits, _, ids = index.range_search(np.ascontiguousarray(queries[:, :HASH_BYTES]), max_distance + 1)  # < radius
+    distances, ids = index.search(np.ascontiguousarray(queries[:, :HASH_BYTES]), min(neighbours, len(references)))
     query_colours, reference_colours = (rows[:, HASH_BYTES:].astype(np.int16) for rows in (queries, references))
-    return [(q, int(r)) for q in range(len(queries)) for r in ids[limits[q]:limits[q + 1]]
-            if np.abs(query_colours[q] - reference_colours[r]).max() <= MAX_COLOUR_DIFF]
+    return [(q, int(r)) for q in range(len(queries)) for distance, r in zip(distances[q], ids[q], strict=True)
+            if r >= 0 and distance <= max_distance
+            and np.abs(query_colours[q] - reference_colours[r]).max() <= MAX_COLOUR_DIFF]

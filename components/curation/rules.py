@@ -24,6 +24,9 @@ class CurationRules(BaseModel):
     embedding_cosine: float | None = Field(None, gt=0, le=1, description="also call images near duplicates "
                                            "when their embeddings' cosine is at least this (off by default: it "
                                            "trusts the scoring model)")
+    max_rows: int = Field(2_000_000, ge=1, description="refuse a larger manifest (the dataset's or an eval set's) "
+                                                        "before any image is read: every image is held as an "
+                                                        "embedding and a fingerprint")
 
     @model_validator(mode="after")
     def one_score_rule(self) -> CurationRules:

@@ -193,6 +193,7 @@ def curate(
                                                            "train rows must not leak into; repeatable")] = None,
     name: Annotated[str | None, typer.Option(help="workspace folder of the curated dataset (default: "
                                                   "NAME-curated); each run adds a version")] = None,
+    max_rows: Annotated[int, typer.Option(help="refuse a larger manifest before any image is read")] = 2_000_000,
 ) -> None:
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
@@ -206,7 +207,7 @@ def curate(
         relative_path(name, "--name")
     rules = CurationRules(min_score=min_score, keep_fraction=keep_fraction, dedup=dedup,
                           hash_distance=None if hash_distance == -1 else hash_distance,
-                          embedding_cosine=embedding_cosine)
+                          embedding_cosine=embedding_cosine, max_rows=max_rows)
     if not Path(model).is_dir():
         parse_ref(model)
     from flows.curate import curate as curate_flow

@@ -102,3 +102,9 @@ def test_cli_curates_against_a_catalog_eval_set_and_refuses_to_overwrite(prefect
     escaping = invoke("data", "curate", str(source), "--model", str(tiny_artifact), "--name", "../outside")
     assert escaping.exit_code == 1 and "must stay inside its folder" in escaping.output
     assert not (workspace.parent / "outside").exists()
+    rows = len(read_manifest(source))
+    oversized = invoke("data", "curate", str(source), "--model", str(tiny_artifact), "--name", "curated/small",
+                       "--max-rows", str(rows - 1))
+    assert oversized.exit_code == 1 and f"has {rows:,} rows, over the curation limit of {rows - 1:,}" in \
+        oversized.output
+    assert not (workspace / "curated" / "small").exists()

@@ -40,7 +40,7 @@ def manifest(images: list[Path], splits: list[str]) -> pd.DataFrame:
 
 
 def prints_of(paths: list[Path]) -> Fingerprints:
-    sha256, hashes = fingerprints(paths)
+    sha256, hashes, _ = fingerprints(paths)
     return Fingerprints([p.name for p in paths], sha256, hashes)
 
 
@@ -108,3 +108,22 @@ def test_keep_fraction_keeps_the_best_of_each_source(sources):
     assert (decision.rule[rows["split"] == "test"] == "").all()
     by_score = decide(rows, images, scores, CurationRules(min_score=0.2), no_reference)
     assert ((by_score.rule == "low_score") == ((scores < 0.2) & (rows["split"] == "train"))).all()
+
+
+def test_ten_thousand_copies_of_one_picture_stay_one_cluster_with_bounded_pairs():
+    """A range search would pair every copy with every other (10⁸ pairs); the bounded search keeps 32 per
+    copy, and the cluster still links up: one image kept, every other copy dropped."""
+    rng = np.random.default_rng(0)
+    blank = rng.integers(0, 256, FINGERPRINT_BYTES, dtype=np.uint8)
+    hashes = np.tile(blank, (10_000, 1))
+    hashes[::7, 0] ^= 1  # some copies a bit apart: still copies
+    distinct = rng.integers(0, 256, (50, FINGERPRINT_BYTES), dtype=np.uint8)
+    every = np.concatenate([hashes, distinct])
+    pairs = hash_matches(every, every, CurationRules().hash_distance)
+    assert len(pairs) <= 32 * len(every)
+    ids = [f"i{n}" for n in range(len(every))]
+    images = Fingerprints(ids, [f"sha{n}" for n in range(len(every))], every)
+    rows = pd.DataFrame({"sample_id": ids, "image": ids, "caption": ids, "image_id": ids, "split": "train"})
+    empty = Fingerprints([], [], np.zeros((0, FINGERPRINT_BYTES), np.uint8))
+    decision = decide(rows, images, None, CurationRules(dedup=True), Reference(images=empty))
+    assert (decision.rule == "near_duplicate_image").sum() == 9_999 and (decision.rule == "").sum() == 51
