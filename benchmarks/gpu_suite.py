@@ -354,38 +354,48 @@ def run_parts(sizes: Sizes, parts: tuple[str, ...], work: Path) -> dict:
     return results
 
 
+def report_peak(p: dict) -> None:
+    print(f"{p['device']} {p['dtype']}: {p['measured_tflops']:.1f} TFLOP/s measured, datasheet "
+          f"{p['datasheet_tflops'] or '-'}")
+
+
+def report_train(t: dict) -> None:
+    print(f"{'':22s} {'batch':>6s} {'ms/step':>9s} {'pairs/s':>9s} {'peak MiB':>9s} {'MFU':>7s}")
+    for key, r in t.items():
+        if isinstance(r, dict) and "pairs_per_s" in r:
+            mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+            print(f"{key:22s} {r['batch']:6d} {r['ms_per_step']:9.1f} {r['pairs_per_s']:9.1f} {r['peak_mib']:9.0f} "
+                  f"{mfu:>7s}")
+    print(", ".join(f"loader / compute ({mode}) {t[f'{mode}/loader_over_compute']:.2f}"
+                    for mode in ("eager", "compile")))
+
+
+def report_fsdp(f: dict) -> None:
+    print(f"{f['strategy']}: resumed from {f['resumed_from']} to step {f['steps_after_resume']}; "
+          f"artifact equals checkpoint: {f['artifact_equals_checkpoint']} ({f['tensors']} tensors)")
+
+
+def report_serving(s: dict) -> None:
+    print(f"{s['device']:30s} {'ok/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
+    for key, r in s["levels"].items():
+        print(f"{key:30s} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {r['errors']:6d}")
+    print("batching on/off at 32: " + ", ".join(f"{k} {v:.2f}x" for k, v in s["batching_gain_at_32"].items()))
+    print(f"served vs artifact: {s['numerics']}")
+
+
+def report_numerics(n: dict) -> None:
+    print(f"loss fp32 {n['loss_fp32']:.5f}, bf16 {n['loss_bf16']:.5f} (relative {n['relative_diff']:.2e})")
+
+
+REPORTERS = {"peak": report_peak, "train": report_train, "fsdp": report_fsdp, "serving": report_serving,
+             "numerics": report_numerics}
+
+
 def report(results: dict) -> None:
-    parts = results["parts"]
-    for name, found in parts.items():
-        status = "ok" if found["ok"] else f"FAILED: {found['error']}"
-        print(f"== {name} ({found['seconds']:.0f} s): {status}")
-    if parts.get("peak", {}).get("ok"):
-        p = parts["peak"]
-        print(f"peak {p['device']} {p['dtype']}: {p['measured_tflops']:.1f} TFLOP/s measured, datasheet "
-              f"{p['datasheet_tflops'] or '-'}")
-    if parts.get("train", {}).get("ok"):
-        print(f"{'train':22s} {'batch':>6s} {'ms/step':>9s} {'pairs/s':>9s} {'peak MiB':>9s} {'MFU':>7s}")
-        for key, r in parts["train"].items():
-            if isinstance(r, dict) and "pairs_per_s" in r:
-                mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
-                print(f"{key:22s} {r['batch']:6d} {r['ms_per_step']:9.1f} {r['pairs_per_s']:9.1f} "
-                      f"{r['peak_mib']:9.0f} {mfu:>7s}")
-        for mode in ("eager", "compile"):
-            print(f"loader / compute ({mode}): {parts['train'][f'{mode}/loader_over_compute']:.2f}")
-    if parts.get("fsdp", {}).get("ok"):
-        f = parts["fsdp"]
-        print(f"fsdp ({f['strategy']}): resumed from {f['resumed_from']} to step {f['steps_after_resume']}; "
-              f"artifact equals checkpoint: {f['artifact_equals_checkpoint']} ({f['tensors']} tensors)")
-    if parts.get("serving", {}).get("ok"):
-        s = parts["serving"]
-        print(f"{'serving (' + s['device'] + ')':30s} {'ok/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s}")
-        for key, r in s["levels"].items():
-            print(f"{key:30s} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f}")
-        print("batching on/off at 32: " + ", ".join(f"{k} {v:.2f}x" for k, v in s["batching_gain_at_32"].items()))
-        print(f"served vs artifact: {s['numerics']}")
-    if parts.get("numerics", {}).get("ok"):
-        n = parts["numerics"]
-        print(f"loss fp32 {n['loss_fp32']:.5f}, bf16 {n['loss_bf16']:.5f} (relative {n['relative_diff']:.2e})")
+    for name, found in results["parts"].items():
+        print(f"== {name} ({found['seconds']:.0f} s): {'ok' if found['ok'] else 'FAILED: ' + found['error']}")
+        if found["ok"]:
+            REPORTERS[name](found)
 
 
 def main() -> None:
