@@ -6,15 +6,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint clean browser
+LOCK := requirements.lock
 
-$(STAMP): pyproject.toml constraints.txt
+.PHONY: demo test test-fast lint clean browser lock
+
+# The install resolves nothing anew: every package is the version the lock names (the set CI tested).
+$(STAMP): pyproject.toml constraints.txt $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(LOCK) pip
 	# torch first, pinned to the CPU build; the constraints keep the stack installable together.
-	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(LOCK) torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
+
+# Refresh the lock: resolve pyproject.toml under constraints.txt alone in a new environment, then pin what
+# it installed. Run it to take upgrades on purpose, then `make test` and commit requirements.lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	.lock-venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	.lock-venv/bin/python -m infra.lock > $(LOCK).new && mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/alignops demo
@@ -34,4 +47,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check components registry serving flows tests
 
 clean:
-	rm -rf $(VENV) .alignops
+	rm -rf $(VENV) .alignops .lock-venv
