@@ -212,8 +212,8 @@ class DataSection(BaseModel):
                                     description="WebDataset shards (paths or s3:// URLs) to stream instead")
     augment: Augmentation = Field(default_factory=Augmentation)
     images_per_identity: int = Field(0, ge=0, description="> 0: P x K identity batches (needs `person_id`)")
-    replay_dataset: str | None = Field(None, description="a general dataset replayed while finetuning")
-    replay_fraction: float = Field(0.0, ge=0, lt=1, description="its share of the training rows")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="the share of the training rows replayed from the "
+                                                                 "job's replay dataset (a finetune's general data)")
 
 
 class OptimSection(BaseModel):
@@ -330,6 +330,7 @@ class ValidationConfig(BaseModel):
     """Thresholds of data validation; the flow fails when a critical check fails or too much is rejected."""
 
     max_rejected_fraction: float = Field(0.05, ge=0, le=1)
+    max_rows: int = Field(2_000_000, ge=1, description="a larger manifest is refused from its metadata, unread")
     min_side_px: int = Field(8, ge=1, description="smaller images are rejected")
     max_pixels: int = Field(64_000_000, ge=1, description="larger declared sizes are rejected unread (bombs)")
     max_aspect_ratio: float = Field(8.0, ge=1, description="long side / short side; beyond it, rejected")

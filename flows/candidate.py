@@ -14,12 +14,13 @@ from pydantic import BaseModel, Field
 
 from components.compat.cross_model import against_old
 from components.compat.projection import Projection, space_file
+from components.digest import canonical_digest, sha256_file
 from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
 from components.evaluation.examples import retrieval_grid
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate, refused
 from components.evaluation.suites import EvalTarget
-from components.models.artifact import LINEAGE_FILE, ModelArtifact
+from components.models.artifact import LINEAGE_FILE, WEIGHTS_FILE, ModelArtifact
 from components.models.embedder import Embedder
 from components.validation.report import ValidatedDataset
 from flows.compatibility import OldSpace, compatibility_record
@@ -66,10 +67,13 @@ class Judged(BaseModel):
 
 @task
 def measure(artifact_dir: str, targets: list[EvalTarget], pictures_dir: str | None = None,
-            old_space: OldSpace | None = None) -> Measured:
-    """Every target's suite on the artifact; a non-finite embedding anywhere is a refusal, not a figure. With
-    an old model, also its own retrieval figures and the artifact's queries against its galleries (`xm/…`),
-    through the artifact's projection into the old space where it carries one."""
+            old_space: OldSpace | None = None, *, policy: GatePolicy | None = None) -> Measured:
+    """Every target's suite on the artifact, with `policy`'s backdoor probe where it has one (the one place a
+    probe joins a measurement, so whatever judges by the policy finds its figures); a non-finite embedding
+    anywhere is a refusal, not a figure. With an old model, also its own retrieval figures and the artifact's
+    queries against its galleries (`xm/…`), through the artifact's projection into the old space where it
+    carries one."""
+    targets = probed(targets, policy) if policy else targets
     embedder, measured = Embedder.load(Path(artifact_dir)), Measured()
     old = Embedder.load(Path(old_space.artifact_dir)) if old_space else None
     projection = carried_projection(artifact_dir, old_space)
@@ -136,8 +140,10 @@ def incumbent_metrics(registry: Registry, name: str, alias: str = "production") 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def register_candidate(registry: Registry, candidate: Candidate, measured: Measured,
                        verdict: GateVerdict) -> VersionRecord:
-    """Write the evaluation into the artifact's lineage, register it, and move `candidate` on a pass."""
+    """Write the evaluation into the artifact's lineage, register it, and move `candidate` on a pass. A retry
+    (of this task, or of the run) returns the version the run already registered."""
     artifact_dir = Path(candidate.artifact_dir)
+    key = run_key(candidate, measured, verdict)
     lineage = ModelArtifact.load_light(artifact_dir).lineage
     lineage = lineage.model_copy(update={
         "metrics": measured.metrics,
@@ -153,22 +159,29 @@ def register_candidate(registry: Registry, candidate: Candidate, measured: Measu
         gate=GateRecord.model_validate(verdict.model_dump(mode="json")),
         lineage=LineageRecord.model_validate(lineage.model_dump(mode="json")),
         space=compatible.space if compatible and compatible.via == "bct" else None,
-        compatibility=[compatible] if compatible else [])
+        compatibility=[compatible] if compatible else [], run_key=key)
     moved = "alias `candidate` -> " + str(record.version) if verdict.passed else "alias `candidate` stays where it was"
     create_markdown_artifact(key="registry-change", description=f"{record.ref} registered", markdown=(
         f"# Registered `{record.ref}`\n\nGate `{verdict.policy}`: {'passed' if verdict.passed else 'FAILED'}; "
         f"{moved}.\n\nFiles: {len(record.files)}; datasets: {record.lineage.datasets}"))
     logger = get_run_logger()
-    if verdict.passed:
-        previous = registry.get_alias(candidate.name, CANDIDATE)
+    previous = registry.get_alias(candidate.name, CANDIDATE)
+    if verdict.passed and (previous is None or previous.version != record.version):  # a retry moves nothing twice
         registry.set_alias(candidate.name, CANDIDATE, record.version, reason=f"gate {verdict.policy} passed")
         announce_alias_move(registry, record, CANDIDATE, previous.version if previous else None,
                             parent=candidate.parent)
         logger.info("%s passed gate %s; alias candidate moved to it", record.ref, verdict.policy)
-    else:
+    elif not verdict.passed:
         logger.warning("%s FAILED gate %s: %s", record.ref, verdict.policy,
                        "; ".join(r.reason for r in verdict.failures))
     return record
+
+
+def run_key(candidate: Candidate, measured: Measured, verdict: GateVerdict) -> str:
+    """What makes a registration the same one again: the model's name, its weights, its figures and the policy
+    that judged them. A retry has all four; another run differs in at least its weights or figures."""
+    weights = sha256_file(Path(candidate.artifact_dir) / WEIGHTS_FILE)
+    return canonical_digest([candidate.name, weights, measured.metrics, verdict.policy_digest]).removeprefix("sha256:")
 
 
 def announce_alias_move(registry: Registry, record: VersionRecord, alias: str, previous: int | None,
@@ -187,7 +200,7 @@ def run_candidate_pipeline(registry: Registry, candidate: Candidate, targets: li
     parent's figures) -> register."""
     pictures = Path(candidate.artifact_dir).parent / "eval"
     pictures.mkdir(parents=True, exist_ok=True)
-    measured = measure(candidate.artifact_dir, probed(targets, policy), str(pictures), candidate.old)
+    measured = measure(candidate.artifact_dir, targets, str(pictures), candidate.old, policy=policy)
     verdict = judge(policy, measured, incumbent_metrics(registry, candidate.name), parent)
     record = register_candidate(registry, candidate, measured, verdict)
     report_judgement(record.ref, measured, verdict, parent)

@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from components.containment import relative_path
-from components.data.manifest import ManifestError, read_manifest
+from components.data.manifest import ManifestError, manifest_rows
 from components.data.reference import DatasetRef
 from flows.settings import Platform
 from infra.catalog import EvalSet, add_eval_set
@@ -35,7 +35,7 @@ def dataset_named(spec: str) -> DatasetRef:
     per hash under the state directory."""
     platform = Platform.from_env()
     if Path(spec).is_dir():
-        read_manifest(Path(spec))  # a directory that is no dataset fails here, before a flow starts
+        manifest_rows(Path(spec))  # a directory that is no dataset fails here, before a flow starts; rows: validation
         return platform.dataset_ref(Path(spec))
     if "@" not in spec:
         raise ManifestError(f"{spec}: no such dataset directory, nor a PATH@REV of the workspace "

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
-from components.evaluation.gate import GateVerdict
+from components.evaluation.gate import GatePolicy, GateVerdict
 from components.evaluation.suites import SUITES
 from flows.candidate import Measured, dataset_target, incumbent_metrics, judge, measure, report_judgement
 from flows.settings import Platform
@@ -36,7 +36,7 @@ class Evaluation(BaseModel):
 
 @flow(name="evaluate", log_prints=True)
 def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: str = "general",
-             suite: str | None = None, gate_policy: str | None = None,
+             suite: str | None = None, gate_policy: GatePolicy | str | None = None,
              validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
              ) -> Evaluation:
     """`model` is `name:N`, `name@alias` or an artifact directory; `dataset` is validated first (cached per
@@ -46,17 +46,18 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
     platform, chosen = Platform.from_env(), domain(preset)
     if suite is not None and suite not in SUITES:
         raise ValueError(f"unknown metric suite {suite!r}; choose from {SUITES}")
+    policy = run_policy(gate_policy, chosen)  # before any work: a misspelt policy costs no measurement
     registry = platform.registry()
     target = dataset_target(chosen, validate_data(dataset, validation), split, suite)
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
         pictures = platform.evaluations / (record.ref.replace(":", "-") if record else Path(artifact_dir).name)
         pictures.mkdir(parents=True, exist_ok=True)
-        measured = measure(str(artifact_dir), [target], str(pictures))
+        measured = measure(str(artifact_dir), [target], str(pictures), policy=policy)
         parent = record.lineage.parent_model if record and record.lineage else None
-        parent_metrics = measured_parent(registry, parent, target, Path(tmp) / "parent")
+        parent_metrics = measured_parent(registry, parent, target, policy, Path(tmp) / "parent")
     incumbent = incumbent_metrics(registry, record.name) if record else None
-    verdict = judge(run_policy(gate_policy, chosen), measured, incumbent, parent_metrics)
+    verdict = judge(policy, measured, incumbent, parent_metrics)
     evaluation = Evaluation(model=record.ref if record else str(artifact_dir), dataset=dataset.recorded, split=split,
                             measured=measured, verdict=verdict, parent=parent, parent_metrics=parent_metrics)
     if record:
@@ -76,7 +77,8 @@ def model_at(registry: Registry, model: str, download_to: Path) -> tuple[Path, V
     return registry.download(record.name, record.version, download_to), record
 
 
-def measured_parent(registry: Registry, parent: str | None, target, download_to: Path) -> dict[str, float] | None:
+def measured_parent(registry: Registry, parent: str | None, target, policy: GatePolicy,
+                    download_to: Path) -> dict[str, float] | None:
     """The parent's figures on the same split: the baseline a finetuned model is judged against. A parent
     outside the registry (an imported checkpoint names its source) has none."""
     try:
@@ -85,4 +87,4 @@ def measured_parent(registry: Registry, parent: str | None, target, download_to:
         return None
     record = registry.resolve(parent)
     artifact = registry.download(record.name, record.version, download_to)
-    return measure(str(artifact), [target]).metrics
+    return measure(str(artifact), [target], policy=policy).metrics

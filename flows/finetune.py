@@ -19,15 +19,14 @@ from pydantic import BaseModel, Field
 from components.config import TrainConfig, ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import DomainPreset, domain, run_policy
-from components.evaluation.gate import GateVerdict
+from components.evaluation.gate import GatePolicy, GateVerdict
 from components.evaluation.suites import EvalTarget
-from components.models.artifact import config_hash
 from components.validation.report import ValidatedDataset
-from flows.candidate import Candidate, Measured, dataset_target, measure, probed, run_candidate_pipeline
+from flows.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
 from flows.datasets import on_this_machine
 from flows.report import markdown_table
 from flows.settings import Platform
-from flows.training import train_model, training_job
+from flows.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from flows.wise_ft import MixChoice, choose_mix
 
@@ -50,8 +49,8 @@ class FinetuneConfig(BaseModel):
                                                                         "the fields set here win")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     model_name: str | None = Field(None, description="registry name of the result; default: the preset's name")
-    gate_policy: str | None = Field(None, description="a shipped policy's name or a policy file, instead of the "
-                                                      "preset's")
+    gate_policy: GatePolicy | str | None = Field(None, description="a shipped policy's name or a policy file "
+                                                                   "(or its content), instead of the preset's")
 
 
 class FinetuneResult(BaseModel):
@@ -71,45 +70,57 @@ def finetune_train_config(config: FinetuneConfig, preset: DomainPreset, base_dir
     and general data replayed."""
     lock = {"full": ({}, {}), "lit": ({"locked": True}, {}),
             "last_n": ({"locked": True, "unlocked_layers": config.unlocked_layers},) * 2}[config.mode]
-    replay = ({"replay_dataset": config.general.path, "replay_fraction": config.replay_fraction}
-              if config.general else {})
+    replay = {"replay_fraction": config.replay_fraction if config.general else 0.0}
     return preset.apply(config.train, finetune=True).changed(
         model={"init_from": str(base_dir), "lock_image": lock[0], "lock_text": lock[1]}, data=replay)
 
 
-def eval_targets(config: FinetuneConfig, preset: DomainPreset, data: ValidatedDataset, split: str) -> list[EvalTarget]:
-    """The preset's suite on `split` of its data (quarantined rows left out), and general retrieval when a
-    general dataset guards against forgetting."""
+def eval_targets(config: FinetuneConfig, preset: DomainPreset, data: ValidatedDataset,
+                 general: ValidatedDataset | None, split: str) -> list[EvalTarget]:
+    """The preset's suite on `split` of its data, and general retrieval when a general dataset guards against
+    forgetting; the quarantined rows of each left out."""
     targets = [dataset_target(preset, data, split)]
-    if config.general is not None:
-        targets.append(EvalTarget(name=f"{config.general_name}_{split}", dataset_dir=config.general.path, split=split))
+    if general is not None:
+        targets.append(EvalTarget(name=f"{config.general_name}_{split}", dataset_dir=general.dataset.path, split=split,
+                                  exclude=general.quarantined))
     return targets
+
+
+def guarding(policy: GatePolicy, config: FinetuneConfig) -> GatePolicy:
+    """The run's policy with the forgetting rule its general data adds: general mean recall may not fall more
+    than `max_general_drop` below the base's."""
+    if config.general is None:
+        return policy
+    forgetting = {f"{config.general_name}_test/mean_recall": config.max_general_drop}
+    return policy.model_copy(update={"forgetting": {**policy.forgetting, **forgetting}})
 
 
 @flow(name="finetune", log_prints=True)
 def finetune(config: FinetuneConfig) -> FinetuneResult:
     platform, preset = Platform.from_env(), domain(config.domain)
     registry = platform.registry()
+    # Everything the run needs, resolved and checked before any training: the policy (with the forgetting
+    # rule its general data adds), the base, the data and the general data, each validated.
+    policy = guarding(run_policy(config.gate_policy, preset), config)
     base = registry.resolve(config.base_model)
     validated = validate_data(config.dataset, config.validation)
-    config = config.model_copy(update={"general": on_this_machine(config.general)})
-    # Named by its inputs: re-running the same finetune resumes (or reuses) its training run.
-    run = platform.runs / f"{preset.name}-{base.name}-{base.version}-{config_hash(config)}"
+    general = validate_data(on_this_machine(config.general), config.validation) if config.general else None
+    # Named by what it is (the base, the data's versions, the settings): re-running the same finetune resumes
+    # its training run, and different data never does.
+    settings = config.model_dump(mode="json", exclude={"dataset", "general", "gate_policy", "model_name"})
+    run = platform.runs / run_folder(f"{preset.name}-{base.name}-{base.version}", settings,
+                                     [validated.dataset, general.dataset if general else None])
     base_dir = registry.download(base.name, base.version, run / "base")
-    tuned_dir = train_model(training_job(finetune_train_config(config, preset, base_dir), validated, run))
-    policy = run_policy(config.gate_policy, preset)
+    tuned_dir = train_model(training_job(finetune_train_config(config, preset, base_dir), validated, run, general))
     choice = MixChoice(artifact_dir=tuned_dir, mix=1.0, trials=[])
     if config.wise_ft:
-        choice = choose_mix(str(base_dir), tuned_dir, probed(eval_targets(config, preset, validated, "val"), policy),
+        choice = choose_mix(str(base_dir), tuned_dir, eval_targets(config, preset, validated, general, "val"),
                             primary_metric=preset.primary_metric, max_general_drop=config.max_general_drop,
                             out_dir=str(run / "wise-ft"), policy=policy)
-    tests = eval_targets(config, preset, validated, "test")
+    tests = eval_targets(config, preset, validated, general, "test")
     # The zero-shot baseline, on the same splits, with the policy's backdoor probe: the base's figures show
     # beside the candidate's.
-    base_metrics = measure(str(base_dir), probed(tests, policy)).metrics
-    if config.general is not None:
-        policy = policy.model_copy(update={"forgetting": {**policy.forgetting,
-                                                          f"{tests[1].name}/mean_recall": config.max_general_drop}})
+    base_metrics = measure(str(base_dir), tests, policy=policy).metrics
     candidate = Candidate(name=config.model_name or preset.name, artifact_dir=choice.artifact_dir, parent=base.ref,
                           training={"mode": config.mode, "wise_ft_mix": choice.mix},
                           tags={"domain": preset.name, "parent": base.ref},

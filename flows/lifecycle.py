@@ -3,7 +3,7 @@ package."""
 
 from __future__ import annotations
 
-import re
+from typing import Literal
 
 from prefect import flow
 from pydantic import BaseModel, Field
@@ -12,14 +12,14 @@ from components.config import TrainConfig, ValidationConfig
 from components.containment import segment_name
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
-from components.models.artifact import config_hash
+from components.evaluation.gate import GatePolicy
 from components.validation.report import ValidatedDataset
 from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
 from flows.compatibility import old_space, with_bct
 from flows.package import package
 from flows.promote import promote
 from flows.settings import Platform
-from flows.training import train_model, training_job
+from flows.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
 from serving.options import ServingOptions
@@ -32,9 +32,10 @@ class LifecycleConfig(BaseModel):
     preset: str = Field("general", description="its augmentation, metric suite and gate policy")
     run_name: str | None = Field(None, description="the training run's folder under runs/ (re-using one resumes "
                                                   "it); default: named by the data and the config")
-    eval_split: str = Field("test", description="the dataset's split that is measured and judged")
-    gate_policy: str | None = Field(None, description="a shipped policy's name or a policy file, instead of the "
-                                                      "preset's")
+    eval_split: Literal["train", "val", "test"] = Field("test", description="the dataset's split that is measured "
+                                                                            "and judged")
+    gate_policy: GatePolicy | str | None = Field(None, description="a shipped policy's name or a policy file "
+                                                                   "(or its content), instead of the preset's")
     train: TrainConfig = Field(default_factory=TrainConfig)
     compatible_with: str | None = Field(None, description="a registry version (`name@alias`, `name:version`) whose "
                                                          "galleries the new model must keep searching: trained "
@@ -64,28 +65,25 @@ class LifecycleResult(BaseModel):
         return self.judged.record.version
 
 
-def run_folder(config: LifecycleConfig, train: TrainConfig) -> str:
-    """The run's one folder under runs/: the name given, else named by its inputs, so re-running the same
-    data and config resumes (or reuses) it."""
+def lifecycle_run(config: LifecycleConfig, train: TrainConfig, data: ValidatedDataset) -> str:
+    """The run's one folder under runs/: the name given, else named by the model, the config and the data."""
     if config.run_name is not None:
         return segment_name(config.run_name, "run name")
-    version = re.sub(r"[^A-Za-z0-9._-]", "-", config.dataset.ref)[-80:]  # one folder name, bounded
-    return f"{config.model_name}-{config_hash(train)}-{version}"
+    return run_folder(config.model_name, train.model_dump(mode="json"), [data.dataset])
 
 
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     platform, preset = Platform.from_env(), domain(config.preset)
     registry = platform.registry()
-    validated = validate_data(config.dataset, config.validation)
-    train = preset.apply(config.train)
+    # Everything the run needs, resolved before any work: the policy, the older space, the data.
+    policy = run_policy(config.gate_policy, preset)
     old = old_space(registry, config.compatible_with, platform.old_models) if config.compatible_with else None
-    if old is not None:
-        train = with_bct(train, old)
-    run_dir = platform.runs / run_folder(config, train)
+    validated = validate_data(config.dataset, config.validation)
+    train = with_bct(preset.apply(config.train), old) if old is not None else preset.apply(config.train)
+    run_dir = platform.runs / lifecycle_run(config, train, validated)
     artifact_dir = train_model(training_job(train, validated, run_dir), config.cluster)
     target = dataset_target(preset, validated, config.eval_split)
-    policy = run_policy(config.gate_policy, preset)
     judged = run_candidate_pipeline(registry, Candidate(name=config.model_name, artifact_dir=artifact_dir,
                                                         reason="registered by the lifecycle flow", old=old),
                                     [target], policy)

@@ -14,8 +14,9 @@ from components.config import TrainConfig, ValidationConfig
 from components.containment import segment_name
 from components.data.reference import DatasetRef
 from components.domains import domain
+from flows.datasets import on_this_machine
 from flows.settings import Platform
-from flows.training import train_model, training_job
+from flows.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
 
@@ -23,13 +24,16 @@ from infra.pytorchjob import ClusterJob
 @flow(name="pretrain", log_prints=True)
 def pretrain(dataset: DatasetRef,
              train: TrainConfig = TrainConfig(),  # noqa: B008 - a default the Prefect UI form shows
-             run_name: str = "pretrain", *, preset: str = "general",
+             run_name: str | None = None, *, preset: str = "general",
              validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
              cluster: ClusterJob | None = None) -> str:
     """Train on the validated dataset (quarantined rows left out) and return the model artifact directory;
-    re-running with the same `run_name` resumes. `train` is laid over `preset`'s choices (augmentation,
-    text preprocessing, image fit). With `train.scale.launcher` `kubernetes`, `cluster` says where the
-    PyTorchJob runs."""
-    run_dir = Platform.from_env().runs / segment_name(run_name, "run name")  # one folder under runs/, no more
+    the run's folder is `run_name`, else named by the config and the data, so re-running resumes it and
+    another dataset never does. `train` is laid over `preset`'s choices (augmentation, text preprocessing,
+    image fit). With `train.scale.launcher` `kubernetes`, `cluster` says where the PyTorchJob runs."""
+    resolved = domain(preset).apply(train)
+    dataset = on_this_machine(dataset)
+    settings = resolved.model_dump(mode="json")
+    folder = segment_name(run_name, "run name") if run_name else run_folder("pretrain", settings, [dataset])
     validated = validate_data(dataset, validation)
-    return train_model(training_job(domain(preset).apply(train), validated, run_dir), cluster)
+    return train_model(training_job(resolved, validated, Platform.from_env().runs / folder), cluster)

@@ -19,8 +19,9 @@ from components.compat.projection import fit_projection
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
+from components.evaluation.gate import GatePolicy
 from components.models.embedder import Embedder
-from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
+from flows.candidate import Candidate, Judged, dataset_target, measure, run_candidate_pipeline
 from flows.compatibility import OldSpace, old_space
 from flows.settings import Platform
 from flows.validate_data import validate_data
@@ -38,12 +39,13 @@ def fit(new_dir: str, old: OldSpace, train_target, out_dir: str, *, hidden: int,
 
 @flow(name="project", log_prints=True)
 def project(model: str, old: str, dataset: DatasetRef, *, hidden: int = 0, steps: int = 300,
-            gate_policy: str | None = None,
+            gate_policy: GatePolicy | str | None = None,
             validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
             ) -> Judged:
     """Give `model` (`name@alias`, `name:N`) a projection into `old`'s embedding space, fitted on `dataset`'s
     train split and judged on its test split; registered as the next version of `model`'s name."""
     platform, preset = Platform.from_env(), domain("general")
+    policy = run_policy(gate_policy, preset)  # before any work
     registry = platform.registry()
     record = registry.resolve(model)
     old_version = old_space(registry, old, platform.old_models)
@@ -51,6 +53,9 @@ def project(model: str, old: str, dataset: DatasetRef, *, hidden: int = 0, steps
     run_dir = platform.runs / f"project-{record.name}-v{record.version}-into-{old_version.space.replace(':', '-v')}"
     shutil.rmtree(run_dir, ignore_errors=True)
     artifact_dir = registry.download(record.name, record.version, run_dir / "artifact")
+    tests = [dataset_target(preset, validated, "test")]
+    # The parent measured on the same split before the projection joins its artifact: the gate's baseline.
+    parent_metrics = measure(str(artifact_dir), tests, policy=policy).metrics
     losses = fit(str(artifact_dir), old_version, dataset_target(preset, validated, "train"), str(artifact_dir),
                  hidden=hidden, steps=steps)
     print(f"projection into {old_version.space} fitted: last losses {losses}")
@@ -58,5 +63,4 @@ def project(model: str, old: str, dataset: DatasetRef, *, hidden: int = 0, steps
                           reason=f"{record.ref} with a projection into {old_version.space}",
                           training={"projection": {"into": old_version.space, "hidden": hidden, "steps": steps,
                                                    "losses": losses}})
-    return run_candidate_pipeline(registry, candidate, [dataset_target(preset, validated, "test")],
-                                  run_policy(gate_policy, preset))
+    return run_candidate_pipeline(registry, candidate, tests, policy, parent=parent_metrics)

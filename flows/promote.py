@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel
 
-from components.domains import policy_from, policy_named
+from components.digest import canonical_digest
+from components.domains import policy_from
 from components.evaluation.gate import GatePolicy, evaluate_gate
 from flows.candidate import announce_alias_move
 from flows.settings import Platform
@@ -22,7 +24,7 @@ def non_regression_check(policy: GatePolicy) -> PromotionCheck:
         if incumbent is None:
             return []
         verdict = evaluate_gate(rules, candidate.metrics, incumbent.metrics)
-        return [f"{r.reason} (incumbent {incumbent.ref})" for r in verdict.failures]
+        return [f"{r.reason} (incumbent {incumbent.ref}; policy {policy.name!r})" for r in verdict.failures]
 
     return check
 
@@ -59,33 +61,61 @@ def promotion_check(registry: Registry, alias: str, policy: GatePolicy | None) -
     return lambda candidate, incumbent: [o for c in checks if c for o in c(candidate, incumbent)]
 
 
-def policy_for(record: VersionRecord, gate_policy: str | None) -> GatePolicy | None:
-    """The named policy (shipped or a file), else the shipped policy the version's gate verdict was judged by."""
-    if gate_policy:
-        return policy_from(gate_policy)
-    return policy_named(record.gate.policy) if record.gate else None
+class JudgingPolicy(BaseModel):
+    """The policy a promotion judges non-regression by, and where it came from, in words."""
+
+    policy: GatePolicy | None
+    source: str
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def policy_for(record: VersionRecord, gate_policy: GatePolicy | str | None) -> JudgingPolicy:
+    """The policy named for this promotion (a shipped name, a file, or one already loaded), else the one the
+    version's verdict recorded, whole: a policy edited or renamed since changes nothing already judged."""
+    if gate_policy is not None:
+        policy = gate_policy if isinstance(gate_policy, GatePolicy) else policy_from(gate_policy)
+        return JudgingPolicy(policy=policy, source=f"policy {policy.name!r} named for this promotion "
+                                                   f"({canonical_digest(policy.content)})")
+    if record.gate is None:
+        return JudgingPolicy(policy=None, source=f"{record.ref} has no gate verdict: no non-regression rule")
+    if record.gate.policy_content is None:
+        return JudgingPolicy(policy=None, source=(
+            f"{record.ref}'s verdict ({record.gate.policy!r}) was recorded without its policy: no non-regression "
+            "rule applies; name one with --gate-policy"))
+    policy = GatePolicy.model_validate(record.gate.policy_content)  # its digest checked when the record was read
+    return JudgingPolicy(policy=policy, source=f"policy {policy.name!r} recorded with {record.ref}'s verdict "
+                                               f"({record.gate.policy_digest})")
+
+
+class Promotion(BaseModel):
+    previous: int | None
+    judged_by: str  # which policy judged non-regression, and where it came from
 
 
 @flow(name="promote", log_prints=True)
 def promote(name: str, version: int, alias: str = "production", *, reason: str = "",
-            force_reason: str | None = None, gate_policy: str | None = None, package_on_move: bool = True,
-            ) -> int | None:
+            force_reason: str | None = None, gate_policy: GatePolicy | str | None = None,
+            package_on_move: bool = True) -> Promotion:
     """Move `alias` to `version`: refused unless its gate passed and, by its policy, it does not regress
     against the version holding the alias; `force_reason` overrides and is recorded. Emits the Prefect
     event `alignops.alias.moved`, on which the package automation builds new production versions (the
-    lifecycle, which packages by itself, turns `package_on_move` off). Returns the previous holder."""
+    lifecycle, which packages by itself, turns `package_on_move` off). Non-regression is judged by
+    `gate_policy` where one is named, else by the policy the version's verdict recorded."""
     registry = Platform.from_env().registry()
     record = registry.get_version(name, version)
-    policy = policy_for(record, gate_policy)
+    judging = policy_for(record, gate_policy)
+    print(f"non-regression: {judging}")
     moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
-                             check=promotion_check(registry, alias, policy))
+                             check=promotion_check(registry, alias, judging.policy))
     previous = moved.history[-1] if moved.history else None
     announce_alias_move(registry, record, alias, previous, package_on_move, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(
         f"# `{name}@{alias}` -> version {version}\n\nPrevious holder: {previous or 'none'}.  \n"
         f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}  \n"
-        f"Non-regression policy: {policy.name if policy else 'none'}"))
-    return previous
+        f"Non-regression: {judging}"))
+    return Promotion(previous=previous, judged_by=str(judging))
 
 
 @flow(name="rollback", log_prints=True)

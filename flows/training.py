@@ -3,14 +3,19 @@ PyTorchJob the flow waits for), leaving the model artifact and a training report
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from components.config import TrainConfig
+from components.containment import segment_name
+from components.data.reference import DatasetRef
 from components.models.artifact import Lineage, ModelArtifact
 from components.storage import upload
 from components.training.job import TrainingJob
@@ -22,12 +27,24 @@ from flows.settings import code_revision
 from infra.pytorchjob import ClusterJob, fetch_artifact, render, submit, wait
 
 
-def training_job(config: TrainConfig, data: ValidatedDataset, run_dir: Path) -> TrainingJob:
-    """The job of one run: its lineage names the dataset version, its hash and this code's revision."""
-    dataset = data.dataset
-    lineage = Lineage(datasets={"train": dataset.recorded}, dataset_hashes={"train": dataset.hash},
-                      code_revision=code_revision())
-    return TrainingJob(config=config, data=data, run_dir=str(run_dir), lineage=lineage)
+def run_folder(kind: str, settings: dict[str, Any], datasets: list[DatasetRef | None]) -> str:
+    """A run's one folder under runs/, named by what the run is: its kind (which may name a base model), its
+    settings and the content of every dataset it trains on. Re-running the same run resumes it; another
+    dataset, or the same folder with other bytes, is another run and never resumes this one's checkpoint."""
+    keys = [d.content_key() if d else "" for d in datasets]
+    digest = hashlib.sha256(json.dumps([settings, keys], sort_keys=True).encode()).hexdigest()[:16]
+    label = next((d.label for d in datasets if d), "data")
+    return segment_name(f"{kind}-{label}-{digest}", "run name")
+
+
+def training_job(config: TrainConfig, data: ValidatedDataset, run_dir: Path,
+                 replay: ValidatedDataset | None = None) -> TrainingJob:
+    """The job of one run: its lineage names every dataset it trains on by role (`train`, and `replay` for
+    the general data a finetune rehearses), each version with its hash, and this code's revision."""
+    used = {"train": data.dataset} | ({"replay": replay.dataset} if replay and config.data.replay_fraction else {})
+    lineage = Lineage(datasets={role: d.recorded for role, d in used.items()},
+                      dataset_hashes={role: d.hash for role, d in used.items()}, code_revision=code_revision())
+    return TrainingJob(config=config, data=data, run_dir=str(run_dir), lineage=lineage, replay=replay)
 
 
 def in_process(job: TrainingJob, cluster: ClusterJob | None) -> Path:

@@ -92,7 +92,7 @@ def switch(registry: Registry, gallery: VersionRecord, model: VersionRecord, ali
     moves the pair back, unless another writer has moved it since. Returns the model's alias record."""
     galleries = registry.galleries()
     galleries.pair(gallery.name, alias, gallery.version, model.ref, reason=reason, expected=expected)
-    check = promotion_check(registry, alias, policy_for(model, None))
+    check = promotion_check(registry, alias, policy_for(model, None).policy)
     try:
         moved = registry.promote(model.name, model.version, alias, reason=reason, force_reason=force_reason,
                                  check=check)

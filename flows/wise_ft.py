@@ -52,7 +52,7 @@ def choose_mix(base_dir: str, tuned_dir: str, targets: list[EvalTarget], *, prim
                max_general_drop: float, out_dir: str, policy: GatePolicy | None = None) -> MixChoice:
     """The mix with the best domain metric on validation data among those within the forgetting limit
     (the least forgetting one when none is), and within the gate policy's ceilings: mixing a backdoored base
-    back in brings its backdoor back, so with the policy's probe on `targets` such a mix is never chosen
+    back in brings its backdoor back, so with the policy's probe measured such a mix is never chosen
     while another stays under the ASR ceiling. `targets` are the domain's validation split and, where
     forgetting is watched, the general one. A mix whose embeddings are not finite is never chosen."""
     primary = f"{targets[0].name}/{primary_metric}"
@@ -60,7 +60,7 @@ def choose_mix(base_dir: str, tuned_dir: str, targets: list[EvalTarget], *, prim
     trials, dirs = [], {}
     for mix in WISE_FT_MIXES:
         candidate = mix_weights(Path(base_dir), Path(tuned_dir), mix, Path(out_dir) / f"mix-{mix}")
-        measured = measure.fn(str(candidate), targets)
+        measured = measure.fn(str(candidate), targets, policy=policy)
         if measured.refusal:
             get_run_logger().warning("WiSE-FT mix %s left out: %s", mix, measured.refusal)
             continue

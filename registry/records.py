@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components.containment import relative_path
+from components.digest import canonical_digest
 from registry.names import check_name, parse_ref
 
 # Names that become path segments or keys, checked whenever a record is made or read.
@@ -35,13 +36,27 @@ class GateRule(BaseModel):
 
 
 class GateRecord(BaseModel):
-    """The gate verdict recorded at registration: what promotion reads (passed, the policy, the reasons)."""
+    """The gate verdict recorded at registration: what promotion reads (passed, the reasons, and the policy it
+    was judged by, whole: promotion judges by that content, never by a name looked up later)."""
 
     model_config = ConfigDict(extra="allow")
 
     policy: str
     passed: bool
     rules: list[GateRule] = Field(default_factory=list)
+    policy_content: dict[str, Any] | None = Field(None, description="the whole policy; absent in records made "
+                                                                    "before verdicts carried it")
+    policy_digest: str | None = None
+
+    @model_validator(mode="after")
+    def _digest_matches(self) -> GateRecord:
+        """An edited policy inside a record shows: its digest no longer matches."""
+        if (self.policy_content is None) != (self.policy_digest is None):
+            raise ValueError("a recorded gate policy needs both its content and its digest")
+        if self.policy_content is not None and canonical_digest(self.policy_content) != self.policy_digest:
+            raise ValueError(f"the recorded gate policy {self.policy!r} does not match its digest: the record was "
+                             "edited")
+        return self
 
     @property
     def failures(self) -> list[GateRule]:

@@ -6,12 +6,12 @@ kind (`models`, and the `galleries` models embedded):
     <kind>/<name>/versions/<n>/<artifact files>   + version.json (sha256 of every file; written last)
     <kind>/<name>/aliases/<alias>.json            pointer, moved by compare-and-swap
     <kind>/<name>/events/<time>-<id>.json         append-only audit log
+    <kind>/<name>/runs/<key>.json                 the version a run registered (registration is idempotent)
 """
 
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import re
@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from components.containment import UnsafePath, contained
+from components.digest import sha256_file
 from registry.names import check_name, parse_ref
 from registry.records import (
     AliasRecord,
@@ -39,7 +40,8 @@ from registry.records import (
 )
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
 
-KINDS = ("models", "galleries")  # what a registry holds: model artifacts, and the galleries models embedded
+KINDS = ("models", "galleries")
+RUN_KEY = re.compile(r"[0-9a-f]{64}")  # what a registry holds: model artifacts, and the galleries models embedded
 
 class RegistryError(RuntimeError):
     pass
@@ -72,12 +74,6 @@ def current_actor() -> str:
     return os.environ.get("ALIGNOPS_ACTOR") or getpass.getuser()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Registry:
@@ -112,10 +108,14 @@ class Registry:
     def register(self, name: str, artifact_dir: Path, *, metrics: dict[str, float] | None = None,
                  gate: GateRecord | None = None, lineage: LineageRecord | None = None,
                  tags: dict[str, str] | None = None, reason: str = "", space: str | None = None,
-                 compatibility: list[CompatibilityRecord] | None = None) -> VersionRecord:
+                 compatibility: list[CompatibilityRecord] | None = None, run_key: str | None = None,
+                 ) -> VersionRecord:
         """Upload a directory as the next version; the version exists once `version.json` is written.
         `space` names the older version whose embedding space it shares (trained compatible with it);
-        `compatibility` records which other spaces' galleries its queries can search, with the evidence."""
+        `compatibility` records which other spaces' galleries its queries can search, with the evidence.
+        `run_key` (64 hex digits) makes registration idempotent per run: the number claimed for the key is
+        the run's, so a retry (after a crash, or after this call returned) returns or completes that version
+        instead of registering another."""
         check_name(name, "model name")
         artifact_dir = Path(artifact_dir)
         paths = sorted(p for p in artifact_dir.rglob("*") if p.is_file())
@@ -132,8 +132,10 @@ class Registry:
             if record.projection is not None and record.projection not in held:
                 raise RegistryError(f"the compatibility with {record.space} names {record.projection}, which "
                                     f"{artifact_dir} does not hold; nothing was registered")
-        version = self._claim_version(name)
+        version = self._run_version(name, run_key) if run_key else self._claim_version(name)
         prefix = f"{self.kind}/{name}/versions/{version}"
+        if run_key and self.store.exists(f"{prefix}/version.json"):
+            return self.get_version(name, version)  # the run's version, already made
         # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
         with ThreadPoolExecutor(max_workers=1) as hasher:
             digests = {path: hasher.submit(sha256_file, path) for path in paths}
@@ -149,6 +151,23 @@ class Registry:
         registered = _registered_event(record, reason)
         self._log(registered, _event_key(registered, f"{REGISTERED}-{version}"))
         return record
+
+    def _run_version(self, name: str, run_key: str) -> int:
+        """The version number of run `run_key`: the one claimed for it before, else a new one claimed for it by
+        conditional create (two racing retries of one run agree on the number)."""
+        if not RUN_KEY.fullmatch(run_key):
+            raise RegistryError(f"a run key is 64 hex digits, not {run_key[:80]!r}")
+        key = f"{self.kind}/{name}/runs/{run_key}.json"
+        try:
+            return int(json.loads(self.store.get_bytes(key)[0])["version"])
+        except KeyNotFound:
+            pass
+        version = self._claim_version(name)
+        try:
+            self.store.put_bytes(key, json.dumps({"version": version, "at": utcnow()}).encode(), if_none_match=True)
+            return version
+        except PreconditionFailed:  # the run's other attempt claimed first: its number (ours stays unused)
+            return int(json.loads(self.store.get_bytes(key)[0])["version"])
 
     def _claim_version(self, name: str) -> int:
         """Allocate the next number by conditional create, so concurrent registrations never collide.

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from components.curation.decide import Decision, Fingerprints, Reference, decide, normalised
 from components.curation.hashing import FINGERPRINT_BYTES, fingerprints
 from components.curation.rules import RULES, CurationRules
-from components.data.manifest import MANIFEST_FILE, read_manifest, resolve_image, write_manifest
+from components.data.manifest import manifest_rows, read_manifest, resolve_image, write_manifest
 from components.models.embedder import Embedder
 
 GUARDED_SPLITS = ("val", "test")  # what evaluation measures: training must not overlap it
@@ -46,8 +45,8 @@ def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, 
     """Rules judge the train split; the dataset's own val/test rows and every `against` dataset's are the
     reference that train rows must not leak into."""
     check_sizes((dataset_dir, *against), rules.max_rows)
-    manifest = read_manifest(dataset_dir)
-    usable = manifest[~manifest["sample_id"].isin(quarantined)]
+    manifest = read_manifest(dataset_dir, strict=False)  # every row is annotated, the quarantined ones too
+    usable = manifest[~manifest["sample_id"].astype(str).isin(quarantined)]
     images, image_emb = _fingerprinted(dataset_dir, usable, embedder, embed=True)
     position = {image_id: i for i, image_id in enumerate(images.image_ids)}
     text_emb = embedder.encode_texts(usable["caption"].astype(str).tolist())
@@ -61,7 +60,7 @@ def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, 
 def check_sizes(dataset_dirs: tuple[Path, ...], max_rows: int) -> None:
     """Refuse a manifest over `max_rows` from its metadata alone, before any row or image is read."""
     for directory in dataset_dirs:
-        rows = pq.ParquetFile(Path(directory) / MANIFEST_FILE).metadata.num_rows
+        rows = manifest_rows(Path(directory))
         if rows > max_rows:
             raise ValueError(f"{directory} has {rows:,} rows, over the curation limit of {max_rows:,}: curate it "
                              "in parts (by `source` or shard), or raise the limit (--max-rows)")

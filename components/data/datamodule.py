@@ -149,22 +149,23 @@ class ReplayPairs(Dataset):
 
 class PairDataModule(L.LightningDataModule):
     def __init__(self, dataset_dir: Path, tokenizer: CaptionTokenizer, transform: ImageTransform, data: DataSection,
-                 *, seed: int = 0, exclude: frozenset[str] = frozenset()):
+                 *, seed: int = 0, exclude: frozenset[str] = frozenset(), replay_dir: Path | None = None,
+                 replay_exclude: frozenset[str] = frozenset()):
         """Training pairs from `dataset_dir`'s train split (or `data.train_shards`, streamed: validation still
         reads the manifest), quarantined `exclude` rows left out. `data.augment` applies to training images
         only; `data.images_per_identity` > 0 draws P x K identity batches (needs `person_id`);
-        `data.replay_dataset` makes up `data.replay_fraction` of the training set (not augmented)."""
+        `replay_dir`'s train split (its quarantined `replay_exclude` rows left out) makes up
+        `data.replay_fraction` of the training set (not augmented)."""
         super().__init__()
         self.dataset_dir, self.tokenizer, self.transform = Path(dataset_dir), tokenizer, transform
         self.batch_size, self.num_workers, self.exclude = data.batch_size, data.num_workers, exclude
         self.seed, self.train_shards = seed, data.train_shards
         self.augment = data.augment if data.augment.enabled else None
         self.images_per_identity = data.images_per_identity
-        self.replay_dir, self.replay_fraction = data.replay_dataset, data.replay_fraction
+        self.replay_dir, self.replay_exclude, self.replay_fraction = replay_dir, replay_exclude, data.replay_fraction
 
     def setup(self, stage: str | None = None) -> None:
-        manifest = read_manifest(self.dataset_dir)
-        manifest = manifest[~manifest["sample_id"].isin(self.exclude)]
+        manifest = read_manifest(self.dataset_dir, exclude=self.exclude)
         if self.train_shards:
             self.train_set = ShardPairs(self.train_shards, self.tokenizer, self.transform, self.seed, self.exclude)
         else:
@@ -174,7 +175,7 @@ class PairDataModule(L.LightningDataModule):
         self.val_set = self._pairs(manifest, "val")
 
     def _replay(self, domain_rows: int) -> PairDataset:
-        general = read_manifest(Path(self.replay_dir))
+        general = read_manifest(Path(self.replay_dir), exclude=self.replay_exclude)
         rows = general[general["split"] == "train"]
         wanted = min(len(rows), round(domain_rows * self.replay_fraction / (1 - self.replay_fraction)))
         rows = rows.sample(n=wanted, random_state=self.seed).drop(columns=["person_id"], errors="ignore")

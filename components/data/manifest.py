@@ -17,10 +17,35 @@ class ManifestError(ValueError):
 
 
 def check_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"manifest lacks required columns {missing}; it has {list(frame.columns)}")
+    _require_columns(list(frame.columns))
     return frame
+
+
+def _require_columns(columns: list[str], where: str = "manifest") -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ManifestError(f"{where} lacks required columns {missing}; it has {columns[:20]}")
+
+
+def manifest_rows(dataset_dir: Path, max_rows: int | None = None) -> int:
+    """Check a manifest from its file's metadata alone, before a row is read: it exists, has the contract's
+    columns and at most `max_rows` rows; return its row count. Everything about the rows themselves is
+    validation's to find and report."""
+    import pyarrow.parquet as pq
+
+    path = Path(dataset_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"no {MANIFEST_FILE} in {dataset_dir}: is this a dataset directory?")
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"{path} is not a readable Parquet file ({error}): write it again, or import the "
+                            "data with `alignops data import`") from None
+    _require_columns(list(metadata.schema.names), str(path))
+    if max_rows is not None and metadata.num_rows > max_rows:
+        raise ManifestError(f"{path} has {metadata.num_rows:,} rows, over the limit of {max_rows:,}: split it into "
+                            "smaller datasets, or raise the limit")
+    return metadata.num_rows
 
 
 def check_manifest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -47,12 +72,16 @@ def write_manifest(frame: pd.DataFrame, dataset_dir: Path) -> Path:
     return path
 
 
-def read_manifest(dataset_dir: Path, strict: bool = True) -> pd.DataFrame:
-    """The manifest; `strict=False` checks only that the columns exist, leaving row checks to validation."""
+def read_manifest(dataset_dir: Path, strict: bool = True, exclude: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """The manifest without the `exclude` rows (those validation quarantined), row checks on what is left;
+    `strict=False` checks only that the columns exist, leaving row checks to validation."""
     path = Path(dataset_dir) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"no {MANIFEST_FILE} in {dataset_dir}: is this a dataset directory?")
     frame = pd.read_parquet(path)
+    if exclude:
+        frame = check_columns(frame)
+        frame = frame[~frame["sample_id"].astype(str).isin(exclude)]
     return check_manifest(frame) if strict else check_columns(frame)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from pydantic import BaseModel, Field
+
+from components.digest import sha256_file
 
 
 class DatasetRef(BaseModel):
@@ -43,6 +45,13 @@ class DatasetRef(BaseModel):
         """One path segment naming this dataset: its DVC md5, else a digest of its reference (which may
         hold any characters)."""
         return self.hash.removesuffix(".dir") or "ref-" + hashlib.sha256(self.ref.encode()).hexdigest()[:16]
+
+    def content_key(self) -> str:
+        """What identifies its bytes: the DVC hash of a version; for a directory that is no version, the
+        digest of its manifest (a changed manifest is another dataset)."""
+        from components.data.manifest import MANIFEST_FILE  # pandas: not for the CLI's argument checks
+
+        return self.hash if self.versioned else "manifest-" + sha256_file(Path(self.path) / MANIFEST_FILE)
 
     @property
     def label(self) -> str:

@@ -25,8 +25,11 @@ def policy_named(name: str | None) -> GatePolicy | None:
     return next((p for p in map(GatePolicy.from_yaml, sorted(POLICIES.glob("*.yaml"))) if p.name == name), None)
 
 
-def run_policy(spec: str | None, preset: DomainPreset) -> GatePolicy:
-    """The one place a run's policy is chosen: `spec` (see `policy_from`), else the preset's."""
+def run_policy(spec: GatePolicy | str | None, preset: DomainPreset) -> GatePolicy:
+    """The one place a run's policy is chosen, first thing in every flow that judges: `spec` (one already
+    loaded where the run started, or see `policy_from`), else the preset's."""
+    if isinstance(spec, GatePolicy):
+        return spec
     return policy_from(spec) if spec else preset.policy()
 
 

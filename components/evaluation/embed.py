@@ -26,8 +26,8 @@ class EncodedSplit:
 
 def encode_split(embedder: Embedder, dataset_dir: Path, split: str = "test",
                  exclude_sample_ids: frozenset[str] = frozenset()) -> EncodedSplit:
-    manifest = read_manifest(dataset_dir)
-    rows = manifest[(manifest["split"] == split) & ~manifest["sample_id"].isin(exclude_sample_ids)]
+    manifest = read_manifest(dataset_dir, exclude=exclude_sample_ids)
+    rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise ValueError(f"split {split!r} of {dataset_dir} has no rows to evaluate")
     images = rows.drop_duplicates("image_id")

@@ -18,11 +18,13 @@ dataset whatever its eval set is called; it fails when no eval set measured NAME
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.backdoor.trigger import BackdoorProbe
+from components.digest import canonical_digest
 from components.evaluation.evidence import Interval
 from components.evaluation.metric_names import BACKDOOR_ASR, cross_model_name
 
@@ -62,7 +64,15 @@ class GatePolicy(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> GatePolicy:
-        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+        loaded = yaml.safe_load(Path(path).read_text())
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a gate policy is a YAML mapping (name, floors, non_regression…)")
+        return cls.model_validate(loaded)
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """What a verdict records of the policy that judged it: all of it."""
+        return self.model_dump(mode="json")
 
 
 class RuleResult(BaseModel):
@@ -76,9 +86,17 @@ class RuleResult(BaseModel):
 
 
 class GateVerdict(BaseModel):
-    policy: str
+    policy: str  # its name, for people; what judged is `policy_content`, whole
     passed: bool
     rules: list[RuleResult]
+    policy_content: dict[str, Any] = Field(description="the whole policy the verdict was judged by")
+    policy_digest: str = Field(description="`canonical_digest` of `policy_content`")
+
+    @classmethod
+    def of(cls, policy: GatePolicy, rules: list[RuleResult]) -> GateVerdict:
+        content = policy.content
+        return cls(policy=policy.name, passed=all(r.passed for r in rules), rules=rules, policy_content=content,
+                   policy_digest=canonical_digest(content))
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -87,8 +105,8 @@ class GateVerdict(BaseModel):
 
 def refused(policy: GatePolicy, metric: str, reason: str) -> GateVerdict:
     """The verdict on a model that could not be measured at all (non-finite embeddings): one failing rule."""
-    return GateVerdict(policy=policy.name, passed=False, rules=[RuleResult(
-        rule="measurable", metric=metric, value=None, threshold=None, passed=False, reason=reason)])
+    return GateVerdict.of(policy, [RuleResult(rule="measurable", metric=metric, value=None, threshold=None,
+                                              passed=False, reason=reason)])
 
 
 def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict[str, float] | None = None, *,
@@ -155,7 +173,7 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
         rules.append(against("compatible", {cross_model_name(m): old[m]} if m in old else None, "old", None,
                              metric=cross_model_name(m), tolerance=0.0))
         rules.append(against("compatible_own", old, "old", None, metric=m, tolerance=t))
-    return GateVerdict(policy=policy.name, passed=all(r.passed for r in rules), rules=rules)
+    return GateVerdict.of(policy, rules)
 
 
 def _matching(pattern: str, metrics: dict[str, float]) -> list[str]:

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, CLIPModel, SiglipModel
 
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
+from components.digest import sha256_file
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.models.text_checkpoints import pretrained_text_dir
@@ -77,8 +78,18 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
         model.logit_scale.copy_(hf.logit_scale.reshape(()))
         if siglip:
             model.logit_bias.copy_(hf.logit_bias.reshape(()))
-    lineage = Lineage(parent_model=f"huggingface:{directory.name}", training={"imported_from": str(directory)})
+    lineage = Lineage(parent_model=f"huggingface:{directory.name}",
+                      training={"imported_from": checkpoint_files(directory)})
     return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, token_config), lineage)
+
+
+def checkpoint_files(directory: Path) -> dict[str, str]:
+    """What identifies an imported checkpoint wherever it was read from: the sha256 of each file that made the
+    artifact (config, weights, tokenizer, preprocessing), by name; never the importing machine's path."""
+    weights = sorted(p.name for p in directory.iterdir()
+                     if p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json"))
+    used = ["config.json", "tokenizer.json", "preprocessor_config.json", *weights]
+    return {name: sha256_file(directory / name) for name in used if (directory / name).is_file()}
 
 
 def _preprocessing(directory: Path, siglip: bool) -> dict:

@@ -14,13 +14,19 @@ JOB_FILE = "job.json"
 
 
 class TrainingJob(BaseModel):
-    """A resolved config (preset applied), a validated dataset, where the run lives, and the lineage its
-    artifact will carry. Written as `job.json` for launchers that start processes elsewhere."""
+    """A resolved config (preset applied), a validated dataset (and the validated dataset it replays, for a
+    finetune guarding against forgetting), where the run lives, and the lineage its artifact will carry.
+    Written as `job.json` for launchers that start processes elsewhere."""
 
     config: TrainConfig
     data: ValidatedDataset
     run_dir: str
     lineage: Lineage
+    replay: ValidatedDataset | None = None
+
+    @property
+    def replay_dir(self) -> Path | None:
+        return Path(self.replay.dataset.path) if self.replay and self.config.data.replay_fraction > 0 else None
 
     @property
     def dataset_dir(self) -> Path:

@@ -104,7 +104,8 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
     L.seed_everything(config.seed, workers=True, verbose=False)
     model_config, tokenizer = run_model_config(config, run_dir, _training_captions(job))
     data = PairDataModule(job.dataset_dir, tokenizer, ImageTransform.for_model(model_config), config.data,
-                          seed=config.seed, exclude=job.exclude)
+                          seed=config.seed, exclude=job.exclude, replay_dir=job.replay_dir,
+                          replay_exclude=job.replay.quarantined if job.replay else frozenset())
     module = ContrastivePretraining(model_config, config.optim, config.model)
     if config.model.init_from:  # a resume then overwrites these with the checkpoint's
         module.model.load_state_dict(load_file(str(Path(config.model.init_from) / WEIGHTS_FILE)))
@@ -134,8 +135,8 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
 
 def _training_captions(job: TrainingJob) -> list[str]:
     """The captions a fresh tokenizer learns from: the training split, quarantined rows left out."""
-    manifest = read_manifest(job.dataset_dir)
-    rows = manifest[(manifest["split"] == "train") & ~manifest["sample_id"].isin(job.exclude)]
+    manifest = read_manifest(job.dataset_dir, exclude=job.exclude)
+    rows = manifest[manifest["split"] == "train"]
     batch_size = job.config.data.batch_size
     if len(rows) < batch_size and not job.config.data.train_shards:
         raise ValueError(f"{len(rows)} training rows in {job.dataset_dir} after excluding {len(job.exclude)} "

@@ -11,7 +11,7 @@ import pandas as pd
 from components.config import ValidationConfig
 from components.curation.decide import normalised
 from components.curation.hashing import FINGERPRINT_BYTES, HASH_BYTES, hash_matches
-from components.data.manifest import read_manifest
+from components.data.manifest import SPLITS, manifest_rows, read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
 from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
@@ -28,14 +28,15 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
     """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`)."""
     config = config or ValidationConfig()
     dataset_dir = Path(dataset_dir)
+    manifest_rows(dataset_dir, config.max_rows)  # from the file's metadata, before a row is read
     manifest = read_manifest(dataset_dir, strict=False)
-    images = scan_images(dataset_dir, manifest["image"].astype(str).unique().tolist(), config)
+    images = scan_images(dataset_dir, manifest["image"].dropna().astype(str).unique().tolist(), config)
     frame = manifest.assign(**derived_columns(manifest, images, config.near_duplicate_bits))
     docs = out_dir / DOCS_DIR if out_dir else None
     checks = run_suite(frame, config, docs)
-    reasons = [image if image != "ok" else LEAK if leaked else caption_problem(caption, config)
-               for image, leaked, caption in zip(frame["image_problem"], frame["leaked_from_train"], frame["caption"],
-                                                 strict=True)]
+    reasons = [row or (image if image != "ok" else LEAK if leaked else caption_problem(caption, config))
+               for row, image, leaked, caption in zip(row_problems(manifest), frame["image_problem"],
+                                                      frame["leaked_from_train"], frame["caption"], strict=True)]
     quarantine = [QuarantinedRow(sample_id=str(sid), reason=reason)
                   for sid, reason in zip(frame["sample_id"], reasons, strict=True) if reason]
     if out_dir:
@@ -46,6 +47,29 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
         rows_quarantined=len(quarantine), max_rejected_fraction=config.max_rejected_fraction, checks=checks,
         quarantine=quarantine, image_facts=image_facts(images),
         data_docs=str(docs / "index.html") if docs and (docs / "index.html").exists() else None)
+
+
+def row_problems(manifest: pd.DataFrame) -> list[str | None]:
+    """Per row, what breaks the manifest's contract (None if nothing): a missing or repeated `sample_id` (every
+    row of a repeated id is quarantined: which one is right cannot be told), a split outside train/val/test,
+    a missing image or image_id. Each is a quarantined row of the report, never an abort before it."""
+    ids = manifest["sample_id"].where(manifest["sample_id"].notna(), None).map(lambda v: None if v is None else str(v))
+    repeats = ids.map(ids.value_counts())
+    problems = []
+    for sample_id, repeated, split, image, image_id in zip(ids, repeats, manifest["split"], manifest["image"],
+                                                           manifest["image_id"], strict=True):
+        problems.append(
+            "sample_id missing" if sample_id is None
+            else f"sample_id {sample_id[:80]!r} repeated on {int(repeated)} rows" if repeated > 1
+            else f"split {str(split)[:40]!r} is not one of {', '.join(SPLITS)}" if split not in SPLITS
+            else "image missing" if _missing(image)
+            else "image_id missing" if _missing(image_id)
+            else None)
+    return problems
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value)
 
 
 def derived_columns(manifest: pd.DataFrame, images: pd.DataFrame, near_bits: int) -> dict[str, pd.Series]:

@@ -175,12 +175,13 @@ def project(
     """Run the `project` flow: fit a projection from MODEL's embedding space into INTO's (backbones frozen;
     captions, then image-text pairs), measure MODEL's queries against INTO's galleries through it, judge, and
     register it as the next version with the compatibility record."""
-    from flows.cli.runs import conclude, dataset_at, print_judgement
+    from flows.cli.runs import conclude, dataset_at, print_judgement, resolved_policy
     from flows.project import project as project_flow
     from registry.names import parse_ref
 
     parse_ref(model), parse_ref(into)  # before a flow starts
-    judged = project_flow(model, into, dataset_at(dataset), hidden=hidden, steps=steps, gate_policy=policy)
+    judged = project_flow(model, into, dataset_at(dataset), hidden=hidden, steps=steps,
+                          gate_policy=resolved_policy(policy))
     print_judgement(judged.record.ref, judged.measured, judged.verdict)
     conclude(judged.record.ref, judged.verdict.passed)
 
@@ -190,17 +191,20 @@ def project(
 def promote(
     name: str, version: int, alias: str = "production", reason: str = "",
     force: Annotated[str | None, typer.Option(help="override a missing or failed gate; the REASON is recorded")] = None,
-    policy: Annotated[Path | None, typer.Option(help="gate policy whose non-regression rules apply")] = None,
+    policy: Annotated[str | None, typer.Option("--gate-policy", "--policy", help=(
+        "gate policy whose non-regression rules apply (a shipped name or a YAML file); default: the policy "
+        "recorded with the version's verdict"))] = None,
 ) -> None:
     """Run the `promote` flow: move ALIAS to VERSION; refused unless its gate passed and it does not regress
     against the holder."""
+    from flows.cli.runs import resolved_policy
     from flows.promote import promote as promote_flow
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
-    previous = promote_flow(name, version, alias, reason=reason, force_reason=force,
-                            gate_policy=str(policy) if policy else None)
-    typer.echo(f"{name}@{alias}: {previous or '-'} -> {version}")
+    judging = resolved_policy(policy)  # a misspelt policy fails here, before a flow starts
+    promotion = promote_flow(name, version, alias, reason=reason, force_reason=force, gate_policy=judging)
+    typer.echo(f"{name}@{alias}: {promotion.previous or '-'} -> {version} (non-regression: {promotion.judged_by})")
 
 
 @app.command("rollback")

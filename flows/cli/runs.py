@@ -25,6 +25,16 @@ def dataset_at(spec: str):
     return dataset_named(spec)
 
 
+def resolved_policy(spec: str | None):
+    """A `--policy` (a shipped name or a YAML file) loaded once, before a flow starts: a misspelt name or a
+    broken file fails in seconds, and the flow carries the policy's content, not a path to read later."""
+    if spec is None:
+        return None
+    from components.domains import policy_from
+
+    return policy_from(spec)
+
+
 def train_config_from(path: Path | None, steps: int | None = None, max_minutes: float | None = None):
     """A TrainConfig from YAML or JSON (the flat shape of earlier releases still loads), with the command's
     `--steps` and `--max-minutes` over it."""
@@ -98,8 +108,8 @@ def train(
     from flows.lifecycle import LifecycleConfig, lifecycle
 
     result = lifecycle(LifecycleConfig(model_name=name, dataset=dataset_at(dataset), preset=preset,
-                                       train=train_config, gate_policy=policy, promote_to=None, package=False,
-                                       run_name=run_name, compatible_with=compatible_with))
+                                       train=train_config, gate_policy=resolved_policy(policy), promote_to=None,
+                                       package=False, run_name=run_name, compatible_with=compatible_with))
     print_judgement(result.judged.record.ref, result.judged.measured, result.judged.verdict)
     conclude(result.judged.record.ref, result.judged.verdict.passed)
 
@@ -131,7 +141,8 @@ def finetune(
 
     result = finetune_flow(FinetuneConfig(
         base_model=base, domain=preset, dataset=dataset_at(dataset), general=dataset_at(general) if general else None,
-        train=train_config, mode=mode, max_general_drop=max_general_drop, model_name=name, gate_policy=policy))
+        train=train_config, mode=mode, max_general_drop=max_general_drop, model_name=name,
+        gate_policy=resolved_policy(policy)))
     print_judgement(f"{result.model}:{result.version}", result.measured, result.verdict, result.base_metrics)
     typer.echo(f"{result.model}:{result.version} from {result.parent} (WiSE-FT mix {result.mix}): "
                f"{result.primary_metric} {result.base_metrics[result.primary_metric]:.3f} -> "
@@ -161,7 +172,8 @@ def evaluate(
         parse_ref(model)
     from flows.evaluate import evaluate as evaluate_flow
 
-    result = evaluate_flow(model, dataset_at(dataset), split, preset=preset, suite=suite, gate_policy=policy)
+    result = evaluate_flow(model, dataset_at(dataset), split, preset=preset, suite=suite,
+                           gate_policy=resolved_policy(policy))
     print_judgement(result.model, result.measured, result.verdict, result.parent_metrics)
     if json_out:
         measured = result.measured

@@ -16,7 +16,7 @@ PACKAGES = ("components", "registry", "serving", "infra", "flows")
 # models: of the library it uses only the two pure helpers every layer checks untrusted input with.
 ALLOWED = {
     "components": ("components",),
-    "registry": ("registry", "components.containment", "components.secrets"),
+    "registry": ("registry", "components.containment", "components.secrets", "components.digest"),
     "serving": ("serving", "registry", "components"),
     "infra": ("infra", "registry", "components"),
     "flows": ("flows", "infra", "serving", "registry", "components"),

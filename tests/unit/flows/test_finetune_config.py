@@ -21,7 +21,9 @@ def test_modes_map_to_tower_locks(mode, image, text, tmp_path):
     assert (train.model.lock_text.locked, train.model.lock_text.unlocked_layers) == text
     assert train.model.init_from == str(tmp_path) and train.domain == "person"
     assert [o.name for o in train.optim.objectives] == ["identity"]  # the preset's default objective
-    assert train.data.replay_dataset == "g" and train.data.replay_fraction == 0.5
+    assert train.data.replay_fraction == 0.5  # of the job's replay dataset: the validated general data
+    alone = finetune_train_config(config(mode=mode).model_copy(update={"general": None}), domain("person"), tmp_path)
+    assert alone.data.replay_fraction == 0.0  # no general data, nothing replayed
 
 
 def test_the_fields_a_user_sets_win_over_the_recipe_and_the_rest_stays_the_presets(tmp_path):

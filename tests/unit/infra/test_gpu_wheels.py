@@ -1,7 +1,6 @@
 """The install is reproducible: the lock pins every package the project needs, the install step applies it,
 and the wheels carried to a lent GPU machine are the lock's versions (the code CI tested)."""
 
-import importlib.metadata
 import tomllib
 from pathlib import Path
 

@@ -42,12 +42,18 @@ def test_replay_rows_join_the_training_set_as_their_own_groups_and_identities(ti
     people = tmp_path / "people"
     generate_domain_dataset("person", people, images=60)
     config = preset("tiny")
-    tokenizer = train_tokenizer(read_manifest(tiny_dataset)["caption"], config.tokenizer)
+    general = read_manifest(tiny_dataset)
+    tokenizer = train_tokenizer(general["caption"], config.tokenizer)
+    train = general[general["split"] == "train"]
+    refused = train[train["image_id"].isin(train["image_id"].unique()[::2])]  # what validation quarantined
+    quarantined = frozenset(refused["sample_id"])
     data = PairDataModule(people / "dataset", tokenizer, ImageTransform.for_model(config), DataSection(
-        batch_size=8, images_per_identity=2, replay_dataset=str(tiny_dataset), replay_fraction=0.5))
+        batch_size=8, images_per_identity=2, replay_fraction=0.5), replay_dir=tiny_dataset,
+        replay_exclude=quarantined)
     data.setup()
     domain_rows = len(data.train_set.domain)
-    assert len(data.train_set.replay) == domain_rows  # half of the training rows are replayed
+    assert len(data.train_set.replay) == min(domain_rows, len(train) - len(refused))  # half, as far as they go
+    assert data.train_set.replay.images and not set(data.train_set.replay.images) & set(refused["image"])
     persons, groups = data.train_set.persons, data.train_set.groups
     assert not set(persons[:domain_rows]) & set(persons[domain_rows:])
     assert not set(groups[:domain_rows]) & set(groups[domain_rows:])

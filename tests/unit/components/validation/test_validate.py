@@ -10,7 +10,7 @@ from corpus import bomb_png, jpeg_bytes, png_bytes
 from PIL import Image
 
 from components.config import ValidationConfig
-from components.data.manifest import write_manifest
+from components.data.manifest import ManifestError, read_manifest, write_manifest
 from components.data.transforms import load_image
 from components.validation.validate import validate_dataset, write_report
 
@@ -113,14 +113,36 @@ def test_too_many_rejects_fail_the_dataset(tmp_path):
     assert report.rejected_fraction == 0.5 and not report.passed
 
 
-def test_duplicate_sample_ids_fail_a_critical_check(tmp_path):
-    make_dataset(tmp_path, [("images/a.png", GOOD, "x"), ("images/b.png", GOOD, "y")])
-    frame = pd.read_parquet(tmp_path / "manifest.parquet").assign(sample_id=["same", "same"])
+def test_a_repeated_id_is_reported_with_every_other_defect_and_training_skips_what_was_quarantined(tmp_path):
+    """A manifest breaking the contract row by row: each row is named in the report with its reason (no abort
+    before the report), the counts add up, and what is left reads strictly, as training reads it."""
+    blue = png_bytes(Image.new("RGB", (32, 32), "blue"))
+    make_dataset(tmp_path, [("images/a.png", GOOD, "a red square"), ("images/b.png", blue, "a blue square"),
+                            ("images/c.png", GOOD, "another red one"), ("images/d.png", GOOD, "a red tile"),
+                            ("images/gone.png", None, "a missing picture"), ("images/e.png", GOOD, "   "),
+                            ("images/f.png", blue, "a blue tile")]
+                 + [(f"images/k{i}.png", png_bytes(Image.new("RGB", (32, 32), (i, 9, 9))), f"a dark {i} square")
+                    for i in range(20)])
+    frame = pd.read_parquet(tmp_path / "manifest.parquet")
+    frame.loc[1, "sample_id"] = frame.loc[0, "sample_id"]  # one id on two rows
+    frame.loc[2, "split"] = "holdout"
+    frame.loc[3, "image"] = None
     frame.to_parquet(tmp_path / "manifest.parquet")
-    report = validate_dataset(tmp_path)
-    unique = next(c for c in report.checks if c.name == "expect_column_values_to_be_unique(sample_id)")
-    assert unique.critical and not unique.passed and unique.examples == ["same", "same"]
-    assert not report.passed
+    report = validate_dataset(tmp_path, ValidationConfig(max_rejected_fraction=0.5))
+    reasons = [(q.sample_id, q.reason) for q in report.quarantine]
+    assert reasons == [("s0", "sample_id 's0' repeated on 2 rows"), ("s0", "sample_id 's0' repeated on 2 rows"),
+                       ("s2", "split 'holdout' is not one of train, val, test"), ("s3", "image missing"),
+                       ("s4", "missing file"), ("s5", "caption empty")]
+    assert report.rows_in == 27 == report.rows_kept + report.rows_quarantined and report.rows_quarantined == 6
+    failed = {c.name: c for c in report.checks if not c.passed}
+    assert failed["expect_column_values_to_be_unique(sample_id)"].examples == ["s0", "s0"]
+    assert not failed["expect_column_values_to_be_unique(sample_id)"].critical
+    assert "holdout" in failed["expect_column_values_to_be_in_set(split)"].examples
+    assert report.passed  # row defects are quarantined, not a verdict on the whole dataset
+    kept = read_manifest(tmp_path, exclude=report.quarantined_ids)  # the strict read training and evaluation do
+    assert len(kept) == report.rows_kept and "s0" not in set(kept["sample_id"])
+    with pytest.raises(ManifestError, match="repeated"):
+        read_manifest(tmp_path)  # the same read without the quarantine refuses the manifest
 
 
 def test_duplicate_images_pairs_and_unique_caption_share_are_reported(tmp_path):
