@@ -4,8 +4,10 @@ that a test set of n queries leaves.
 - Non-finite embeddings are refused (a NaN compares false both ways, which once let a diverged model
   rank every positive first).
 - Collapse shows in the spread of the embeddings: the effective rank (Roy & Vetterli, 2007: exp of the
-  entropy of the normalised singular values of the centred embeddings; 0 when every embedding is equal,
-  about d for isotropic ones) and the mean pairwise cosine (1 when all point one way).
+  entropy of the normalised singular values of the embedding matrix as it is, not centred; 1 when every
+  embedding points one way, however slightly they differ, 0 when all are zero, about d for isotropic ones)
+  and the mean pairwise cosine (1 when all point one way). Centring first would measure the spread of the
+  tiny differences instead, and call embeddings all within 1e-4 of one point nearly full rank.
 - Every metric carries its number of queries and a 95% interval: Wilson's score interval for a share of
   queries (Recall@k, top-k accuracy), a normal interval for a mean of per-query values (mAP, mINP), and
   for a mean of shares (mean recall, mean per-class recall) the mean of their bounds, which is the
@@ -83,9 +85,9 @@ def embedding_spread(embeddings: torch.Tensor) -> dict[str, float]:
 
     e = embeddings.double()
     n = e.shape[0]
-    singular = torch.linalg.svdvals(e - e.mean(dim=0))
+    singular = torch.linalg.svdvals(e)
     singular = singular[singular > FLOAT32_NOISE * math.sqrt(max(n, 1))]  # rounding, not spread
-    if singular.numel() == 0:  # every row the same: nothing to tell apart
+    if singular.numel() == 0:  # every row zero: nothing there at all
         effective_rank = 0.0
     else:
         p = singular / singular.sum()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from components.domains import PRESETS
+from components.domains.base import POLICIES
 from components.evaluation.evidence import (
     Interval,
     NonFiniteEmbeddings,
@@ -89,13 +90,53 @@ def test_spread_tells_a_collapsed_model_from_a_working_one():
     spread = embedding_spread(F.normalize(torch.randn(200, DIM, generator=generator), dim=-1))
     assert spread["effective_rank"] > 0.8 * DIM and abs(spread["mean_cosine"]) < 0.05
     assert embedding_spread(broken("constant", 50, generator)) == pytest.approx(
-        {"effective_rank": 0.0, "mean_cosine": 1.0})
+        {"effective_rank": 1.0, "mean_cosine": 1.0})
     assert embedding_spread(torch.zeros(50, DIM))["effective_rank"] == 0.0
-    assert embedding_spread(broken("duplicated", 50, generator))["effective_rank"] == pytest.approx(1.0)
+    assert 1.0 < embedding_spread(broken("duplicated", 50, generator))["effective_rank"] <= 2.0
     unit = F.normalize(torch.randn(30, DIM, generator=generator), dim=-1)
     pairwise = unit @ unit.T
     expected = (pairwise.sum() - pairwise.diag().sum()) / (30 * 29)
     assert embedding_spread(unit)["mean_cosine"] == pytest.approx(float(expected), abs=1e-6)
+
+
+def reference_effective_rank(matrix: torch.Tensor) -> float:
+    """Roy & Vetterli (2007), definition 1: exp of the Shannon entropy of p_k = sigma_k / ||sigma||_1, the
+    singular values of the matrix itself."""
+    sigma = torch.linalg.svdvals(matrix.double())
+    p = sigma[sigma > 0] / sigma.sum()
+    return math.exp(-float((p * p.log()).sum()))
+
+
+def near_collapse(n: int, generator: torch.Generator, within: float = 1e-4) -> torch.Tensor:
+    """Unit embeddings all within `within` of one point: a model that maps everything alike."""
+    point = F.normalize(torch.randn(DIM, generator=generator), dim=0)
+    return F.normalize(point + within * torch.randn(n, DIM, generator=generator) / math.sqrt(DIM), dim=-1)
+
+
+def test_effective_rank_is_roy_and_vetterlis_and_sees_a_near_collapse():
+    generator = torch.Generator().manual_seed(5)
+    for matrix in (torch.randn(60, DIM, generator=generator), F.normalize(torch.randn(9, DIM, generator=generator)),
+                   torch.randn(30, 4, generator=generator) @ torch.randn(4, DIM, generator=generator)):
+        assert embedding_spread(matrix)["effective_rank"] == pytest.approx(reference_effective_rank(matrix), rel=1e-6)
+    spread = embedding_spread(near_collapse(200, generator))
+    assert spread["effective_rank"] < 1.01 and spread["mean_cosine"] > 0.999
+
+
+def test_shipped_policies_refuse_a_near_collapsed_model_that_ranks_well():
+    """Every figure a policy names passes, as a lucky ranking can make it pass; the embeddings' spread,
+    measured on near-collapsed embeddings, fails every shipped policy all the same."""
+    generator = torch.Generator().manual_seed(6)
+    measured = {f"{side}_{name}": value for side in ("image", "text")
+                for name, value in embedding_spread(near_collapse(100, generator)).items()}
+    for policy in (GatePolicy.from_yaml(path) for path in sorted(POLICIES.glob("*.yaml"))):
+        names = {m for rules in (policy.floors, policy.above_chance) for m in rules}
+        sets = {m.split("/")[0] for m in names if not m.startswith("*/")} or {"own_test"}
+        figures = {f"{s}/{m.split('/')[1]}": 1.0 for s in sets for m in names}
+        figures |= {f"{s}/{name}": value for s in sets for name, value in measured.items()}
+        verdict = evaluate_gate(policy, figures, chance={m: 0.0 for m in figures})
+        spread_failures = {r.metric.split("/")[1] for r in verdict.failures}
+        assert not verdict.passed and spread_failures == {"image_effective_rank", "text_effective_rank",
+                                                          "image_mean_cosine", "text_mean_cosine"}, policy.name
 
 
 def test_wilson_interval_matches_reference_values():

@@ -100,17 +100,41 @@ def test_identity_matches_reference_and_reduces_to_clip_with_distinct_people():
         identity(batch(6), outputs(images, texts))
 
 
-def test_cleanclip_matches_reference_and_needs_views():
+def reference_cleanclip(images, texts, image_views, text_views, scale):
+    """CleanCLIP's `get_loss` with `inmodal` (clip_weight = inmodal_weight = 1), written out from its code."""
+    target = torch.arange(len(images))
+    logits_text_per_image = scale * images @ texts.T
+    logits_image_per_augmented_image = scale * images @ image_views.T
+    logits_text_per_augmented_text = scale * texts @ text_views.T
+    crossmodal = (F.cross_entropy(logits_text_per_image, target) + F.cross_entropy(logits_text_per_image.T, target)) / 2
+    inmodal = (F.cross_entropy(logits_image_per_augmented_image, target)
+               + F.cross_entropy(logits_text_per_augmented_text, target)) / 2
+    return (crossmodal + inmodal).item()
+
+
+def test_cleanclip_at_its_defaults_is_the_reference_loss_and_needs_views():
     torch.manual_seed(0)
     images, texts, image_views, text_views = unit(6, 8), unit(6, 8), unit(6, 8), unit(6, 8)
     with_views = outputs(images, texts)
     with_views.views = Views(image_views, text_views)
-    objective = build_objective("cleanclip", {"self_weight": 0.5}, 0, 1)
-    expected = reference_clip(images, texts, 10.0) + 0.5 * (reference_clip(images, image_views, 10.0)
-                                                            + reference_clip(texts, text_views, 10.0))
+    objective = build_objective("cleanclip", {}, 0, 1)
+    expected = reference_cleanclip(images, texts, image_views, text_views, 10.0)
     assert objective.needs_views and objective(batch(6), with_views).item() == pytest.approx(expected, abs=1e-10)
     with pytest.raises(ValueError, match="needs second views"):
         objective(batch(6), outputs(images, texts))
+
+
+def test_cleanclip_weightings_other_than_the_reference_are_named_options():
+    torch.manual_seed(0)
+    images, texts, image_views, text_views = unit(6, 8), unit(6, 8), unit(6, 8), unit(6, 8)
+    with_views = outputs(images, texts)
+    with_views.views = Views(image_views, text_views)
+    summed = build_objective("cleanclip", {"in_modality": "symmetric_sum", "self_weight": 0.5}, 0, 1)
+    expected = reference_clip(images, texts, 10.0) + 0.5 * (reference_clip(images, image_views, 10.0)
+                                                            + reference_clip(texts, text_views, 10.0))
+    assert summed(batch(6), with_views).item() == pytest.approx(expected, abs=1e-10)
+    with pytest.raises(ValueError, match="in_modality"):
+        build_objective("cleanclip", {"in_modality": "both"}, 0, 1)
 
 
 @pytest.mark.parametrize("name,module,extra", [("clip", clip_module, {}), ("siglip", siglip_module, {"bias": -2.0}),
