@@ -3,8 +3,10 @@
 A gallery's alias names the pair a bento serves, (gallery version, query model version), and moves as one
 compare-and-swap, so no reader ever sees a gallery with a model that cannot query its space.
 
-- The model can query the gallery's space (it shares it, or carries a projection into it): the pair moves to
-  (this gallery, new model) at once, and the gallery is re-embedded by the new model behind it.
+- The model can query the gallery's space (it shares it, or carries a projection into it): that pair (this
+  gallery, new model) is measured on probe captions as a bento would serve it, moves at once where it holds,
+  and the gallery is re-embedded by the new model behind it; the re-embedded gallery takes over only where it
+  holds against the pair being served, and otherwise stays in the shadow (the upgrade itself succeeded).
 - It cannot: the new gallery is built in the shadow, old and new answers are compared on probe captions,
   and only then does the pair move.
 
@@ -48,8 +50,11 @@ class Upgrade(BaseModel):
     mode: Literal["compatible", "re-indexed"]
     before: Pair
     served_at_once: Pair | None  # compatible: the old gallery with the new model, while it is re-embedded
-    after: Pair
-    comparison: ProbeComparison | None  # None when the compatible pair was kept without a re-embed
+    served_comparison: ProbeComparison | None = None  # compatible: that pair measured against `before`
+    after: Pair  # what is served now
+    comparison: ProbeComparison | None  # the re-embedded gallery against what it would replace; None: no re-embed
+    shadow: str | None = None  # a re-embedded gallery left in the shadow (it did not hold), and why
+    shadow_reason: str | None = None
 
 
 def serving_pair(galleries: Registry, name: str, alias: str) -> tuple[AliasRecord, VersionRecord, str]:
@@ -132,39 +137,64 @@ def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "pro
     expected = (held.version, held.paired_model)
     probe_set = Probes.of_split(Path(dataset.path), split, limit=probes)
 
-    served_at_once = None
     if model.can_query(current.embedding_space):
-        served_at_once = announced(registry, current, model, switch(
-            registry, current, model, alias, expected=expected, reason=reason, force_reason=force_reason))
-        print(f"{model.ref} serves gallery {current.ref} now; re-embedding it behind")
-        expected = (held.version, model.ref)
-        if not reembed:
-            return report(Upgrade(mode="compatible", before=before, served_at_once=served_at_once,
-                                  after=served_at_once, comparison=None))
+        return compatible_upgrade(registry, model, (current_model, current), probe_set, alias, expected=expected,
+                                  k=k, tolerance=tolerance, reembed=reembed, reason=reason, force_reason=force_reason,
+                                  dataset=dataset)
     shadow = build_gallery(model.ref, dataset, gallery, split)
     comparison = compare(registry, (current_model, current), (model, shadow), probe_set, k)
     print(comparison.summary())
     if comparison.regressed(tolerance) and not force_reason:
         raise RegistryError(f"gallery {shadow.ref} with {model.ref} finds fewer probes than {before} "
                             f"({comparison.summary()}): it stays in the shadow; pass --force REASON to switch")
-    if served_at_once:
-        galleries.pair(gallery, alias, shadow.version, model.ref, reason=f"re-embedded by {model.ref}",
-                       expected=expected)
-        after = Pair(gallery=shadow.ref, model=model.ref)
-    else:
-        after = announced(registry, shadow, model, switch(
-            registry, shadow, model, alias, expected=expected, reason=reason, force_reason=force_reason))
-    return report(Upgrade(mode="compatible" if served_at_once else "re-indexed", before=before,
-                          served_at_once=served_at_once, after=after, comparison=comparison))
+    after = announced(registry, shadow, model, switch(
+        registry, shadow, model, alias, expected=expected, reason=reason, force_reason=force_reason))
+    return report(Upgrade(mode="re-indexed", before=before, served_at_once=None, after=after, comparison=comparison))
+
+
+def compatible_upgrade(registry: Registry, model: VersionRecord, serving: tuple[VersionRecord, VersionRecord],
+                       probe_set: Probes, alias: str, *, expected: tuple[int, str | None], k: int, tolerance: float,
+                       reembed: bool, reason: str, force_reason: str | None, dataset: DatasetRef) -> Upgrade:
+    """The new model over the gallery it can already query: measured as served (through its projection where
+    it has one), switched where it holds; then the gallery re-embedded by it, which takes over only where it
+    holds against that pair. A re-embed that does not hold stays in the shadow: what is served changed as
+    intended, so the upgrade still succeeds, and says so."""
+    current_model, current = serving
+    before = Pair(gallery=current.ref, model=current_model.ref)
+    served = compare(registry, serving, (model, current), probe_set, k)
+    print(f"{model.ref} over {current.ref}, as served: {served.summary()}")
+    if served.regressed(tolerance) and not force_reason:
+        raise RegistryError(f"{model.ref} over gallery {current.ref} finds fewer probes than {before} "
+                            f"({served.summary()}): nothing moved; pass --force REASON to serve it anyway")
+    now = announced(registry, current, model, switch(
+        registry, current, model, alias, expected=expected, reason=reason, force_reason=force_reason))
+    print(f"serving {now} ({served.summary()})")
+    result = Upgrade(mode="compatible", before=before, served_at_once=now, served_comparison=served, after=now,
+                     comparison=None)
+    if not reembed:
+        return report(result)
+    shadow = build_gallery(model.ref, dataset, current.name, current.tags.get("split", "test"))
+    result.comparison = compare(registry, (model, current), (model, shadow), probe_set, k)
+    if result.comparison.regressed(tolerance) and not force_reason:
+        result.shadow, result.shadow_reason = shadow.ref, (
+            f"re-embedded gallery {shadow.ref} finds fewer probes than {now} ({result.comparison.summary()}), so "
+            f"{now} stays served; to switch anyway, run the upgrade again with --force REASON")
+        return report(result)
+    registry.galleries().pair(current.name, alias, shadow.version, model.ref, reason=f"re-embedded by {model.ref}",
+                              expected=(current.version, model.ref))
+    result.after = Pair(gallery=shadow.ref, model=model.ref)
+    return report(result)
 
 
 def report(result: Upgrade) -> Upgrade:
     comparison = result.comparison.summary() if result.comparison else "no re-embed"
-    interim = f"  \nServed at once: {result.served_at_once}" if result.served_at_once else ""
+    interim = (f"  \nServed at once: {result.served_at_once} ({result.served_comparison.summary()})"
+               if result.served_at_once and result.served_comparison else "")
+    shadow = f"  \nIn the shadow: {result.shadow_reason}" if result.shadow else ""
     create_markdown_artifact(key="upgrade", description=f"{result.before} -> {result.after}", markdown=(
-        f"# Upgrade ({result.mode})\n\nBefore: {result.before}{interim}  \nAfter: {result.after}  \n"
-        f"Probes: {comparison}\n\nPackage it: `alignops package {result.after.model} --gallery-from "
-        f"{result.after.gallery}`"))
+        f"# Upgrade ({result.mode})\n\nBefore: {result.before}{interim}  \nServed now: {result.after}  \n"
+        f"Re-embedded gallery's probes: {comparison}{shadow}\n\nPackage it: `alignops package "
+        f"{result.after.model} --gallery-from {result.after.gallery}`"))
     print(f"{result.mode}: {result.before} -> {result.after} ({comparison})")
     return result
 

@@ -111,10 +111,13 @@ def upgrade(
                                      "which is no version: name its data with --dataset DIR", param_hint="--dataset")
     result = run_upgrade(model, gallery, dataset_at(dataset), alias, k=k, probes=probes, tolerance=tolerance,
                          reembed=reembed, reason=reason, force_reason=force)
-    interim = f"; served at once: {result.served_at_once}" if result.served_at_once else ""
-    typer.echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}{interim}")
+    typer.echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}")
+    if result.served_comparison:
+        typer.echo(f"served at once: {result.served_at_once} ({result.served_comparison.summary()})")
     if result.comparison:
-        typer.echo(result.comparison.summary())
+        typer.echo(f"re-embedded gallery: {result.comparison.summary()}")
+    if result.shadow:
+        typer.echo(f"in the shadow: {result.shadow_reason}")
 
 
 @app.command("rollback")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rotation import rotated
 
+import flows.upgrade
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
 from flows.gallery import build_gallery
@@ -75,10 +76,36 @@ def test_a_compatible_model_serves_the_old_gallery_at_once_then_its_own(served, 
     result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=40)
     assert result.mode == "compatible"
     assert result.served_at_once == Pair(gallery=gallery.ref, model=v2.ref)
-    assert result.after == Pair(gallery=f"{gallery.name}:2", model=v2.ref)
+    served = result.served_comparison  # the pair actually served, measured as a bento answers
+    assert served.probes == 40 and served.overlap == 1.0 and served.recall_after == served.recall_before
+    assert result.after == Pair(gallery=f"{gallery.name}:2", model=v2.ref) and result.shadow is None
     record = registry.galleries().get_alias(gallery.name, "production")
     assert (record.history, record.paired_history) == ([1, 1], [v1.ref, v2.ref])  # the interim pair was served
     assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+
+
+def test_a_compatible_upgrade_whose_re_embed_finds_less_succeeds_and_says_what_stays_in_the_shadow(
+        served, tiny_dataset, tiny_artifact, monkeypatch):
+    """What is served changed as intended (the new model over the old gallery, measured): success, whatever the
+    re-embed did; a re-embed that finds less stays in the shadow, named, with its figures. (The tiny model is
+    untrained, so the re-embed's probes are made to fall at the comparison; everything else runs as it is.)"""
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact, gate=PASSING, space=v1.ref)
+    measured = flows.upgrade.compare
+
+    def a_re_embed_that_finds_less(registry, before, after, probes, k):
+        found = measured(registry, before, after, probes, k)
+        shadow = after[1].version != gallery.version
+        return found.model_copy(update={"recall_after": found.recall_before - 0.5}) if shadow else found
+
+    monkeypatch.setattr(flows.upgrade, "compare", a_re_embed_that_finds_less)
+    result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=40)
+    now = Pair(gallery=gallery.ref, model=v2.ref)
+    assert result.mode == "compatible" and result.after == result.served_at_once == now
+    assert result.served_comparison.recall_after == result.served_comparison.recall_before
+    assert result.comparison.recall_after < result.comparison.recall_before - 0.02
+    assert result.shadow == f"{gallery.name}:2" and f"{now} stays served" in result.shadow_reason
+    assert held(registry, gallery.name, v1.name) == (1, v2.ref, 2)  # the pair served, and the model's alias
 
 
 def test_a_compatible_model_can_keep_the_old_gallery(served, tiny_dataset, tiny_artifact):
