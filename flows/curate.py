@@ -18,8 +18,12 @@ from components.containment import relative_path
 from components.curation.curate import CurationResult, check_sizes, curate_dataset, write_curated
 from components.curation.report import border_grid, score_histogram
 from components.curation.rules import CurationRules
+from components.data.manifest import read_manifest
 from components.data.reference import DatasetRef
+from components.domains import domain
 from components.models.embedder import Embedder
+from components.validation.report import ValidatedDataset
+from flows.candidate import dataset_target, measure
 from flows.datasets import on_this_machine, version_dataset
 from flows.evaluate import model_at
 from flows.report import markdown_table
@@ -28,6 +32,17 @@ from flows.validate_data import validate_data
 from infra.workspace import DatasetVersion
 
 LINEAGE_DIR = "curation"  # inside the curated dataset: lineage.json and dropped.parquet
+
+
+class ScorerCheck(BaseModel):
+    """The scoring model's own retrieval on the dataset's held-out split: scores from a model near chance
+    would drop pairs nearly at random."""
+
+    split: str
+    t2i_r1: float
+    chance: float
+    lift: float  # t2i_r1 / chance
+    forced: str | None = None  # the reason given to filter by it anyway
 
 
 class CurationLineage(BaseModel):
@@ -42,6 +57,8 @@ class CurationLineage(BaseModel):
     rows_in: int
     kept: int
     dropped: dict[str, int]  # per rule
+    shared_captions_kept: int = 0  # kept train rows whose caption also describes an eval image (reported)
+    scorer: ScorerCheck | None = None  # how far above chance the scoring model ranks this data
     code: str = ""
 
 
@@ -55,30 +72,61 @@ class Curation(BaseModel):
 def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules(),  # noqa: B008 - form default
            *, name: str = "", against: list[DatasetRef] | None = None,
            validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
-           ) -> Curation:
+           force_reason: str | None = None) -> Curation:
     """`dataset` is validated first (its quarantined rows are counted under `quarantined`); `model` is
     `name:N`, `name@alias` or an artifact directory; the result is written to the workspace folder `name`
-    (default: the dataset's name + `-curated`) and versioned there, a new version of it on each run."""
+    (default: the dataset's name + `-curated`) and versioned there, a new version of it on each run. Rules
+    that trust the model's embeddings (scores, embedding duplicates) are refused when the model's own R@1 on
+    the dataset's held-out split is under `rules.min_scorer_lift` times chance, unless `force_reason`."""
     dataset, against = on_this_machine(dataset), [on_this_machine(ref) for ref in against or []]
     platform = Platform.from_env()
     target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
     replaceable(platform, target)  # before the work starts
     check_sizes((Path(dataset.path), *(Path(ref.path) for ref in against)), rules.max_rows)
-    quarantined = validate_data(dataset, validation).quarantined
+    validated = validate_data(dataset, validation)
+    quarantined = validated.quarantined
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir, record = model_at(platform.registry(), model, Path(tmp) / "model")
+        scorer = checked_scorer(str(artifact_dir), validated, rules, force_reason)
         result = curate_dataset(Path(dataset.path), Embedder.load(artifact_dir), rules, quarantined=quarantined,
                                 against=tuple(Path(ref.path) for ref in against))
     lineage = CurationLineage(
         parent=dataset.recorded, parent_hash=dataset.hash, model=record.ref if record else Path(artifact_dir).name,
         rules=rules, score_thresholds=result.score_thresholds, against=[ref.recorded for ref in against],
-        rows_in=len(result.rows), kept=len(result.kept), dropped=result.counts, code=code_revision())
+        rows_in=len(result.rows), kept=len(result.kept), dropped=result.counts,
+        shared_captions_kept=result.shared_captions_kept, scorer=scorer, code=code_revision())
     staged = write_version(Path(dataset.path), result, lineage, target)
     version = version_dataset(str(staged), f"Curate {lineage.parent} with {lineage.model}: "
                                            f"{rules.model_dump_json(exclude_defaults=True)}")
     pictures = picture(Path(dataset.path), result, platform.reports / f"curation-{version.dvc_md5[:32]}")
     publish(version, lineage, pictures)
     return Curation(version=version, lineage=lineage, pictures=pictures)
+
+
+def checked_scorer(artifact_dir: str, validated: ValidatedDataset, rules: CurationRules,
+                   force_reason: str | None) -> ScorerCheck | None:
+    """Where the rules trust the model's embeddings: its R@1 on the dataset's val split (else test) against
+    chance, refused under `rules.min_scorer_lift` unless forced (then recorded, with a warning)."""
+    if not rules.scores_rows and rules.embedding_cosine is None:
+        return None
+    splits = set(read_manifest(Path(validated.dataset.path), exclude=validated.quarantined)["split"])
+    split = next((s for s in ("val", "test") if s in splits), None)
+    if split is None:
+        raise ValueError(f"{validated.dataset.ref} has no val or test rows to measure the scoring model on: "
+                         "add a held-out split, or curate without score rules")
+    measured = measure(artifact_dir, [dataset_target(domain("general"), validated, split, "retrieval")])
+    metric = next(m for m in measured.metrics if m.endswith("/t2i_r1"))
+    r1, chance = measured.metrics[metric], measured.chance[metric]
+    check = ScorerCheck(split=split, t2i_r1=r1, chance=chance, lift=r1 / chance if chance else float("inf"),
+                        forced=force_reason)
+    if check.lift < rules.min_scorer_lift:
+        verdict = (f"the scoring model finds R@1 {r1:.3f} on the {split} split, {check.lift:.1f}x chance "
+                   f"({chance:.3f}), under the {rules.min_scorer_lift:g}x its scores need: they would drop pairs "
+                   "nearly at random")
+        if force_reason is None:
+            raise ValueError(f"{verdict}; score with a better model, or pass --force REASON")
+        print(f"warning: {verdict}; filtering anyway ({force_reason})")
+    return check
 
 
 def replaceable(platform: Platform, target: Path) -> None:
@@ -121,7 +169,9 @@ def publish(version: DatasetVersion, lineage: CurationLineage, pictures: dict[st
         f"# Curated `{version.ref}`\n\nFrom `{lineage.parent}`, scored by `{lineage.model}`; rules "
         f"`{lineage.rules.model_dump_json()}`; lowest score kept: {thresholds}.\n\n"
         f"Rows in **{lineage.rows_in}** = kept **{lineage.kept}** + dropped **{sum(lineage.dropped.values())}**:\n\n"
-        f"{markdown_table(counts)}\n\nScore histogram: `{pictures['histogram']}`  \n"
+        f"{markdown_table(counts)}\n\n{lineage.shared_captions_kept} kept train rows share a generic caption with "
+        f"an eval image (a shared caption, not leakage).\n\nScore histogram: `{pictures['histogram']}`  \n"
         f"Border pairs (lowest kept, highest dropped): `{pictures['grid']}`"))
     print(f"{lineage.parent} -> {version.ref}: rows in {lineage.rows_in} = kept {lineage.kept} + dropped "
-          f"{sum(lineage.dropped.values())} ({', '.join(f'{r} {n}' for r, n in lineage.dropped.items() if n)})")
+          f"{sum(lineage.dropped.values())} ({', '.join(f'{r} {n}' for r, n in lineage.dropped.items() if n)}); "
+          f"{lineage.shared_captions_kept} kept rows share a caption with an eval image")

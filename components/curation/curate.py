@@ -22,12 +22,17 @@ READ_CHUNK = 256  # images decoded and held at once
 
 @dataclass
 class CurationResult:
-    rows: pd.DataFrame  # every manifest row, with `score` (NaN where quarantined) and `rule` ("" where kept)
+    rows: pd.DataFrame  # every manifest row, with `score` (NaN where quarantined), `rule` ("" where kept) and
+    # `shared_caption` (its caption also describes an eval image: kept, unless the rules drop such rows)
     score_thresholds: dict[str, float]
 
     @property
     def kept(self) -> pd.DataFrame:
-        return self.rows[self.rows["rule"] == ""].drop(columns=["score", "rule"])
+        return self.rows[self.rows["rule"] == ""].drop(columns=["score", "rule", "shared_caption"])
+
+    @property
+    def shared_captions_kept(self) -> int:
+        return int((self.rows["shared_caption"] & (self.rows["rule"] == "")).sum())
 
     @property
     def dropped(self) -> pd.DataFrame:
@@ -105,7 +110,7 @@ def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...
     guarded = usable[usable["split"].isin(GUARDED_SPLITS)]
     ids = set(guarded["image_id"])
     parts = [own.subset(np.array([i for i, image_id in enumerate(own.image_ids) if image_id in ids], dtype=int))]
-    captions = set(guarded["caption"].map(normalised))
+    captions = described(guarded, "0")
     for directory in against:
         frame = read_manifest(directory)
         guarded = frame[frame["split"].isin(GUARDED_SPLITS)]
@@ -114,7 +119,8 @@ def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...
         prints, embeddings = _fingerprinted(directory, guarded, embedder, embed=rules.embedding_cosine is not None)
         prints.embeddings = embeddings
         parts.append(prints)
-        captions |= set(guarded["caption"].map(normalised))
+        for caption, images in described(guarded, str(len(parts) - 1)).items():
+            captions[caption] = captions.get(caption, 0) + images
     return Reference(images=Fingerprints(
         image_ids=[f"{number}/{image_id}" for number, prints in enumerate(parts) for image_id in prints.image_ids],
         sha256=[sha for prints in parts for sha in prints.sha256],
@@ -123,8 +129,15 @@ def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...
         else None), captions=captions)
 
 
+def described(rows: pd.DataFrame, dataset: str) -> dict[str, int]:
+    """Normalised caption -> the distinct images of `rows` it describes (ids kept apart per dataset)."""
+    counted = rows.assign(text=rows["caption"].map(normalised), key=dataset + "/" + rows["image_id"].astype(str))
+    return counted.groupby("text")["key"].nunique().to_dict()
+
+
 def _annotated(manifest: pd.DataFrame, usable: pd.DataFrame, scores: np.ndarray, decision: Decision) -> pd.DataFrame:
-    rows = manifest.assign(score=np.nan, rule="quarantined")
+    rows = manifest.assign(score=np.nan, rule="quarantined", shared_caption=False)
     rows.loc[usable.index, "score"] = scores
     rows.loc[usable.index, "rule"] = decision.rule
+    rows.loc[usable.index, "shared_caption"] = decision.shared_caption
     return rows

@@ -39,13 +39,14 @@ class Reference:
     """Eval data that training must not overlap."""
 
     images: Fingerprints
-    captions: set[str] = field(default_factory=set)  # normalised
+    captions: dict[str, int] = field(default_factory=dict)  # normalised caption -> eval images it describes
 
 
 @dataclass
 class Decision:
     rule: pd.Series  # per row of the manifest: the rule that dropped it, "" where kept
     score_thresholds: dict[str, float]  # per source ("all" without the column): the lowest train score kept
+    shared_caption: pd.Series  # per row: a train caption an eval image shares (dropped only where asked)
 
 
 def normalised(caption: str) -> str:
@@ -60,8 +61,11 @@ def decide(rows: pd.DataFrame, images: Fingerprints, scores: np.ndarray | None, 
     train = (rows["split"] == "train").to_numpy()
     train_images = _positions(images, set(rows.loc[train, "image_id"]))
     _drop_images(rule, rows, train, leaked_images(images.subset(train_images), reference, rules), "leakage")
-    leaked_captions = train & rows["caption"].map(normalised).isin(reference.captions).to_numpy()
+    leaked_captions, shared = caption_matches(rows, train, reference, rules)
     rule[leaked_captions & (rule == "").to_numpy()] = "leakage"
+    shared &= (rule == "").to_numpy()
+    if rules.drop_shared_captions:
+        rule[shared] = "shared_caption"
     if rules.dedup:
         remaining = images.subset(_positions(images, set(rows.loc[train & (rule == "").to_numpy(), "image_id"])))
         exact, near = duplicate_images(remaining, rules)
@@ -74,7 +78,21 @@ def decide(rows: pd.DataFrame, images: Fingerprints, scores: np.ndarray | None, 
         if scores is None:
             raise ValueError("score rules need a score per row")
         thresholds = _score_rule(rule, rows, train, scores, rules)
-    return Decision(rule=rule, score_thresholds=thresholds)
+    return Decision(rule=rule, score_thresholds=thresholds, shared_caption=pd.Series(shared, index=rows.index))
+
+
+def caption_matches(rows: pd.DataFrame, train: np.ndarray, reference: Reference,
+                    rules: CurationRules) -> tuple[np.ndarray, np.ndarray]:
+    """(leaked, shared): train rows whose caption is also an eval caption. Leakage only where the caption is
+    specific: long enough, on one eval image and one train image, so it names that picture (a test pair
+    copied in with an altered image). A caption that is short, or describes several pictures ("a dog in a
+    field"), describes different photos alike: shared, not leaked."""
+    text = rows["caption"].map(normalised)
+    matched = train & text.isin(reference.captions.keys()).to_numpy()
+    train_images = rows[train].assign(text=text[train]).groupby("text")["image_id"].nunique()
+    specific = np.array([len(t.split()) >= rules.specific_caption_words and reference.captions.get(t, 0) == 1
+                         and train_images.get(t, 0) == 1 for t in text], dtype=bool)
+    return matched & specific, matched & ~specific
 
 
 def leaked_images(train: Fingerprints, reference: Reference, rules: CurationRules) -> set[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# In the order they are applied: a row is counted under the first rule that drops it.
-RULES = ("quarantined", "leakage", "duplicate_image", "near_duplicate_image", "duplicate_caption", "low_score")
+# In the order they are applied: a row is counted under the first rule that drops it. `shared_caption` drops
+# only where asked (`drop_shared_captions`); otherwise its rows are kept and reported.
+RULES = ("quarantined", "leakage", "shared_caption", "duplicate_image", "near_duplicate_image", "duplicate_caption",
+         "low_score")
 
 
 class CurationRules(BaseModel):
@@ -24,6 +26,15 @@ class CurationRules(BaseModel):
     embedding_cosine: float | None = Field(None, gt=0, le=1, description="also call images near duplicates "
                                            "when their embeddings' cosine is at least this (off by default: it "
                                            "trusts the scoring model)")
+    specific_caption_words: int = Field(8, ge=1, description="a train caption that is also an eval caption is "
+                                        "leakage when it is specific: this many words or more, on one eval image "
+                                        "and one train image; a shorter or commoner one is a shared caption")
+    drop_shared_captions: bool = Field(False, description="also drop train rows whose caption an eval image shares "
+                                                          "(a generic caption on different pictures); default: "
+                                                          "kept and reported")
+    min_scorer_lift: float = Field(5.0, ge=1, description="refuse to filter by a model whose own R@1 on the "
+                                   "dataset's held-out split is under this multiple of chance (its scores would "
+                                   "drop pairs nearly at random), unless forced")
     max_rows: int = Field(2_000_000, ge=1, description="refuse a larger manifest (the dataset's or an eval set's) "
                                                         "before any image is read: every image is held as an "
                                                         "embedding and a fingerprint")

@@ -194,6 +194,10 @@ def curate(
     name: Annotated[str | None, typer.Option(help="workspace folder of the curated dataset (default: "
                                                   "NAME-curated); each run adds a version")] = None,
     max_rows: Annotated[int, typer.Option(help="refuse a larger manifest before any image is read")] = 2_000_000,
+    drop_shared_captions: Annotated[bool, typer.Option(help="also drop train rows whose (generic) caption an eval "
+                                                            "image shares; default: kept and reported")] = False,
+    force: Annotated[str | None, typer.Option(help="filter by a scoring model near chance anyway: the reason, "
+                                                   "recorded")] = None,
 ) -> None:
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
@@ -207,13 +211,14 @@ def curate(
         relative_path(name, "--name")
     rules = CurationRules(min_score=min_score, keep_fraction=keep_fraction, dedup=dedup,
                           hash_distance=None if hash_distance == -1 else hash_distance,
-                          embedding_cosine=embedding_cosine, max_rows=max_rows)
+                          embedding_cosine=embedding_cosine, max_rows=max_rows,
+                          drop_shared_captions=drop_shared_captions)
     if not Path(model).is_dir():
         parse_ref(model)
     from flows.curate import curate as curate_flow
 
     guarded = [eval_set_at(spec) for spec in against or []]
-    result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded)
+    result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded, force_reason=force)
     print_curation(result)
 
 
@@ -234,6 +239,13 @@ def print_curation(result) -> None:
     lineage = result.lineage
     console.print(rich_table(f"Curation of {lineage.parent} by {lineage.model}", ["rule", "rows dropped"],
                              [*lineage.dropped.items(), ("kept", lineage.kept), ("rows in", lineage.rows_in)]))
+    if lineage.scorer:
+        scorer = lineage.scorer
+        console.print(f"scoring model: R@1 {scorer.t2i_r1:.3f} on the {scorer.split} split, {scorer.lift:.1f}x chance "
+                      f"({scorer.chance:.3f})" + (f"; forced: {scorer.forced}" if scorer.forced else ""), markup=False)
+    if lineage.shared_captions_kept:
+        console.print(f"{lineage.shared_captions_kept} kept train rows share a generic caption with an eval image "
+                      "(reported, not leakage; --drop-shared-captions drops them)")
     if lineage.score_thresholds:
         console.print("lowest score kept: " + ", ".join(f"{source} {value:.3f}"
                                                          for source, value in lineage.score_thresholds.items()))

@@ -41,8 +41,14 @@ def test_curate_versions_the_kept_rows_with_their_lineage(prefect_harness, tiny_
     source = planted(tiny_dataset, tmp_path / "raw")
     platform = Platform.from_env()
     rules = CurationRules(keep_fraction=0.8, dedup=True, hash_distance=None)  # drawn shapes: exact copies only
-    result = curate(platform.dataset_ref(source), str(tiny_artifact), rules, name="curated/tiny")
+    with pytest.raises(ValueError, match=r"scoring model finds R@1 .* chance .* pass --force REASON"):
+        curate(platform.dataset_ref(source), str(tiny_artifact), rules, name="curated/tiny")  # untrained: refused
+    assert not (platform.workspace / "curated" / "tiny").exists()
+    result = curate(platform.dataset_ref(source), str(tiny_artifact), rules, name="curated/tiny",
+                    force_reason="an untrained model, to test the mechanics")
     lineage = result.lineage
+    assert lineage.scorer.split == "val" and lineage.scorer.lift < rules.min_scorer_lift
+    assert lineage.scorer.forced == "an untrained model, to test the mechanics"
     assert lineage.rows_in == len(read_manifest(source)) == lineage.kept + sum(lineage.dropped.values())
     assert set(lineage.dropped) == set(RULES) and lineage.dropped["duplicate_image"] == 1
     assert lineage.dropped["leakage"] == 0  # pHash off: the re-encoded copy is not caught by bytes

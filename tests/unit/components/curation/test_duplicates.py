@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from components.curation.curate import described
 from components.curation.decide import Fingerprints, Reference, decide
 from components.curation.hashing import FINGERPRINT_BYTES, fingerprints, hash_matches
 from components.curation.rules import CurationRules
@@ -76,13 +77,22 @@ def test_planted_leakage_is_found(shared_data, tmp_path):
     planted = copies(originals[15:17], tmp_path)  # two test images, resized or re-encoded, put in train
     train, test = originals[:15] + planted, originals[15:]
     rows = manifest(train + test, ["train"] * len(train) + ["test"] * len(test))
-    rows.loc[3, "caption"] = "  CAPTION 18. "  # a test image's caption, retyped
+    specific = "a man in a red shirt holds a surfboard beside a yellow bus"
+    rows.loc[18, "caption"] = specific
+    rows.loc[3, "caption"] = "  A man in a RED shirt holds a surfboard beside a yellow bus. "  # retyped into train
+    for generic in (4, 5, 17, 19):  # one generic caption on two train photos and two different test photos
+        rows.loc[generic, "caption"] = "A dog in a field ."
     guarded = rows[rows["split"] == "test"]
-    reference = Reference(images=prints_of(test), captions={"caption 18"} | set(guarded["caption"]))
+    reference = Reference(images=prints_of(test), captions=described(guarded, "0"))
     decision = decide(rows, prints_of(train + test), None, CurationRules(), reference)
     leaked = rows.loc[decision.rule == "leakage", "image_id"]
     assert set(leaked) == {p.name for p in planted} | {rows.loc[3, "image_id"]}
+    assert rows.loc[decision.shared_caption, "sample_id"].tolist() == ["s4", "s5"]  # reported, kept
+    assert (decision.rule[[4, 5]] == "").all()
     assert not (decision.rule[rows["split"] == "test"] != "").any()  # the yardstick is never touched
+    dropping = decide(rows, prints_of(train + test), None, CurationRules(drop_shared_captions=True), reference)
+    assert (dropping.rule[[4, 5]] == "shared_caption").all() and set(rows.loc[dropping.rule == "leakage",
+                                                                              "image_id"]) == set(leaked)
 
 
 @pytest.mark.parametrize("sources", [False, True])
