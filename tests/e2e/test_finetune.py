@@ -83,3 +83,6 @@ def test_general_data_takes_the_same_path_with_the_general_preset(base):
     assert record.lineage.training["domain"] == "general" and record.lineage.training["optim"]["max_steps"] == 30
     assert not record.lineage.training["data"]["augment"]["crop"] and record.tags["domain"] == "general"
     assert record.lineage.parent_model == f"{BASE}:{base_version}"
+    # The replayed general data is an input like the training data: validated, and named in the lineage.
+    assert record.lineage.datasets == {"train": "own@test", "replay": "general (unversioned)"}
+    assert set(record.lineage.dataset_hashes) == {"train", "replay"}

@@ -1,5 +1,6 @@
 """`alignops registry …` end to end: real flows on the Prefect test API, tables and --json."""
 
+import hashlib
 import json
 
 import pytest
@@ -110,6 +111,9 @@ def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path
     assert result.output.strip().endswith(f"{name}:1 (siglip, embed_dim 64)")  # after transformers' progress bar
     record = Platform.from_env().registry().get_version(name, 1)
     assert record.tags == {"source": "huggingface", "family": "siglip", "embed_dim": "64"} and record.gate is None
+    imported = record.lineage.model_extra["training"]["imported_from"]  # the checkpoint's files, by digest
+    assert imported["config.json"] == hashlib.sha256((tmp_path / "hf" / "config.json").read_bytes()).hexdigest()
+    assert "model.safetensors" in imported and str(tmp_path) not in record.model_dump_json()  # no local path
     bad = invoke("registry", "import-hf", str(tmp_path), name)
     assert bad.exit_code == 1 and "config.json" in bad.output
 

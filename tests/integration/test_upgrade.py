@@ -8,6 +8,7 @@ import multiprocessing as mp
 
 import numpy as np
 import pytest
+from cli_invoke import invoke
 from rotation import rotated
 
 import flows.upgrade
@@ -81,6 +82,18 @@ def test_a_compatible_model_serves_the_old_gallery_at_once_then_its_own(served, 
     assert result.after == Pair(gallery=f"{gallery.name}:2", model=v2.ref) and result.shadow is None
     record = registry.galleries().get_alias(gallery.name, "production")
     assert (record.history, record.paired_history) == ([1, 1], [v1.ref, v2.ref])  # the interim pair was served
+    assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+
+
+def test_the_cli_upgrade_of_a_compatible_model_exits_0_and_prints_the_served_pairs_probes(served, tiny_dataset,
+                                                                                          tiny_artifact):
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact, gate=PASSING, space=v1.ref)
+    result = invoke("gallery", "upgrade", v2.ref, "--gallery", gallery.name, "--dataset", str(tiny_dataset),
+                    "--probes", "40")
+    assert result.exit_code == 0, result.output
+    assert f"served at once: {gallery.ref} with {v2.ref} (40 probes: overlap@10 1.000" in result.output
+    assert f"-> {gallery.name}:2 with {v2.ref}" in result.output and "re-embedded gallery: 40 probes" in result.output
     assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
 
 
