@@ -80,3 +80,16 @@ def segment_name(value: object, what: str = "name") -> str:
         raise UnsafePath(f"invalid {what} {_short(value)}: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter "
                          "or digit")
     return value
+
+
+def without_local_paths(value: object) -> object:
+    """A JSON-like value for a record that leaves this machine (a lineage): every absolute path in it becomes
+    its last name, marked local (`base (local)`), since the path means nothing elsewhere and tells about this
+    machine; URLs (s3://…) and relative names stay as they are."""
+    if isinstance(value, str):
+        return f"{PurePosixPath(value).name or '/'} (local)" if PurePosixPath(value).is_absolute() else value
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_local_paths(item) for item in value]
+    return value

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from safetensors.torch import load_file
 
 from components.config import ModelConfig, ModelSection, OptimSection, TokenizerConfig, TrainConfig, preset
+from components.containment import without_local_paths
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
@@ -121,8 +122,9 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
         wandb_run_id = _finish_wandb(loggers)
     lineage = job.lineage.model_copy(update={
         "config_hash": config_hash(model_config, config),
-        "training": redacted({**job.lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
-                              "wandb_run_id": wandb_run_id, **({"stopped": stopped} if stopped else {})}),
+        "training": redacted(without_local_paths({
+            **job.lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
+            "wandb_run_id": wandb_run_id, **({"stopped": stopped} if stopped else {})})),
     })
     model = _trained_model(trainer, model_config)
     loss_curve = run_dir / "loss_curve.png"

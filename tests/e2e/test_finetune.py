@@ -86,3 +86,6 @@ def test_general_data_takes_the_same_path_with_the_general_preset(base):
     # The replayed general data is an input like the training data: validated, and named in the lineage.
     assert record.lineage.datasets == {"train": "own@test", "replay": "general (unversioned)"}
     assert set(record.lineage.dataset_hashes) == {"train", "replay"}
+    home = str(Platform.from_env().runs.parent)
+    assert home not in record.model_dump_json() and str(root) not in record.model_dump_json()  # no local path
+    assert record.lineage.training["model"]["init_from"] == "base (local)"  # the parent is `parent_model`

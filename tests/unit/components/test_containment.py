@@ -245,3 +245,16 @@ def test_a_dvc_remote_with_credentials_is_committed_without_them(tmp_path):
     history = subprocess.run(["git", "log", "-p", "--all"], cwd=workspace, capture_output=True, text=True).stdout
     assert "hunter2pw" not in history and "https://dvc.example/store" in history
     assert "hunter2pw" in (workspace / ".dvc" / "config.local").read_text()  # kept on this machine only
+
+
+def test_records_leaving_the_machine_keep_no_local_path():
+    from components.containment import without_local_paths
+
+    training = {"model": {"init_from": "/home/ci/.alignops/runs/ft-1/base"}, "data": {"train_shards": [
+        "s3://bucket/shard-0.tar", "/mnt/shards/shard-1.tar"]}, "optim": {"objectives": [
+            {"name": "bct", "options": {"old": "/tmp/old-models/general-3"}}]}, "steps": 30, "note": "a/b"}
+    assert without_local_paths(training) == {
+        "model": {"init_from": "base (local)"}, "data": {"train_shards": ["s3://bucket/shard-0.tar",
+                                                                        "shard-1.tar (local)"]},
+        "optim": {"objectives": [{"name": "bct", "options": {"old": "general-3 (local)"}}]}, "steps": 30,
+        "note": "a/b"}
