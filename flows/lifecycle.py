@@ -93,8 +93,12 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
         return result
     if config.promote_to is None:
         return result
-    promote(config.model_name, judged.record.version, config.promote_to,
-            reason="gate passed in the lifecycle flow", package_on_move=not config.package)
+    holder = registry.get_alias(config.model_name, config.promote_to)
+    if holder is not None and holder.version == judged.record.version:  # a re-run of a run already promoted
+        print(f"{judged.record.ref} already holds {config.promote_to!r}: the run registered it before")
+    else:
+        promote(config.model_name, judged.record.version, config.promote_to,
+                reason="gate passed in the lifecycle flow", package_on_move=not config.package)
     result.promoted_to = config.promote_to
     if config.package:
         result.bento_tag, result.smoke = package(judged.record.ref, validated.dataset, config.eval_split,

@@ -26,6 +26,8 @@ floors:
   synthetic_test/t2i_r1: 0.0
 compatibility:
   synthetic_test/t2i_r1: 0.02
+baseline:
+  synthetic_test/t2i_r1: 0.02
 """
 NAME = "compatible-upgrade"
 T2I = "synthetic_test/t2i_r1"
@@ -56,6 +58,8 @@ def test_an_upgrade_trained_compatible_searches_the_old_gallery(prefect_harness,
     assert evidence.via == "bct" and evidence.metrics[f"xm/{T2I}"] == table.with_bct
     assert [o["name"] for o in bct.lineage.model_extra["training"]["optim"]["objectives"]] == ["clip", "bct"]
     assert projected.lineage.parent_model == plain.ref
+    (baseline,) = [r for r in projected.gate.rules if r.rule == "baseline"]  # judged against the parent it names
+    assert baseline.passed and f"parent {plain.metrics[T2I]:.4f}" in baseline.reason  # measured, same frozen towers
     # BCT's criterion is strict (cross-model recall >= v1's own): a projection that falls short of it is
     # registered with its verdict but claims no compatibility.
     assert [c.via for c in projected.compatibility] == (["projection"] if projected.gate_passed else [])

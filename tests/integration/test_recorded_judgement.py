@@ -12,12 +12,14 @@ from prefect import flow
 
 from components.data.manifest import read_manifest, write_manifest
 from components.data.reference import DatasetRef
+from components.digest import canonical_digest
 from components.evaluation.gate import GatePolicy
 from flows.candidate import Candidate, Measured, judge, register_candidate
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain
 from flows.settings import Platform
-from registry.registry import TamperedRecord
+from registry.records import GateRecord
+from registry.registry import Registry, TamperedRecord
 
 pytestmark = pytest.mark.slow
 
@@ -67,13 +69,19 @@ def test_promotion_judges_by_the_policy_the_verdict_recorded_not_a_shipped_one_o
     named = invoke("registry", "promote", name, str(worse), "--gate-policy", "synthetic")
     assert "policy 'synthetic' named for this promotion" in named.output  # another policy, only when named
 
-    # A recorded policy edited in the store no longer matches its digest: the record is refused, not trusted.
-    key = registry.store._path(f"models/{name}/versions/{worse}/version.json")
-    record = json.loads(key.read_text())
-    record["gate"]["policy_content"]["non_regression"] = {}
-    key.write_text(json.dumps(record))
+
+def test_a_recorded_policy_edited_in_the_store_is_refused_not_trusted(tiny_artifact, tmp_path):
+    registry = Registry.local(tmp_path / "registry")
+    policy = GatePolicy(name="team", non_regression={"*/mean_recall": 0.0})
+    verdict = judge(policy, Measured(metrics={"s/mean_recall": 0.5}))
+    registry.register("m", tiny_artifact, gate=GateRecord.model_validate(verdict.model_dump(mode="json")))
+    assert registry.get_version("m", 1).gate.policy_digest == canonical_digest(policy.content)
+    stored = tmp_path / "registry" / "models" / "m" / "versions" / "1" / "version.json"
+    record = json.loads(stored.read_text())
+    record["gate"]["policy_content"]["non_regression"] = {}  # the rule that would have refused a regression
+    stored.write_text(json.dumps(record))
     with pytest.raises(TamperedRecord, match="does not match its digest"):
-        registry.get_version(name, worse)
+        registry.get_version("m", 1)
 
 
 def test_a_misspelt_policy_fails_in_seconds_before_any_run(tiny_dataset, tmp_path):

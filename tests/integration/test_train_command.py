@@ -28,6 +28,8 @@ def test_a_versioned_dataset_is_scanned_once_and_its_hash_is_in_the_lineage(pref
     workspace = Platform.from_env().open_workspace()
     dataset = workspace / f"train-cli-{tmp_path.name[-8:]}"
     shutil.copytree(tiny_dataset, dataset)
+    (dataset / "README.txt").write_text(f"{dataset.name}: bytes of its own, so no other test's scan of a copy of the "
+                                        "tiny dataset is this version's cached validation\n")
     version = track_dataset(workspace, dataset, "a dataset for `alignops train`")
     config = tmp_path / "train.yaml"
     config.write_text(CONFIG)
