@@ -25,7 +25,7 @@ from components.models.embedder import Embedder
 from components.validation.report import ValidatedDataset
 from flows.candidate import dataset_target, measure
 from flows.datasets import on_this_machine, version_dataset
-from flows.evaluate import model_at
+from flows.evaluate import model_dir, model_record
 from flows.report import markdown_table
 from flows.settings import Platform, code_revision
 from flows.validate_data import validate_data
@@ -83,10 +83,12 @@ def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules
     target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
     replaceable(platform, target)  # before the work starts
     check_sizes((Path(dataset.path), *(Path(ref.path) for ref in against)), rules.max_rows)
+    registry = platform.registry()
+    record = model_record(registry, model)  # a misspelt model fails before validation
     validated = validate_data(dataset, validation)
     quarantined = validated.quarantined
     with tempfile.TemporaryDirectory() as tmp:
-        artifact_dir, record = model_at(platform.registry(), model, Path(tmp) / "model")
+        artifact_dir = model_dir(registry, model, record, Path(tmp) / "model")
         scorer = checked_scorer(str(artifact_dir), validated, rules, force_reason)
         result = curate_dataset(Path(dataset.path), Embedder.load(artifact_dir), rules, quarantined=quarantined,
                                 against=tuple(Path(ref.path) for ref in against))

@@ -46,11 +46,12 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
     platform, chosen = Platform.from_env(), domain(preset)
     if suite is not None and suite not in SUITES:
         raise ValueError(f"unknown metric suite {suite!r}; choose from {SUITES}")
-    policy = run_policy(gate_policy, chosen)  # before any work: a misspelt policy costs no measurement
+    policy = run_policy(gate_policy, chosen)  # before any work: a misspelt policy or model costs no measurement
     registry = platform.registry()
+    record = model_record(registry, model)
     target = dataset_target(chosen, validate_data(dataset, validation), split, suite)
     with tempfile.TemporaryDirectory() as tmp:
-        artifact_dir, record = model_at(registry, model, Path(tmp) / "model")
+        artifact_dir = model_dir(registry, model, record, Path(tmp) / "model")
         pictures = platform.evaluations / (record.ref.replace(":", "-") if record else Path(artifact_dir).name)
         pictures.mkdir(parents=True, exist_ok=True)
         measured = measure(str(artifact_dir), [target], str(pictures), policy=policy)
@@ -68,13 +69,24 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
     return evaluation
 
 
+def model_record(registry: Registry, model: str) -> VersionRecord | None:
+    """`model` resolved once, where a run starts: None for an artifact directory, else its registry version
+    (a reference that is neither fails here, naming the problem)."""
+    if Path(model).is_dir():
+        return None
+    parse_ref(model)
+    return registry.resolve(model)
+
+
+def model_dir(registry: Registry, model: str, record: VersionRecord | None, download_to: Path) -> Path:
+    """The resolved model's artifact directory: the directory itself, or its version downloaded."""
+    return Path(model) if record is None else registry.download(record.name, record.version, download_to)
+
+
 def model_at(registry: Registry, model: str, download_to: Path) -> tuple[Path, VersionRecord | None]:
     """An artifact directory as it is, or a registry reference resolved once and downloaded."""
-    if Path(model).is_dir():
-        return Path(model), None
-    parse_ref(model)  # names the problem with a reference that is neither
-    record = registry.resolve(model)
-    return registry.download(record.name, record.version, download_to), record
+    record = model_record(registry, model)
+    return model_dir(registry, model, record, download_to), record
 
 
 def measured_parent(registry: Registry, parent: str | None, target, policy: GatePolicy,
