@@ -258,3 +258,55 @@ def test_records_leaving_the_machine_keep_no_local_path():
                                                                         "shard-1.tar (local)"]},
         "optim": {"objectives": [{"name": "bct", "options": {"old": "general-3 (local)"}}]}, "steps": 30,
         "note": "a/b"}
+
+
+DEFLATED_DICOM = """
+import sys
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+ds = FileDataset(sys.argv[1], {}, file_meta=meta, preamble=b"\\0" * 128)
+ds.Rows = ds.Columns = int(sys.argv[2])
+ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.SamplesPerPixel = 16, 12, 11, 1
+ds.PhotometricInterpretation, ds.PixelRepresentation = "MONOCHROME2", 0
+ds.PixelData = np.zeros(ds.Rows * ds.Columns, dtype=np.uint16).tobytes()
+ds.save_as(sys.argv[1], enforce_file_format=True)
+"""
+CONVERT_BOUNDED = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from components.data.dicom import dicom_to_png
+from components.data.transforms import ImageTooLarge
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    dicom_to_png(Path(sys.argv[1]), Path(sys.argv[1]).with_suffix(".png"))
+    print("converted")
+except ImageTooLarge as error:
+    print("refused:", error)
+print("grew", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, "MB")
+"""
+
+
+def test_a_small_deflated_dicom_declaring_8000_squared_pixels_is_refused_with_bounded_memory(tmp_path):
+    """125 KB on disk, 128 MB of pixels once inflated: counted while inflating, nothing kept, under a 3 GB
+    address-space limit (pydicom alone once grew by 245 MB reading it, the whole import by 606 MB)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.dcm"
+    subprocess.run([sys.executable, "-c", DEFLATED_DICOM, str(path), "8000"], check=True)
+    assert path.stat().st_size < 200_000
+    done = subprocess.run([sys.executable, "-c", CONVERT_BOUNDED, str(path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[3])
+    refused, grew = done.stdout.splitlines()
+    assert refused.startswith("refused: DICOM bomb.dcm inflates past") and int(grew.split()[1]) < 32, done.stdout
+    assert not path.with_suffix(".png").exists()
+
+    subprocess.run([sys.executable, "-c", DEFLATED_DICOM, str(path), "600"], check=True)  # within every limit
+    done = subprocess.run([sys.executable, "-c", CONVERT_BOUNDED, str(path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[3])
+    assert done.stdout.startswith("converted") and Image.open(path.with_suffix(".png")).size == (600, 600)
