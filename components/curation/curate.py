@@ -50,7 +50,7 @@ def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, 
     """Rules judge the train split; the dataset's own val/test rows and every `against` dataset's are the
     reference that train rows must not leak into."""
     check_sizes((dataset_dir, *against), rules.max_rows)
-    manifest = read_manifest(dataset_dir, strict=False)  # every row is annotated, the quarantined ones too
+    manifest = read_manifest(dataset_dir, strict=False, max_rows=rules.max_rows)  # every row annotated
     usable = manifest[~manifest["sample_id"].astype(str).isin(quarantined)]
     images, image_emb = _fingerprinted(dataset_dir, usable, embedder, embed=True)
     position = {image_id: i for i, image_id in enumerate(images.image_ids)}
@@ -112,7 +112,7 @@ def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...
     parts = [own.subset(np.array([i for i, image_id in enumerate(own.image_ids) if image_id in ids], dtype=int))]
     captions = described(guarded, "0")
     for directory in against:
-        frame = read_manifest(directory)
+        frame = read_manifest(directory, max_rows=rules.max_rows)
         guarded = frame[frame["split"].isin(GUARDED_SPLITS)]
         if guarded.empty:
             raise ValueError(f"{directory} has no val or test rows to guard against leakage: name an eval set")

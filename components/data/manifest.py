@@ -10,6 +10,10 @@ MANIFEST_FILE = "manifest.parquet"
 REQUIRED_COLUMNS = ("sample_id", "image", "caption", "image_id", "split")
 OPTIONAL_COLUMNS = ("label", "person_id", "source", "license")
 SPLITS = ("train", "val", "test")
+# Every read of a manifest is bounded from its file's metadata first: a few hundred KB of dictionary-encoded
+# Parquet can hold 10^7 rows, which take gigabytes once read. Larger datasets are split, or the limit raised
+# where a command takes one (`ValidationConfig.max_rows`, `data curate --max-rows`).
+MAX_MANIFEST_ROWS = 2_000_000
 
 
 class ManifestError(ValueError):
@@ -72,13 +76,13 @@ def write_manifest(frame: pd.DataFrame, dataset_dir: Path) -> Path:
     return path
 
 
-def read_manifest(dataset_dir: Path, strict: bool = True, exclude: frozenset[str] = frozenset()) -> pd.DataFrame:
+def read_manifest(dataset_dir: Path, strict: bool = True, exclude: frozenset[str] = frozenset(),
+                  max_rows: int = MAX_MANIFEST_ROWS) -> pd.DataFrame:
     """The manifest without the `exclude` rows (those validation quarantined), row checks on what is left;
-    `strict=False` checks only that the columns exist, leaving row checks to validation."""
-    path = Path(dataset_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ManifestError(f"no {MANIFEST_FILE} in {dataset_dir}: is this a dataset directory?")
-    frame = pd.read_parquet(path)
+    `strict=False` checks only that the columns exist, leaving row checks to validation. Its row count is
+    checked against `max_rows` from the file's metadata before a row is read."""
+    manifest_rows(dataset_dir, max_rows)
+    frame = pd.read_parquet(Path(dataset_dir) / MANIFEST_FILE)
     if exclude:
         frame = check_columns(frame)
         frame = frame[~frame["sample_id"].astype(str).isin(exclude)]

@@ -11,7 +11,7 @@ import pandas as pd
 from components.config import ValidationConfig
 from components.curation.decide import normalised
 from components.curation.hashing import FINGERPRINT_BYTES, HASH_BYTES, hash_matches
-from components.data.manifest import SPLITS, manifest_rows, read_manifest
+from components.data.manifest import SPLITS, read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
 from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
@@ -28,8 +28,7 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
     """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`)."""
     config = config or ValidationConfig()
     dataset_dir = Path(dataset_dir)
-    manifest_rows(dataset_dir, config.max_rows)  # from the file's metadata, before a row is read
-    manifest = read_manifest(dataset_dir, strict=False)
+    manifest = read_manifest(dataset_dir, strict=False, max_rows=config.max_rows)  # bounded before a row is read
     images = scan_images(dataset_dir, manifest["image"].dropna().astype(str).unique().tolist(), config)
     frame = manifest.assign(**derived_columns(manifest, images, config.near_duplicate_bits))
     docs = out_dir / DOCS_DIR if out_dir else None

@@ -248,3 +248,49 @@ def test_one_caption_on_copies_of_one_picture_is_not_flagged(tmp_path):
     make_dataset(tmp_path, [(f"images/{i}.png", tile, "the same tile") for i in range(6)])
     report = validate_dataset(tmp_path)
     assert next(c for c in report.checks if c.name == "expect_column_values_to_be_in_set(repeated_caption)").passed
+
+
+MANY_ROWS = """
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+rows = int(sys.argv[2])
+def repeated(text):  # one dictionary entry, 10^7 one-byte indices: a column of a few KB on disk
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int8)), pa.array([text]))
+table = pa.table({"sample_id": repeated("s"), "image": repeated("a.png"), "caption": repeated("a red square"),
+                  "image_id": repeated("a"), "split": repeated("train")})
+pq.write_table(table, sys.argv[1], compression="zstd")
+"""
+VALIDATE_BOUNDED = """
+import resource, sys, time
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from components.data.manifest import ManifestError
+from components.validation.validate import validate_dataset
+before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+try:
+    validate_dataset(Path(sys.argv[1]))
+    print("validated")
+except ManifestError as error:
+    print("refused:", error)
+print(time.monotonic() - started, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_small_manifest_of_ten_million_rows_is_refused_from_its_metadata(tmp_path):
+    """166 KB of dictionary-encoded Parquet, 10^7 rows: refused before a row is read, in a subprocess under a
+    3 GB address-space limit (reading it whole exhausted that limit)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    subprocess.run([sys.executable, "-c", MANY_ROWS, str(tmp_path / "manifest.parquet"), str(10**7)], check=True)
+    assert (tmp_path / "manifest.parquet").stat().st_size < 400_000
+    done = subprocess.run([sys.executable, "-c", VALIDATE_BOUNDED, str(tmp_path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[4])
+    refused, figures = done.stdout.splitlines()
+    seconds, grew_mb = figures.split()
+    assert refused.endswith("has 10,000,000 rows, over the limit of 2,000,000: split it into smaller datasets, "
+                            "or raise the limit"), done.stdout
+    assert float(seconds) < 5 and int(grew_mb) < 64
