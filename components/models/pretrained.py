@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from transformers import BertConfig, CLIPModel, SiglipModel
+from transformers import BertConfig, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
 from components.digest import sha256_file
@@ -52,22 +52,15 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
         raise FileNotFoundError(f"{directory} has no tokenizer.json: save the tokenizer with a fast tokenizer first "
                                 "(AutoTokenizer.from_pretrained(dir).save_pretrained(dir))")
     siglip = model_type == "siglip"
-    hf = (SiglipModel if siglip else CLIPModel).from_pretrained(directory, local_files_only=True).eval()
+    # The checkpoint's declared shapes, as our config, checked against the artifact bounds (vocabulary, widths,
+    # layers, parameters) before transformers allocates a tensor: a 88 KB folder can declare 12.8 GB.
+    hf_config = (SiglipConfig if siglip else CLIPConfig).from_pretrained(directory, local_files_only=True)
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    text_config, vision_config = hf.config.text_config, hf.config.vision_config
-    eos, pad = text_config.eos_token_id, text_config.pad_token_id
-    sos = None if siglip else text_config.bos_token_id
-    token_config = TokenizerConfig(
-        vocab_size=text_config.vocab_size, context_length=text_config.max_position_embeddings, pad_id=pad,
-        sos_id=sos, eos_id=eos, pad_token=tokenizer.id_to_token(pad), eos_token=tokenizer.id_to_token(eos),
-        sos_token=None if sos is None else tokenizer.id_to_token(sos))
-    preprocess = _preprocessing(directory, siglip)
-    config = ModelConfig(
-        family=model_type, embed_dim=text_config.hidden_size if siglip else hf.config.projection_dim,
-        vision=_tower_shape(vision_config, "siglip_vit" if siglip else "clip_vit", VisionTowerConfig),
-        text=_tower_shape(text_config, model_type, TextTowerConfig), tokenizer=token_config,
-        init_logit_scale=hf.logit_scale.item(), init_logit_bias=hf.logit_bias.item() if siglip else None,
-        projection=not siglip, **preprocess)
+    config = _model_config(hf_config, tokenizer, directory, siglip)
+    hf = (SiglipModel if siglip else CLIPModel).from_pretrained(directory, config=hf_config,
+                                                                 local_files_only=True).eval()
+    config = config.model_copy(update={"init_logit_scale": hf.logit_scale.item(),
+                                       "init_logit_bias": hf.logit_bias.item() if siglip else None})
     model = DualEncoder(config)
     model.vision.load_state_dict(hf.vision_model.state_dict())
     model.text.load_state_dict(hf.text_model.state_dict())
@@ -80,7 +73,7 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
             model.logit_bias.copy_(hf.logit_bias.reshape(()))
     lineage = Lineage(parent_model=f"huggingface:{directory.name}",
                       training={"imported_from": checkpoint_files(directory)})
-    return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, token_config), lineage)
+    return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, config.tokenizer), lineage)
 
 
 def checkpoint_files(directory: Path) -> dict[str, str]:
@@ -90,6 +83,22 @@ def checkpoint_files(directory: Path) -> dict[str, str]:
                      if p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json"))
     used = ["config.json", "tokenizer.json", "preprocessor_config.json", *weights]
     return {name: sha256_file(directory / name) for name in used if (directory / name).is_file()}
+
+
+def _model_config(hf_config, tokenizer: Tokenizer, directory: Path, siglip: bool) -> ModelConfig:
+    """Our config of a checkpoint, from its declared shapes alone (bounded when it is made)."""
+    text_config, vision_config = hf_config.text_config, hf_config.vision_config
+    eos, pad = text_config.eos_token_id, text_config.pad_token_id
+    sos = None if siglip else text_config.bos_token_id
+    token_config = TokenizerConfig(
+        vocab_size=text_config.vocab_size, context_length=text_config.max_position_embeddings, pad_id=pad,
+        sos_id=sos, eos_id=eos, pad_token=tokenizer.id_to_token(pad), eos_token=tokenizer.id_to_token(eos),
+        sos_token=None if sos is None else tokenizer.id_to_token(sos))
+    return ModelConfig(
+        family=hf_config.model_type, embed_dim=text_config.hidden_size if siglip else hf_config.projection_dim,
+        vision=_tower_shape(vision_config, "siglip_vit" if siglip else "clip_vit", VisionTowerConfig),
+        text=_tower_shape(text_config, hf_config.model_type, TextTowerConfig), tokenizer=token_config,
+        projection=not siglip, **_preprocessing(directory, siglip))
 
 
 def _preprocessing(directory: Path, siglip: bool) -> dict:

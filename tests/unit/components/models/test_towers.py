@@ -157,3 +157,43 @@ def test_import_refuses_other_model_types_and_missing_tokenizers(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "clip"}))
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         import_hf_checkpoint(tmp_path)
+
+
+IMPORT_BOUNDED = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from components.models.pretrained import import_hf_checkpoint
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    import_hf_checkpoint(Path(sys.argv[1]))
+    print("imported")
+except ValueError as error:
+    print("refused:", " ".join(str(error).split())[:300])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_checkpoint_declaring_a_huge_vocabulary_is_refused_before_a_tensor_is_allocated(tiny_dataset, tmp_path):
+    """A small folder whose config.json declares 2*10^8 tokens, the embedding left out of its weights: once it
+    made transformers allocate 12.8 GB; now its shapes meet the artifact bounds first (subprocess, 3 GB)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    hf_checkpoint("clip", tmp_path / "hf", tiny_dataset)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    config["text_config"]["vocab_size"] = 200_000_000
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    weights = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    kept = {k: v for k, v in weights.items() if "token_embedding" not in k}
+    save_file(kept, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    done = subprocess.run([sys.executable, "-c", IMPORT_BOUNDED, str(tmp_path / "hf")], capture_output=True,
+                          text=True, cwd=Path(__file__).parents[4])
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused, grew_mb = done.stdout.splitlines()
+    assert refused.startswith("refused:") and "vocab_size" in refused and "1000000" in refused, refused
+    assert int(grew_mb) < 200
