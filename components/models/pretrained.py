@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from tokenizers import Tokenizer
 from transformers import BertConfig, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
@@ -56,7 +57,12 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
     # layers, parameters) before transformers allocates a tensor: a 88 KB folder can declare 12.8 GB.
     hf_config = (SiglipConfig if siglip else CLIPConfig).from_pretrained(directory, local_files_only=True)
     tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-    config = _model_config(hf_config, tokenizer, directory, siglip)
+    try:
+        config = _model_config(hf_config, tokenizer, directory, siglip)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+        raise ValueError(f"{directory.name}/config.json declares a model outside the artifact bounds ({problems}): "
+                         "refused before anything was allocated") from None
     hf = (SiglipModel if siglip else CLIPModel).from_pretrained(directory, config=hf_config,
                                                                  local_files_only=True).eval()
     config = config.model_copy(update={"init_logit_scale": hf.logit_scale.item(),
