@@ -18,7 +18,7 @@ from components.domains import DOMAINS
 from flows.demo_upgrade import UpgradeDemoConfig, print_upgrade, upgrade_demo
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
-from flows.report import console, rich_table, verdict_mark
+from flows.report import bold, console, line, rich_table, verdict_mark
 from flows.settings import Platform
 from infra.catalog import EvalSet, add_eval_set
 from infra.stack import load_stack
@@ -67,10 +67,10 @@ def as_reference(platform: Platform, version: DatasetVersion) -> DatasetRef:
 def run_demo(config: DemoConfig) -> LifecycleResult:
     started = time.monotonic()
     platform = Platform.from_env()
-    console.rule("[bold]alignops demo")
-    console.print(f"State directory: {platform.home}")
+    console.rule(bold("alignops demo"))
+    console.print(line(f"State directory: {platform.home}"))
     dataset = prepare_dataset(platform, config.data)
-    console.print(f"Dataset [bold]{dataset.ref}[/bold] (DVC {dataset.hash})")
+    console.print(line("Dataset ", bold(dataset.ref), f" (DVC {dataset.hash})"))
     result = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, train=config.train,
                                        package=config.package, gate_policy=config.gate_policy))
     finetunes = finetune_domains(platform, config, result, dataset)
@@ -97,7 +97,7 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
                 generate_domain_dataset(name, dataset_dir, DOMAIN_IMAGES)
             version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
             add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
-        console.rule(f"[bold]finetune: {name}")
+        console.rule(bold(f"finetune: {name}"))
         steps = {"max_steps": config.finetune_steps} if config.finetune_steps else {}
         results.append(finetune(FinetuneConfig(base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
                                                dataset=as_reference(platform, version), general=general,
@@ -108,12 +108,12 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
 def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[FinetuneResult],
                   elapsed_s: float) -> None:
     v, e, verdict = result.validated.report, result.judged.measured, result.judged.verdict
-    console.rule("[bold]Summary")
-    console.print(f"Dataset {result.validated.dataset.ref}: validation {verdict_mark(v.passed)} — "
-                  f"rows in {v.rows_in} = kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
-                  f"{sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed")
+    console.rule(bold("Summary"))
+    console.print(line(f"Dataset {result.validated.dataset.ref}: validation ", verdict_mark(v.passed),
+                       f" — rows in {v.rows_in} = kept {v.rows_kept} + quarantined {v.rows_quarantined}; "
+                       f"{sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed"))
     if e.refusal:
-        console.print(f"{result.judged.record.ref} could not be measured: {e.refusal} — {verdict_mark(False)}")
+        console.print(line(f"{result.judged.record.ref} could not be measured: {e.refusal} — ", verdict_mark(False)))
         return
     eval_set, (images, captions) = next(iter(e.sizes.items()))
     floors = {r.metric: r for r in verdict.rules if r.rule == "floor"}
@@ -126,21 +126,21 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
           f"{floors[m].threshold:.3f}" if m in floors else "", verdict_mark(floors[m].passed) if m in floors else "")
          for m, x in e.metrics.items()]))
     for rule in verdict.rules:
-        console.print(f"  gate {rule.rule}: {rule.reason} — {verdict_mark(rule.passed)}")
+        console.print(line(f"  gate {rule.rule}: {rule.reason} — ", verdict_mark(rule.passed)))
     t2i, chance = e.metrics[f"{eval_set}/t2i_r1"], e.chance[f"{eval_set}/t2i_r1"]
-    console.print(f"text->image R@1 on held-out test: [bold]{t2i:.3f}[/bold] vs chance {chance:.3f} "
-                  f"({t2i / chance:.1f}x; the demo requires >= {REQUIRED_CHANCE_MULTIPLE:.0f}x) "
-                  f"{verdict_mark(t2i >= REQUIRED_CHANCE_MULTIPLE * chance)}")
+    console.print(line("text->image R@1 on held-out test: ", bold(f"{t2i:.3f}"), f" vs chance {chance:.3f} "
+                       f"({t2i / chance:.1f}x; the demo requires >= {REQUIRED_CHANCE_MULTIPLE:.0f}x) ",
+                       verdict_mark(t2i >= REQUIRED_CHANCE_MULTIPLE * chance)))
     registry = platform.registry()
     console.print(rich_table(f"Registry {platform.registry_url}: model {result.model}",
                              ["version", "created", "gate", "aliases"],
                              [(r.version, r.created_at[:19], verdict_mark(r.gate_passed),
                                ", ".join(registry.aliases_of(r))) for r in registry.list_versions(result.model)]))
     if result.smoke:
-        console.print(f"Bento [bold]{result.bento_tag}[/bold]; smoke test {verdict_mark(result.smoke.passed)} "
-                      f"(served vs registry embeddings: max abs diff text {result.smoke.text_max_abs_diff:.1e}, "
-                      f"image {result.smoke.image_max_abs_diff:.1e})")
-        console.print(f"Serve it: [bold]alignops serve {result.bento_tag}[/bold]")
+        console.print(line("Bento ", bold(result.bento_tag), "; smoke test ", verdict_mark(result.smoke.passed),
+                           f" (served vs registry embeddings: max abs diff text {result.smoke.text_max_abs_diff:.1e}, "
+                           f"image {result.smoke.image_max_abs_diff:.1e})"))
+        console.print(line("Serve it: ", bold(f"alignops serve {result.bento_tag}")))
     else:
         console.print("No bento: the version was not promoted.")
     if finetunes:
@@ -148,9 +148,9 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
     stack = load_stack(platform.home)
     browse = (f"Flow runs and their artifacts: the Prefect UI at {stack.ui_url or stack.prefect_api_url}"
               if stack else "Flow runs and their artifacts: `alignops up`, then open the Prefect UI it prints")
-    console.print(Panel(
+    console.print(Panel(line(
         f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under {platform.runs}.\n"
-        f"{browse}", expand=False))
+        f"{browse}"), expand=False))
 
 
 def print_finetunes(finetunes: list[FinetuneResult]) -> None:
@@ -166,4 +166,4 @@ def print_finetunes(finetunes: list[FinetuneResult]) -> None:
                              ["version", "metric", "base", "tuned", "general mR", "mix", "gate"], rows))
     for f in finetunes:
         for rule in f.verdict.failures:
-            console.print(f"  {f.model} gate {rule.rule}: {rule.reason} — {verdict_mark(False)}")
+            console.print(line(f"  {f.model} gate {rule.rule}: {rule.reason} — ", verdict_mark(False)))

@@ -19,7 +19,7 @@ from components.models.embedder import Embedder
 from flows.gallery import build_gallery
 from flows.lifecycle import LifecycleConfig, lifecycle
 from flows.project import project
-from flows.report import console, rich_table
+from flows.report import bold, console, rich_table
 from flows.settings import Platform
 from flows.upgrade import Upgrade, upgrade
 from registry.records import VersionRecord
@@ -56,7 +56,7 @@ class UpgradeTable(BaseModel):
 
 def upgrade_demo(dataset: DatasetRef, train: TrainConfig, gate_policy: str, config: UpgradeDemoConfig) -> UpgradeTable:
     """v1 is trained with `train` for `config.old_steps`, both v2s from the next seed for `config.new_steps`."""
-    console.rule(f"[bold]upgrade: {config.model_name} v1 and its gallery, two v2s, a projection")
+    console.rule(bold(f"upgrade: {config.model_name} v1 and its gallery, two v2s, a projection"))
     old = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, gate_policy=gate_policy,
                                     train=steps(train, config.old_steps), package=False,
                                     run_name=f"upgrade-{config.model_name}-v1"))

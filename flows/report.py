@@ -1,15 +1,51 @@
-"""What people read: rich tables in the terminal and pictures inlined into Prefect artifacts."""
+"""What people read: rich tables in the terminal and pictures inlined into Prefect artifacts.
+
+What is printed comes from data, records and users, so it is printed as text: the console parses no markup
+(a path holding `[/bold]` or `[link=…]` is shown as it is), every control character is shown escaped (`\x1b`:
+no escape sequence reaches the terminal), and style is given only to words of our own, as `Text`."""
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline, C1 included
+
+
+class PlainConsole(Console):
+    """A console that prints every string it is given as text: no markup, control characters escaped."""
+
+    def print(self, *objects, **options) -> None:  # noqa: A003 - rich's name
+        super().print(*(line(o) if isinstance(o, str) else o for o in objects), **options)
+
+
+console = PlainConsole(markup=False, highlight=False)
+
+
+def printable(value: object) -> str:
+    """`value` as text with its control characters escaped (`\x1b`, `\x07`…)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def line(*parts: object) -> Text:
+    """One printed line from parts: a `Text` keeps its style, anything else is printed as text."""
+    return Text.assemble(*(part if isinstance(part, Text) else printable(part) for part in parts))
+
+
+def bold(value: object) -> Text:
+    return Text(printable(value), style="bold")
+
+
+def echo(message: object, **options) -> None:
+    """`typer.echo` for a line that may hold data: control characters escaped."""
+    typer.echo(printable(message), **options)
 
 
 def inline_png(path: Path, alt: str) -> str:
@@ -27,13 +63,14 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 
 def rich_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose title and cells are printed as text (a `Text` cell keeps its style)."""
+    table = Table(title=line(title), title_justify="left", header_style="bold")
     for column in columns:
-        table.add_column(column)
+        table.add_column(printable(column))
     for row in rows:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(line(v) for v in row))
     return table
 
 
-def verdict_mark(passed: bool) -> str:
-    return "[green]pass[/green]" if passed else "[red]FAIL[/red]"
+def verdict_mark(passed: bool) -> Text:
+    return Text("pass", style="green") if passed else Text("FAIL", style="red")

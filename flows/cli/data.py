@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
+from flows.report import echo
 
 app = typer.Typer(help="Datasets: generate, import, validate, version.", no_args_is_help=True)
 
@@ -30,7 +31,7 @@ def generate(dest: Path, train_images: int = 2000, seed: int = 0,
         dest = dest / "dataset"
     else:
         frame = generate_dataset(SyntheticDataConfig(train_images=train_images, seed=seed), dest)
-    typer.echo(f"{len(frame)} captions of {frame['image_id'].nunique()} images in {dest}")
+    echo(f"{len(frame)} captions of {frame['image_id'].nunique()} images in {dest}")
 
 
 @app.command("import")
@@ -62,14 +63,14 @@ def import_(
     result = import_source(fmt, src, dest, images=images, columns=mapping, report_sections=sections,
                            require_images=require_images)
     kept = result.manifest
-    typer.echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
+    echo(f"{result.rows_in} rows in = {len(kept)} kept ({kept['image_id'].nunique()} images) + "
                f"{len(result.quarantined)} quarantined -> {dest}")
     if result.missing_images:
         missing = result.missing_images
-        typer.echo(f"warning: {len(missing)} image(s) named by {src.name} do not exist, e.g. {missing[:3]}; their "
+        echo(f"warning: {len(missing)} image(s) named by {src.name} do not exist, e.g. {missing[:3]}; their "
                    f"rows are quarantined (--require-images makes this an error)", err=True)
     if len(result.quarantined):
-        typer.echo(f"quarantined rows and why: {dest / QUARANTINE_FILE} (first: "
+        echo(f"quarantined rows and why: {dest / QUARANTINE_FILE} (first: "
                    f"{result.quarantined['reason'].iloc[0]})", err=True)
 
 
@@ -84,7 +85,7 @@ def shard(
     from components.data.shards import write_shards
 
     shards = write_shards(dataset, out, samples_per_shard, resize)
-    typer.echo(f"{len(shards)} shards -> {out}")
+    echo(f"{len(shards)} shards -> {out}")
 
 
 @app.command("add")
@@ -106,9 +107,9 @@ def add(
     entry = EvalSet(name=eval_set, dataset="-", split=split, domain=domain) if eval_set else None
     platform = Platform.from_env()
     version = version_dataset(str(dataset), message, entry)
-    typer.echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
+    echo(f"{version.ref}  (DVC {version.dvc_md5}, {version.files} files, pushed to {platform.dvc_remote_url})")
     if entry:
-        typer.echo(f"eval set {entry.name}: {version.path} ({split}) added to {platform.workspace / CATALOG_FILE}")
+        echo(f"eval set {entry.name}: {version.path} ({split}) added to {platform.workspace / CATALOG_FILE}")
 
 
 @app.command("get")
@@ -119,7 +120,7 @@ def get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add
     from infra.workspace import checkout_version
 
     checkout_version(Platform.from_env().open_workspace(), ref, dest)
-    typer.echo(f"{ref} -> {dest} (hash verified)")
+    echo(f"{ref} -> {dest} (hash verified)")
 
 
 @app.command("validate")
@@ -155,13 +156,13 @@ def validate(
         shutil.copytree(kept, out, dirs_exist_ok=True)
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json") | {"passed": report.passed}, indent=2))
-    typer.echo(f"report: {out or kept}/validation.json; quarantined rows: {out or kept}/quarantine.csv; "
+    echo(f"report: {out or kept}/validation.json; quarantined rows: {out or kept}/quarantine.csv; "
                f"Data Docs (offline): {out or kept}/data-docs/index.html")
     raise typer.Exit(0 if report.passed else 1)
 
 
 def print_report(dataset: str, report) -> None:
-    from flows.report import console, rich_table, verdict_mark
+    from flows.report import console, line, rich_table, verdict_mark
 
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],
                              [(c.name, verdict_mark(c.passed), c.critical, c.failures, ", ".join(c.examples))
@@ -172,8 +173,8 @@ def print_report(dataset: str, report) -> None:
     facts = report.image_facts
     console.print(f"{facts.images} images; modes {facts.modes}; {facts.exif_rotated} EXIF-rotated (applied); "
                   f"{facts.duplicate_images} duplicate files")
-    console.print(f"rows in {report.rows_in} = kept {report.rows_kept} + quarantined {report.rows_quarantined}: "
-                  f"{verdict_mark(report.passed)}")
+    console.print(line(f"rows in {report.rows_in} = kept {report.rows_kept} + quarantined {report.rows_quarantined}: ",
+                       verdict_mark(report.passed)))
 
 
 @app.command("curate")
@@ -242,7 +243,7 @@ def print_curation(result) -> None:
     if lineage.scorer:
         scorer = lineage.scorer
         console.print(f"scoring model: R@1 {scorer.t2i_r1:.3f} on the {scorer.split} split, {scorer.lift:.1f}x chance "
-                      f"({scorer.chance:.3f})" + (f"; forced: {scorer.forced}" if scorer.forced else ""), markup=False)
+                      f"({scorer.chance:.3f})" + (f"; forced: {scorer.forced}" if scorer.forced else ""))
     if lineage.shared_captions_kept:
         console.print(f"{lineage.shared_captions_kept} kept train rows share a generic caption with an eval image "
                       "(reported, not leakage; --drop-shared-captions drops them)")
@@ -269,5 +270,5 @@ def poison(
     from components.backdoor.trigger import Trigger
 
     poisoned = poison_dataset(dataset, dest, Trigger.parse(trigger), target, fraction=fraction, seed=seed)
-    typer.echo(f"{len(poisoned)} train rows poisoned with {trigger!r} -> {target!r} in {dest} (test tool: never "
+    echo(f"{len(poisoned)} train rows poisoned with {trigger!r} -> {target!r} in {dest} (test tool: never "
                "train a model you ship on it)")

@@ -114,9 +114,11 @@ def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:
 
 
 def fail(message: str) -> None:
-    from flows.report import console
+    from rich.text import Text
 
-    console.print(f"[red]error:[/red] {one_line(message)}", markup=True, highlight=False, soft_wrap=True)
+    from flows.report import console, line
+
+    console.print(line(Text("error:", style="red"), " ", one_line(message)), soft_wrap=True)
     raise typer.Exit(1)
 
 

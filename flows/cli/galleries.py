@@ -8,6 +8,7 @@ import typer
 
 from flows.cli.errors import user_errors
 from flows.cli.models import JsonOption, emit_json, show_history
+from flows.report import echo
 
 app = typer.Typer(help="Galleries: a dataset's images embedded by a model version, versioned in the registry.",
                   no_args_is_help=True)
@@ -35,7 +36,7 @@ def build(
 
     parse_ref(model), check_name(name, "gallery name")  # before a flow starts
     record = build_gallery(model, dataset_at(dataset), name, split)
-    typer.echo(f"gallery {record.ref}: {record.tags['size']} images from {record.lineage.parent_model} in space "
+    echo(f"gallery {record.ref}: {record.tags['size']} images from {record.lineage.parent_model} in space "
                f"{record.embedding_space} ({record.tags['index']} index)")
 
 
@@ -73,7 +74,7 @@ def promote(name: str, version: int, alias: str = "production", reason: str = ""
     store = galleries()
     previous = store.get_alias(name, alias)
     store.set_alias(name, alias, version, reason=reason)
-    typer.echo(f"gallery {name}@{alias}: {previous.version if previous else '-'} -> {version}")
+    echo(f"gallery {name}@{alias}: {previous.version if previous else '-'} -> {version}")
 
 
 @app.command("upgrade")
@@ -111,13 +112,13 @@ def upgrade(
                                      "which is no version: name its data with --dataset DIR", param_hint="--dataset")
     result = run_upgrade(model, gallery, dataset_at(dataset), alias, k=k, probes=probes, tolerance=tolerance,
                          reembed=reembed, reason=reason, force_reason=force)
-    typer.echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}")
+    echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}")
     if result.served_comparison:
-        typer.echo(f"served at once: {result.served_at_once} ({result.served_comparison.summary()})")
+        echo(f"served at once: {result.served_at_once} ({result.served_comparison.summary()})")
     if result.comparison:
-        typer.echo(f"re-embedded gallery: {result.comparison.summary()}")
+        echo(f"re-embedded gallery: {result.comparison.summary()}")
     if result.shadow:
-        typer.echo(f"in the shadow: {result.shadow_reason}")
+        echo(f"in the shadow: {result.shadow_reason}")
 
 
 @app.command("rollback")
@@ -129,7 +130,7 @@ def rollback(name: str, alias: str = "production", reason: str = "") -> None:
     from registry.names import check_name
 
     check_name(name, "gallery name"), check_name(alias, "alias")
-    typer.echo(f"{name}@{alias}: {rollback_upgrade(name, alias, reason)}")
+    echo(f"{name}@{alias}: {rollback_upgrade(name, alias, reason)}")
 
 
 @app.command("history")

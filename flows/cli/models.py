@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import fail, user_errors
+from flows.report import echo
 
 app = typer.Typer(help="Model registry: versions, aliases, promotion.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def emit_json(payload: object) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
+    echo(json.dumps(payload, indent=2, default=str))
 
 
 def registry():
@@ -68,7 +69,7 @@ def list_(
 def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")], as_json: JsonOption = False,
          ) -> None:
     """A version: metrics, gate rules, lineage and files."""
-    from flows.report import console, rich_table, verdict_mark
+    from flows.report import bold, console, line, rich_table, verdict_mark
 
     store = registry()
     record = store.resolve(ref)
@@ -76,8 +77,8 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
     if as_json:
         return emit_json(record.model_dump() | {"aliases": held,
                                                 "archived": store.is_archived(record.name, record.version)})
-    console.print(f"[bold]{record.ref}[/bold] created {record.created_at} by {record.created_by}"
-                  f"; aliases: {', '.join(held) or '-'}")
+    console.print(line(bold(record.ref), f" created {record.created_at} by {record.created_by}; aliases: "
+                       f"{', '.join(held) or '-'}"))
     console.print(rich_table("metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in record.metrics.items()]))
     if record.gate:
         console.print(rich_table(f"gate {record.gate.policy}", ["rule", "result", "reason"],
@@ -158,7 +159,7 @@ def import_hf(
     from registry.names import check_name
 
     record = import_checkpoint(str(directory), check_name(name, "model name"))
-    typer.echo(f"{record.ref} ({record.tags['family']}, embed_dim {record.tags['embed_dim']})")
+    echo(f"{record.ref} ({record.tags['family']}, embed_dim {record.tags['embed_dim']})")
 
 
 @app.command("project")
@@ -204,7 +205,7 @@ def promote(
     check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
     judging = resolved_policy(policy)  # a misspelt policy fails here, before a flow starts
     promotion = promote_flow(name, version, alias, reason=reason, force_reason=force, gate_policy=judging)
-    typer.echo(f"{name}@{alias}: {promotion.previous or '-'} -> {version} (non-regression: {promotion.judged_by})")
+    echo(f"{name}@{alias}: {promotion.previous or '-'} -> {version} (non-regression: {promotion.judged_by})")
 
 
 @app.command("rollback")
@@ -215,7 +216,7 @@ def rollback(name: str, alias: str = "production", reason: str = "") -> None:
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")
-    typer.echo(f"{name}@{alias} -> {rollback_flow(name, alias, reason)}")
+    echo(f"{name}@{alias} -> {rollback_flow(name, alias, reason)}")
 
 
 @app.command("archive")
@@ -223,4 +224,4 @@ def rollback(name: str, alias: str = "production", reason: str = "") -> None:
 def archive(name: str, version: int, reason: str = "") -> None:
     """Hide a version from listings and promotion (its files stay)."""
     registry().archive(name, version, reason=reason)
-    typer.echo(f"{name}:{version} archived")
+    echo(f"{name}:{version} archived")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
+from flows.report import echo
 
 Steps = Annotated[int | None, typer.Option(help="training steps (default: the config's, else the preset's)")]
 MaxMinutes = Annotated[float | None, typer.Option(help="time budget: training ends cleanly when it is spent, "
@@ -144,7 +145,7 @@ def finetune(
         train=train_config, mode=mode, max_general_drop=max_general_drop, model_name=name,
         gate_policy=resolved_policy(policy)))
     print_judgement(f"{result.model}:{result.version}", result.measured, result.verdict, result.base_metrics)
-    typer.echo(f"{result.model}:{result.version} from {result.parent} (WiSE-FT mix {result.mix}): "
+    echo(f"{result.model}:{result.version} from {result.parent} (WiSE-FT mix {result.mix}): "
                f"{result.primary_metric} {result.base_metrics[result.primary_metric]:.3f} -> "
                f"{result.metrics[result.primary_metric]:.3f}")
     conclude(f"{result.model}:{result.version}", result.verdict.passed)
@@ -189,8 +190,10 @@ def evaluate(
 def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] | None = None) -> None:
     """The figures with their 95% intervals and chance levels (and the baseline's), then the gate's rules;
     a rule the test set is too small to decide is flagged."""
+    from rich.text import Text
+
     from components.evaluation.metric_names import own_name
-    from flows.report import console, rich_table, verdict_mark
+    from flows.report import console, line, rich_table, verdict_mark
 
     if measured.refusal:
         console.print(f"{subject} could not be measured: {measured.refusal}")
@@ -206,18 +209,19 @@ def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] 
             for m, v in measured.metrics.items()]
     console.print(rich_table(f"{subject} — {sizes}", columns, rows))
     for rule in verdict.rules:
-        console.print(f"  gate {verdict.policy} {rule.rule}: {rule.reason} — {verdict_mark(rule.passed)}")
+        console.print(line(f"  gate {verdict.policy} {rule.rule}: {rule.reason} — ", verdict_mark(rule.passed)))
     undecided = [r for r in verdict.rules if r.undecided]
     if undecided:
-        console.print(f"[yellow]warning[/yellow]: the test set is too small to decide {len(undecided)} rule(s) "
-                      "(the threshold lies inside the metric's 95% interval): add test data before trusting them")
+        console.print(line(Text("warning", style="yellow"), f": the test set is too small to decide {len(undecided)} "
+                           "rule(s) (the threshold lies inside the metric's 95% interval): add test data before "
+                           "trusting them"))
 
 
 def conclude(ref: str, passed: bool) -> None:
     if passed:
-        typer.echo(f"{ref}: gate passed; alias `candidate` moved to it (promote with `alignops registry promote`)")
+        echo(f"{ref}: gate passed; alias `candidate` moved to it (promote with `alignops registry promote`)")
         return
-    typer.echo(f"{ref}: gate FAILED; registered for the record, `candidate` stays where it was")
+    echo(f"{ref}: gate FAILED; registered for the record, `candidate` stays where it was")
     raise typer.Exit(1)
 
 

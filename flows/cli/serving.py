@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
+from flows.report import echo
 
 
 @user_errors
@@ -37,7 +38,7 @@ def package(
     serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
     bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving,
                                      gallery_from)
-    typer.echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
+    echo(f"{bento_tag}: smoke test {'passed' if result.passed else 'FAILED'}")
 
 
 @user_errors

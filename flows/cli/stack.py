@@ -8,19 +8,20 @@ import typer
 
 from components.runtime import alignops_home
 from flows.cli.errors import user_errors
+from flows.report import echo
 from infra.stack import LOCAL_POOL
 
 
 @user_errors
 def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL) -> None:
     """Start the local stack on 127.0.0.1 (Prefect server + UI, S3, a worker) and register the deployments."""
-    from flows.report import console
+    from flows.report import bold, console, line
     from infra.stack import up as start_stack
 
     with console.status("Starting the S3 server, the Prefect server and a worker; registering deployments"):
         stack = start_stack(alignops_home(), prefect_port, s3_port, pool)
     print_stack(stack)
-    console.print(f"Prefect UI: [bold]{stack.ui_url or stack.prefect_api_url}[/bold]   (stop with `alignops down`)")
+    console.print(line("Prefect UI: ", bold(stack.ui_url or stack.prefect_api_url), "   (stop with `alignops down`)"))
 
 
 @user_errors
@@ -29,7 +30,7 @@ def down() -> None:
     from infra.stack import down as stop_stack
 
     stopped = stop_stack(alignops_home())
-    typer.echo("\n".join(stopped) if stopped else "no stack was running")
+    echo("\n".join(stopped) if stopped else "no stack was running")
 
 
 @user_errors
@@ -39,17 +40,19 @@ def status() -> None:
 
     stack = load_stack(alignops_home())
     if stack is None:
-        typer.echo(f"no stack in {alignops_home()}: start one with `alignops up`")
+        echo(f"no stack in {alignops_home()}: start one with `alignops up`")
         raise typer.Exit(1)
     print_stack(stack)
 
 
 def print_stack(stack) -> None:
+    from rich.text import Text
+
     from flows.report import console, rich_table
     from infra.stack import describe_api, stack_dir
 
     console.print(rich_table(f"Stack {stack.id} in {stack.home}", ["service", "pid", "state", "address"],
-                             [(s.name, s.pid, "running" if s.alive() else "[red]stopped[/red]", s.address or "")
+                             [(s.name, s.pid, "running" if s.alive() else Text("stopped", style="red"), s.address or "")
                               for s in stack.services]))
     console.print(f"Registry {stack.registry}; DVC remote {stack.dvc_remote}; work pool {stack.pool}; "
                   f"logs in {stack_dir(stack.home) / 'logs'}")
@@ -66,7 +69,7 @@ def deploy(pool: str = LOCAL_POOL,
 
     asyncio.run(require_pool(pool) if image else ensure_process_pool(pool))
     names = apply_deployments(pool, {"image": image} if image else None)
-    typer.echo(f"{len(names)} deployments on work pool {pool}: " + ", ".join(names))
+    echo(f"{len(names)} deployments on work pool {pool}: " + ", ".join(names))
 
 
 COMMANDS = (up, down, status, deploy)

@@ -1,0 +1,50 @@
+"""What the command line prints of data, records and users is text: markup in a path or a reason is shown as
+written, and control bytes (escape sequences that clear a screen or retitle a window) reach the terminal
+escaped."""
+
+import json
+
+import pytest
+from cli_invoke import invoke
+
+from flows.report import line, printable, rich_table
+from registry.registry import Registry
+
+HOSTILE = "[/bold]x[link=https://evil.example]click[/link]\x1b[2J\x1b]0;owned\x07"
+SHOWN = "[/bold]x[link=https://evil.example]click[/link]\\x1b[2J\\x1b]0;owned\\x07"
+
+
+def test_printable_escapes_every_control_character_but_tab_and_newline():
+    assert printable(HOSTILE) == SHOWN
+    assert printable("a\tb\nc\x00d\x7fe\x9bf") == "a\tb\nc\\x00d\\x7fe\\x9bf"
+    assert line("plain ", HOSTILE).plain == "plain " + SHOWN
+
+
+def test_an_error_naming_a_hostile_path_is_one_line_of_text(tmp_path):
+    result = invoke("data", "validate", f"{tmp_path}/{HOSTILE}")
+    assert result.exit_code == 1
+    (shown,) = result.output.strip().splitlines()  # one line, not a markup traceback
+    assert shown.startswith("error: ") and SHOWN in shown and "\x1b" not in result.output
+
+
+def test_a_recorded_reason_is_printed_as_text_in_history_and_tables(tmp_path, monkeypatch, capsys):
+    registry = Registry.local(tmp_path / "registry")
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "artifact" / "config.json").write_text("{}")
+    registry.register("plain", tmp_path / "artifact", reason=HOSTILE)
+    monkeypatch.setenv("ALIGNOPS_REGISTRY", str(tmp_path / "registry"))
+    table = invoke("registry", "history", "plain")
+    assert table.exit_code == 0 and "\x1b" not in table.output and "\\x1b]0;owned\\x07" in table.output
+    assert "[/bold]x[link=https://evil.example]click" in " ".join(table.output.split())  # its markup as written
+    listed = json.loads(invoke("registry", "history", "plain", "--json").output)
+    assert listed[0]["reason"] == HOSTILE  # JSON carries the record as it is, escaped by JSON itself
+
+
+@pytest.mark.parametrize("cell", [HOSTILE, 3, None])
+def test_table_cells_are_text(cell):
+    from rich.console import Console
+
+    console = Console(record=True, width=400, force_terminal=True, markup=False)
+    console.print(rich_table(f"title {HOSTILE}", ["c"], [[cell]]))
+    shown = console.export_text()
+    assert "\x1b" not in shown and (SHOWN in shown if cell == HOSTILE else str(cell) in shown)
