@@ -2,7 +2,8 @@
 
 What is printed comes from data, records and users, so it is printed as text: the console parses no markup
 (a path holding `[/bold]` or `[link=…]` is shown as it is), every control character is shown escaped (`\x1b`:
-no escape sequence reaches the terminal), and style is given only to words of our own, as `Text`."""
+no escape sequence reaches the terminal), credentials are masked, and style is given only to words of our
+own, as `Text`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from components.secrets import redact
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline, C1 included
 
@@ -30,8 +33,9 @@ console = PlainConsole(markup=False, highlight=False)
 
 
 def printable(value: object) -> str:
-    """`value` as text with its control characters escaped (`\x1b`, `\x07`…)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    """`value` as text: credentials masked (URL user-info, secret variables) and control characters escaped
+    (`\x1b`, `\x07`…)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(str(value)))
 
 
 def line(*parts: object) -> Text:

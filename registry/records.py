@@ -14,6 +14,9 @@ from registry.names import check_name, parse_ref
 # Names that become path segments or keys, checked whenever a record is made or read.
 ModelName = Annotated[str, AfterValidator(lambda value: check_name(value, "model name"))]
 AliasName = Annotated[str, AfterValidator(lambda value: check_name(value, "alias"))]
+VersionNumber = Annotated[int, Field(ge=1, le=999_999_999)]  # as many digits as a `name:N` reference allows
+EVENT_KEY = r"^[0-9]{8}T[0-9]{12}Z-[A-Za-z0-9_-]{1,64}\.json$"  # `<time>-<suffix>.json`, one segment
+MAX_HISTORY = 100_000  # earlier holders an alias record may list
 
 
 def utcnow() -> str:
@@ -156,19 +159,19 @@ class AliasRecord(BaseModel):
     The record carries the audit event of the move that set it (`event`, to be stored at `event_key`), so a
     move and its audit record are one write: an event a crash kept from the log is restored from here."""
 
-    alias: str
-    version: int
+    alias: AliasName
+    version: VersionNumber
     set_at: str
     set_by: str
     reason: str = ""
-    history: list[int] = Field(default_factory=list)
-    event_key: str | None = None
+    history: list[VersionNumber] = Field(default_factory=list, max_length=MAX_HISTORY)
+    event_key: str | None = Field(None, pattern=EVENT_KEY, description="one key under the model's events/")
     event: Event | None = None
     # A gallery's alias may name the query model it serves with (`name:version`): the pair moves in this
     # one write, so no reader ever sees a gallery with a model of another space. `paired_history` holds
     # the earlier holders' models, aligned with `history`.
     paired_model: str | None = None
-    paired_history: list[str | None] = Field(default_factory=list)
+    paired_history: list[str | None] = Field(default_factory=list, max_length=MAX_HISTORY)
 
     @model_validator(mode="after")
     def _aligned(self) -> AliasRecord:
@@ -195,7 +198,7 @@ class Event(BaseModel):
 
     event: EventKind
     model: ModelName
-    version: int | None = None
+    version: VersionNumber | None = None
     alias: AliasName | None = None
     actor: str
     at: str = Field(default_factory=utcnow)

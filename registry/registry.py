@@ -270,7 +270,12 @@ class Registry:
             data, etag = self.store.get_bytes(f"{self.kind}/{name}/aliases/{alias}.json")
         except KeyNotFound:
             return None, None
-        return AliasRecord.model_validate_json(data), etag
+        try:
+            return AliasRecord.model_validate_json(data), etag
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+            raise TamperedRecord(f"{name}@{alias} has an invalid alias record ({problems}): it was altered outside "
+                                 "the registry; nothing was written") from None
 
     def aliases_of(self, record: VersionRecord) -> list[str]:
         """The aliases that point at this version, sorted."""
@@ -464,7 +469,8 @@ class Registry:
                 self._log(event, _event_key(event, f"{REGISTERED}-{match.group(1)}"))
             elif key.startswith(f"{self.kind}/{name}/aliases/") and key.endswith(".json"):
                 record, _ = self._read_alias(name, Path(key).stem)
-                if record and record.event and record.event_key and record.event_key not in events:
+                ours = record and record.event and record.event.model == name  # never another model's log
+                if ours and record.event_key and record.event_key not in events:
                     self._log(record.event.model_copy(update={"details": {**record.event.details,
                                                                            "recovered": True}}), record.event_key)
 

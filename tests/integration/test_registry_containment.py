@@ -76,3 +76,41 @@ def test_names_full_match_everywhere(registry, artifact, name):
         Event(event="registered", model=name, actor="me")
     with pytest.raises(ValueError):
         Event(event="alias_set", model="ok", alias=name, actor="me")
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("event_key", "../../victim/archived/1.json", "event_key: String should match pattern"),
+    ("history", [-1], "history.0: Input should be greater than or equal to 1"),
+    ("history", [10**30], "history.0: Input should be less than or equal to 999999999"),
+    ("version", 0, "version: Input should be greater than or equal to 1"),
+])
+def test_a_tampered_alias_record_is_refused_and_writes_nothing(registry, artifact, field, value, problem):
+    """An alias record rewritten by whoever can write the bucket: its event key once became a store key
+    unchecked, and the history of another model's alias gained an `archived` marker over its production
+    version. Now the record is refused when read, and the victim is untouched."""
+    for name in ("victim", "m"):
+        registry.register(name, artifact)
+        registry.set_alias(name, "production", 1)
+    key = "models/m/aliases/production.json"
+    record = json.loads(registry.store.get_bytes(key)[0])
+    record[field] = value
+    record["event"]["model"] = "victim"
+    registry.store.put_bytes(key, json.dumps(record).encode())
+    with pytest.raises(TamperedRecord, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        registry.events("m")
+    assert [v.version for v in registry.list_versions("victim")] == [1]
+    assert not any("archived" in k for k in registry.store.list_keys("models/victim/"))
+
+
+def test_an_alias_record_never_restores_its_event_into_another_models_log(registry, artifact):
+    for name in ("victim", "m"):
+        registry.register(name, artifact)
+    registry.set_alias("m", "production", 1)
+    key = "models/m/aliases/production.json"
+    record = json.loads(registry.store.get_bytes(key)[0])
+    record["event"]["model"], record["event_key"] = "victim", "20260101T000000000000Z-planted.json"
+    registry.store.put_bytes(key, json.dumps(record).encode())
+    before = registry.events("victim")
+    registry.events("m")  # reconciles m's log: the planted event belongs to no log it may write
+    assert registry.events("victim") == before
+    assert not any("planted" in k for k in registry.store.list_keys("models/"))

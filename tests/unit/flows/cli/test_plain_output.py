@@ -48,3 +48,9 @@ def test_table_cells_are_text(cell):
     console.print(rich_table(f"title {HOSTILE}", ["c"], [[cell]]))
     shown = console.export_text()
     assert "\x1b" not in shown and (SHOWN in shown if cell == HOSTILE else str(cell) in shown)
+
+
+def test_credentials_are_masked_wherever_a_line_is_printed(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret")
+    shown = printable("pushed to s3://AKIA:wJalrXUtnFEMI-secret@bucket/dvc and https://user:pw@host/x")
+    assert shown == "pushed to s3://***@bucket/dvc and https://***@host/x"
