@@ -29,6 +29,7 @@ from flows.evaluate import model_dir, model_record
 from flows.report import markdown_table
 from flows.settings import Platform, code_revision
 from flows.validate_data import validate_data
+from infra.catalog import read_catalog
 from infra.workspace import DatasetVersion
 
 LINEAGE_DIR = "curation"  # inside the curated dataset: lineage.json and dropped.parquet
@@ -72,16 +73,18 @@ class Curation(BaseModel):
 def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules(),  # noqa: B008 - form default
            *, name: str = "", against: list[DatasetRef] | None = None,
            validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
-           force_reason: str | None = None) -> Curation:
+           force_reason: str | None = None, replace_existing: bool = False) -> Curation:
     """`dataset` is validated first (its quarantined rows are counted under `quarantined`); `model` is
     `name:N`, `name@alias` or an artifact directory; the result is written to the workspace folder `name`
     (default: the dataset's name + `-curated`) and versioned there, a new version of it on each run. Rules
     that trust the model's embeddings (scores, embedding duplicates) are refused when the model's own R@1 on
-    the dataset's held-out split is under `rules.min_scorer_lift` times chance, unless `force_reason`."""
+    the dataset's held-out split is under `rules.min_scorer_lift` times chance, unless `force_reason`. A folder
+    holding a version curation did not make (a catalog eval set among them) is replaced only with
+    `replace_existing`."""
     dataset, against = on_this_machine(dataset), [on_this_machine(ref) for ref in against or []]
     platform = Platform.from_env()
     target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
-    replaceable(platform, target)  # before the work starts
+    replaceable(platform, target, replace_existing)  # before the work starts
     check_sizes((Path(dataset.path), *(Path(ref.path) for ref in against)), rules.max_rows)
     registry = platform.registry()
     record = model_record(registry, model)  # a misspelt model fails before validation
@@ -131,12 +134,22 @@ def checked_scorer(artifact_dir: str, validated: ValidatedDataset, rules: Curati
     return check
 
 
-def replaceable(platform: Platform, target: Path) -> None:
+def replaceable(platform: Platform, target: Path, replace_existing: bool = False) -> None:
     """A folder may take a new curated version only when it holds a committed version (the earlier one stays
-    reachable as PATH@REV); anything else there would be lost."""
-    if target.exists() and not platform.dataset_ref(target).versioned:
+    reachable as PATH@REV; anything else there would be lost) that an earlier curation made: another dataset
+    there, a catalog eval set above all (the weekly re-evaluation would measure curated training rows), is
+    replaced only on purpose (`replace_existing`)."""
+    if not target.exists():
+        return
+    if not platform.dataset_ref(target).versioned:
         raise FileExistsError(f"{target} exists and is not a committed dataset version: curating into it would "
                               "lose it; give another --name")
+    eval_sets = [e.name for e in read_catalog(platform.workspace) if platform.workspace / e.dataset == target]
+    if replace_existing or (not eval_sets and (target / LINEAGE_DIR / "lineage.json").is_file()):
+        return
+    what = f"catalog eval set {', '.join(eval_sets)}" if eval_sets else "a dataset version curation did not make"
+    raise FileExistsError(f"{target} holds {what}: curating into it would replace it with curated training rows; "
+                          "give another --name, or pass --replace-existing to replace it on purpose")
 
 
 def write_version(source: Path, result: CurationResult, lineage: CurationLineage, target: Path) -> Path:

@@ -199,6 +199,8 @@ def curate(
                                                             "image shares; default: kept and reported")] = False,
     force: Annotated[str | None, typer.Option(help="filter by a scoring model near chance anyway: the reason, "
                                                    "recorded")] = None,
+    replace_existing: Annotated[bool, typer.Option(help="replace a --name folder that holds another dataset "
+                                                        "version (an eval set too) on purpose")] = False,
 ) -> None:
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
@@ -219,7 +221,8 @@ def curate(
     from flows.curate import curate as curate_flow
 
     guarded = [eval_set_at(spec) for spec in against or []]
-    result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded, force_reason=force)
+    result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded, force_reason=force,
+                         replace_existing=replace_existing)
     print_curation(result)
 
 

@@ -102,6 +102,12 @@ def test_cli_curates_against_a_catalog_eval_set_and_refuses_to_overwrite(prefect
     table = dict(re.findall(r"│ (\w[\w ]*?) +│ (\d+) +│", result.output))
     assert table["leakage"] == str(train_rows) and table["rows in"] == str(lineage["rows_in"])
 
+    before = dataset_version(workspace, "evalsets/held-out")
+    onto_eval_set = invoke("data", "curate", str(source), "--model", str(tiny_artifact), "--name", "evalsets/held-out")
+    assert onto_eval_set.exit_code == 1 and "holds catalog eval set held_out" in onto_eval_set.output
+    assert "--replace-existing" in onto_eval_set.output
+    assert dataset_version(workspace, "evalsets/held-out") == before and read_manifest(evalset).equals(frame)
+
     (workspace / "not-a-version").mkdir()
     refused = invoke("data", "curate", str(source), "--model", str(tiny_artifact), "--name", "not-a-version")
     assert refused.exit_code == 1 and "is not a committed dataset version" in refused.output
