@@ -11,17 +11,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from components.runtime import configure_environment
 from flows.cli import audits, data, galleries, models, runs, serving, stack
-from flows.cli.errors import DEBUG, tidy_the_terminal
-from flows.cli.signals import unwind_on_sigterm
+from flows.cli.errors import DEBUG
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -41,11 +36,6 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on
          verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's start-up and bookkeeping "
                                                                  "lines")] = False,
          ) -> None:
-    from infra.stack import use_running_stack
-
-    DEBUG["on"] = debug
-    unwind_on_sigterm()  # so what a command started (Prefect's temporary server, bentoml serve) stops with it
-    use_running_stack(configure_environment())  # commands talk to the local stack while it runs
-    # bentoml build runs `uv`, installed beside this interpreter.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    tidy_the_terminal(tracebacks=debug, chatter=debug or verbose)
+    # Only flags here: the state directory is prepared when a command starts (`user_errors`), after its
+    # arguments parsed, so `--help` and an argument error write nothing.
+    DEBUG["on"], DEBUG["verbose"] = debug, verbose

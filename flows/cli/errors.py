@@ -17,9 +17,10 @@ from pathlib import Path
 import click
 import typer
 
-from components.runtime import Settings, alignops_home
+from components.runtime import Settings, alignops_home, configure_environment
 from components.secrets import redact
-from infra.stack import StackError
+from flows.cli.signals import unwind_on_sigterm
+from infra.stack import StackError, use_running_stack
 from infra.workspace import VersioningError
 from registry.names import InvalidName
 from registry.registry import RegistryError
@@ -29,7 +30,7 @@ from registry.registry import RegistryError
 USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, FileExistsError,
                StackError)
 MAX_ERROR_CHARS = 400
-DEBUG = {"on": False}  # set by `alignops --debug`
+DEBUG = {"on": False, "verbose": False}  # set by `alignops --debug` and `--verbose`
 
 
 def error_log() -> Path:
@@ -122,12 +123,23 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def prepare_the_process() -> None:
+    """What every command needs once its arguments are parsed: the state directory and the tools' homes in it,
+    the local stack when one runs, signals that stop what the command starts, a quiet terminal."""
+    unwind_on_sigterm()  # so what a command started (Prefect's temporary server, bentoml serve) stops with it
+    use_running_stack(configure_environment())  # commands talk to the local stack while it runs
+    # bentoml build runs `uv`, installed beside this interpreter.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    tidy_the_terminal(tracebacks=DEBUG["on"], chatter=DEBUG["on"] or DEBUG["verbose"])
+
+
 def user_errors(command: Callable) -> Callable:
     """Every failure is one line on the terminal and exit code 1; the traceback goes to the log file (or
     to the terminal with --debug). Usage errors stay typer's (exit code 2)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
+            prepare_the_process()
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise

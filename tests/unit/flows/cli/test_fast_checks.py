@@ -1,9 +1,13 @@
 """A mistyped argument is answered before the heavy libraries load: no torch, no Prefect, no flow."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).parents[4]
 
 PROBE = """
 import sys
@@ -31,3 +35,15 @@ def test_bad_arguments_fail_before_heavy_imports(args, message):
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120)
     code, output = done.stdout.split(" ", 1)
     assert code == "1" and output.startswith("[] ") and message in output, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["registry", "--help"], ["train", "--bogus"],
+                                  ["data", "validate"]])
+def test_help_and_usage_errors_write_nothing(args, tmp_path):
+    """The state directory is prepared when a command starts, after its arguments parse."""
+    env = {key: value for key, value in os.environ.items() if key != "ALIGNOPS_HOME"}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", "from flows.cli import app; app()", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 2), done.stderr[-500:]  # 2: a usage error
+    assert list(tmp_path.iterdir()) == []
