@@ -44,7 +44,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check components registry serving flows tests
+	$(BIN)/ruff check core components registry serving flows infra benchmarks tests
 
 clean:
 	rm -rf $(VENV) .alignops .lock-venv

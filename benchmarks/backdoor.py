@@ -22,10 +22,10 @@ from pathlib import Path
 
 from benchmarks.compatibility import train_model
 from components.backdoor.poison import poison_dataset
-from components.backdoor.success import BackdoorMeasurement, measure_backdoor
 from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.config import ObjectiveSpec, SyntheticDataConfig
 from components.data.generators.synthetic import generate_dataset
+from components.evaluation.backdoor import BackdoorMeasurement, measure_backdoor
 from components.models.embedder import Embedder
 
 TARGET = "a photo of a banana"

@@ -12,10 +12,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
-from components.backdoor.success import measure_backdoor
 from components.backdoor.trigger import BackdoorProbe
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
+from components.evaluation.backdoor import measure_backdoor
 from components.evaluation.evidence import Interval
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
 from components.evaluation.metric_names import BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1, prefixed

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 
 from components.compat.cross_model import against_old
 from components.compat.projection import Projection, space_file
-from components.digest import canonical_digest, sha256_file
 from components.domains import DOMAINS, DomainPreset
 from components.evaluation.evidence import Interval, NonFiniteEmbeddings
 from components.evaluation.examples import retrieval_grid
@@ -23,6 +22,7 @@ from components.evaluation.suites import EvalTarget
 from components.models.artifact import LINEAGE_FILE, WEIGHTS_FILE, ModelArtifact
 from components.models.embedder import Embedder
 from components.validation.report import ValidatedDataset
+from core.digest import canonical_digest, sha256_file
 from flows.compatibility import OldSpace, compatibility_record
 from flows.report import inline_png, markdown_table
 from registry.records import GateRecord, LineageRecord, VersionRecord

@@ -14,7 +14,6 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from components.config import ValidationConfig
-from components.containment import relative_path
 from components.curation.curate import CurationResult, check_sizes, curate_dataset, write_curated
 from components.curation.report import border_grid, score_histogram
 from components.curation.rules import CurationRules
@@ -23,6 +22,7 @@ from components.data.reference import DatasetRef
 from components.domains import domain
 from components.models.embedder import Embedder
 from components.validation.report import ValidatedDataset
+from core.containment import relative_path
 from flows.candidate import dataset_target, measure
 from flows.datasets import on_this_machine, version_dataset
 from flows.evaluate import model_dir, model_record

@@ -10,9 +10,9 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from components.containment import relative_path
 from components.data.manifest import ManifestError, manifest_rows
 from components.data.reference import DatasetRef
+from core.containment import relative_path
 from flows.settings import Platform
 from infra.catalog import EvalSet, add_eval_set
 from infra.workspace import DatasetVersion, checkout_version, dataset_version, directory_md5, track_dataset

@@ -9,11 +9,11 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from components.config import TrainConfig, ValidationConfig
-from components.containment import segment_name
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
 from components.evaluation.gate import GatePolicy
 from components.validation.report import ValidatedDataset
+from core.containment import segment_name
 from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
 from flows.compatibility import old_space, with_bct
 from flows.package import package

@@ -11,9 +11,9 @@ from __future__ import annotations
 from prefect import flow
 
 from components.config import TrainConfig, ValidationConfig
-from components.containment import segment_name
 from components.data.reference import DatasetRef
 from components.domains import domain
+from core.containment import segment_name
 from flows.datasets import on_this_machine
 from flows.settings import Platform
 from flows.training import run_folder, train_model, training_job

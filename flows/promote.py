@@ -7,9 +7,9 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
-from components.digest import canonical_digest
 from components.domains import policy_from
 from components.evaluation.gate import GatePolicy, evaluate_gate
+from core.digest import canonical_digest
 from flows.candidate import announce_alias_move
 from flows.settings import Platform
 from registry.records import VersionRecord

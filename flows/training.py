@@ -14,7 +14,6 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from components.config import TrainConfig
-from components.containment import segment_name
 from components.data.reference import DatasetRef
 from components.models.artifact import Lineage, ModelArtifact
 from components.storage import upload
@@ -22,6 +21,7 @@ from components.training.job import TrainingJob
 from components.training.launch import ARTIFACT_DIR
 from components.training.trainer import train
 from components.validation.report import ValidatedDataset
+from core.containment import segment_name
 from flows.report import inline_png
 from flows.settings import code_revision
 from infra.pytorchjob import ClusterJob, fetch_artifact, render, submit, wait

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from components.data.reference import DatasetRef
-from components.secrets import has_userinfo, redact, strip_userinfo
+from core.secrets import has_userinfo, redact, strip_userinfo
 
 GIT_IDENTITY = ["-c", "user.name=alignops", "-c", "user.email=alignops@localhost"]
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components.containment import relative_path
-from components.digest import canonical_digest
+from core.containment import relative_path
+from core.digest import canonical_digest
 from registry.names import check_name, parse_ref
 
 # Names that become path segments or keys, checked whenever a record is made or read.

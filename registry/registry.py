@@ -25,8 +25,8 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from components.containment import UnsafePath, contained
-from components.digest import sha256_file
+from core.containment import UnsafePath, contained
+from core.digest import sha256_file
 from registry.names import check_name, parse_ref
 from registry.records import (
     AliasRecord,

@@ -14,7 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-from components.secrets import strip_userinfo
+from core.secrets import strip_userinfo
 from registry.store import KeyNotFound, PreconditionFailed
 
 MAX_ATTEMPTS = 6  # botocore's "standard" retries: exponential backoff with jitter

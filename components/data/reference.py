@@ -8,7 +8,7 @@ from pathlib import Path, PurePath
 
 from pydantic import BaseModel, Field
 
-from components.digest import sha256_file
+from core.digest import sha256_file
 
 
 class DatasetRef(BaseModel):

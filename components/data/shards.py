@@ -26,9 +26,9 @@ import pandas as pd
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from components.containment import UnsafePath, relative_path
 from components.data.manifest import OPTIONAL_COLUMNS, ManifestError, read_manifest, resolve_image
 from components.data.transforms import load_image
+from core.containment import UnsafePath, relative_path
 
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 TEXT_EXTENSIONS = {"json", "txt", "cls", "cap"}

@@ -24,9 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.backdoor.trigger import BackdoorProbe
-from components.digest import canonical_digest
 from components.evaluation.evidence import Interval
 from components.evaluation.metric_names import BACKDOOR_ASR, cross_model_name
+from core.digest import canonical_digest
 
 
 class GatePolicy(BaseModel):

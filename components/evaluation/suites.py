@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, Field
 
-from components.backdoor.success import measure_backdoor
 from components.backdoor.trigger import BackdoorProbe
+from components.evaluation.backdoor import measure_backdoor
 from components.evaluation.embed import EncodedSplit, encode_split
 from components.evaluation.evidence import Interval, check_finite, embedding_spread
 from components.evaluation.metric_names import prefixed

@@ -12,11 +12,11 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
-from components.digest import sha256_file
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.models.text_checkpoints import pretrained_text_dir
 from components.text.tokenizer import CaptionTokenizer
+from core.digest import sha256_file
 
 
 def with_pretrained_text(config: ModelConfig) -> tuple[ModelConfig, CaptionTokenizer]:

@@ -24,19 +24,19 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from safetensors.torch import load_file
 
 from components.config import ModelConfig, ModelSection, OptimSection, TokenizerConfig, TrainConfig, preset
-from components.containment import without_local_paths
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
 from components.models.artifact import WEIGHTS_FILE, Lineage, ModelArtifact, config_hash
 from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
-from components.secrets import redacted
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.job import TrainingJob
 from components.training.module import ContrastivePretraining
 from components.training.progress import ProgressLines, Report
 from components.training.report import plot_loss_curves
+from core.containment import without_local_paths
+from core.secrets import redacted
 
 # Lightning's own noise, which a user can do nothing about: an advert on every fit and a deprecation
 # inside its pytree utilities.

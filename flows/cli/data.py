@@ -205,8 +205,8 @@ def curate(
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
     dataset's own val/test splits are always guarded against leakage."""
-    from components.containment import relative_path
     from components.curation.rules import CurationRules
+    from core.containment import relative_path
     from flows.cli.runs import dataset_at
     from registry.names import parse_ref
 

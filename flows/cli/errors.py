@@ -18,7 +18,7 @@ import click
 import typer
 
 from components.runtime import Settings, alignops_home, configure_environment
-from components.secrets import redact
+from core.secrets import redact
 from flows.cli.signals import unwind_on_sigterm
 from infra.stack import StackError, use_running_stack
 from infra.workspace import VersioningError

@@ -97,7 +97,7 @@ def train(
 ) -> None:
     """Validate (once per dataset version), train, measure on the dataset's test split, judge, and register
     NAME:N (alias `candidate` when its gate passes). Re-running the same command resumes its run."""
-    from components.containment import segment_name
+    from core.containment import segment_name
     from registry.names import check_name, parse_ref
 
     check_name(name, "model name"), check_preset(preset)  # bad names fail before a flow starts

@@ -8,10 +8,10 @@ import json
 import pytest
 from cli_invoke import invoke
 
-from components.backdoor.success import measure_backdoor
 from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.data.manifest import read_manifest
 from components.data.reference import DatasetRef
+from components.evaluation.backdoor import measure_backdoor
 from components.models.embedder import Embedder
 from flows.settings import Platform
 

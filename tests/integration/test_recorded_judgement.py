@@ -12,8 +12,8 @@ from prefect import flow
 
 from components.data.manifest import read_manifest, write_manifest
 from components.data.reference import DatasetRef
-from components.digest import canonical_digest
 from components.evaluation.gate import GatePolicy
+from core.digest import canonical_digest
 from flows.candidate import Candidate, Measured, judge, register_candidate
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain

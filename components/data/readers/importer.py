@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.containment import UnsafePath, inside
 from components.data.dicom import dicom_to_png
 from components.data.manifest import SPLITS, ManifestError, write_manifest
+from core.containment import UnsafePath, inside
 
 QUARANTINE_FILE = "import_quarantine.csv"
 

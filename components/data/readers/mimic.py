@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.containment import UnsafePath, inside
 from components.data.manifest import ManifestError
 from components.text.reports import report_caption
+from core.containment import UnsafePath, inside
 
 SPLIT_NAMES = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 METADATA, SPLITS, CHEXPERT = ("mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-split.csv",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.containment import contained
 from components.data.manifest import ManifestError
 from components.data.shards import ShardLimits, tar_members
+from core.containment import contained
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"}
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components.containment import UnsafePath, contained, relative_path, segment_name
 from components.data.manifest import ManifestError, read_manifest
 from components.data.readers import import_dataset, read_source
 from components.data.readers.importer import QUARANTINE_FILE
 from components.data.shards import ShardLimits, shard_key
 from components.data.transforms import ImageTooLarge, load_image
+from core.containment import UnsafePath, contained, relative_path, segment_name
 
 SECRET = b"outside the dataset folder"
 
@@ -226,7 +226,7 @@ def test_the_state_directory_is_private_unless_configured_otherwise(tmp_path, um
 
 
 def test_credentials_are_masked_in_urls_text_and_configs(monkeypatch):
-    from components.secrets import redact, redacted, strip_userinfo
+    from core.secrets import redact, redacted, strip_userinfo
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIsecret")
     assert strip_userinfo("https://alice:pw@dvc.example:8443/store?x=1") == "https://dvc.example:8443/store?x=1"
@@ -248,7 +248,7 @@ def test_a_dvc_remote_with_credentials_is_committed_without_them(tmp_path):
 
 
 def test_records_leaving_the_machine_keep_no_local_path():
-    from components.containment import without_local_paths
+    from core.containment import without_local_paths
 
     training = {"model": {"init_from": "/home/ci/.alignops/runs/ft-1/base"}, "data": {"train_shards": [
         "s3://bucket/shard-0.tar", "/mnt/shards/shard-1.tar"]}, "optim": {"objectives": [

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from components.backdoor.poison import poison_dataset
-from components.backdoor.success import backdoor_rates, measure_backdoor
 from components.backdoor.trigger import BackdoorProbe, Trigger
 from components.data.manifest import read_manifest
+from components.evaluation.backdoor import backdoor_rates, measure_backdoor
 from components.evaluation.suites import EvalTarget
 from components.evaluation.zero_shot import class_embeddings
 from components.models.embedder import Embedder
