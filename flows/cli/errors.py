@@ -8,6 +8,7 @@ import logging
 import logging.config
 import os
 import re
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -133,11 +134,20 @@ def prepare_the_process() -> None:
     tidy_the_terminal(tracebacks=DEBUG["on"], chatter=DEBUG["on"] or DEBUG["verbose"])
 
 
+def removed_if_untouched(home: Path) -> bool:
+    """Remove a state directory this command created and wrote no file into (only the tools' empty homes)."""
+    if any(path.is_file() or path.is_symlink() for path in home.rglob("*")):
+        return False
+    shutil.rmtree(home, ignore_errors=True)
+    return True
+
+
 def user_errors(command: Callable) -> Callable:
     """Every failure is one line on the terminal and exit code 1; the traceback goes to the log file (or
     to the terminal with --debug). Usage errors stay typer's (exit code 2)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        fresh = not alignops_home().exists()
         try:
             prepare_the_process()
             return command(*args, **kwargs)
@@ -146,7 +156,8 @@ def user_errors(command: Callable) -> Callable:
         except USER_ERRORS as error:
             if DEBUG["on"]:
                 raise
-            log_traceback(error)
+            if not (fresh and removed_if_untouched(alignops_home())):  # an argument refused: nothing written
+                log_traceback(error)
             fail(str(error))
         except Exception as error:  # noqa: BLE001 - anything else is still one line, with where to look
             if DEBUG["on"]:

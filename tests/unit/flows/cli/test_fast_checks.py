@@ -38,12 +38,14 @@ def test_bad_arguments_fail_before_heavy_imports(args, message):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["registry", "--help"], ["train", "--bogus"],
-                                  ["data", "validate"]])
-def test_help_and_usage_errors_write_nothing(args, tmp_path):
-    """The state directory is prepared when a command starts, after its arguments parse."""
+                                  ["data", "validate"], ["registry", "promote", "Bad Name", "1"],
+                                  ["finetune", "dermatology", "x"]])
+def test_help_and_argument_errors_write_nothing(args, tmp_path):
+    """The state directory is prepared when a command starts, after its arguments parse, and an argument the
+    command itself refuses leaves nothing behind either (no state folders, no log)."""
     env = {key: value for key, value in os.environ.items() if key != "ALIGNOPS_HOME"}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run([sys.executable, "-c", "from flows.cli import app; app()", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode in (0, 2), done.stderr[-500:]  # 2: a usage error
+    assert done.returncode in (0, 1, 2), done.stderr[-500:]  # 1: refused by the command, 2: a usage error
     assert list(tmp_path.iterdir()) == []
