@@ -25,7 +25,7 @@ from components.models.artifact import Lineage
 from components.models.embedder import Embedder
 from components.training.job import TrainingJob
 from components.training.trainer import train
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 
 GALLERY = 1_000_000  # images: the gallery whose re-embedding an upgrade avoids
 

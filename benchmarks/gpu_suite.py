@@ -241,7 +241,7 @@ def fsdp(sizes: Sizes, work: Path) -> dict:
     from components.models.artifact import WEIGHTS_FILE, Lineage
     from components.training.job import TrainingJob
     from components.training.trainer import train as train_run
-    from components.validation.report import ValidatedDataset
+    from components.validation.validated import ValidatedDataset
 
     strategy = "fsdp" if torch.cuda.is_available() else "auto"  # Lightning's FSDP has no CPU path
     dataset, run_dir = generated(sizes, work), work / "fsdp-run"

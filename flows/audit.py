@@ -20,9 +20,9 @@ from components.evaluation.evidence import Interval
 from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate
 from components.evaluation.metric_names import BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1, prefixed
 from components.models.embedder import Embedder
-from flows.datasets import on_this_machine
 from flows.evaluate import model_at
-from flows.settings import Platform
+from flows.steps.datasets import on_this_machine
+from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 from registry.records import Event
 from registry.registry import current_actor

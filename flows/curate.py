@@ -15,20 +15,21 @@ from pydantic import BaseModel, Field
 
 from components.config import ValidationConfig
 from components.curation.curate import CurationResult, check_sizes, curate_dataset, write_curated
-from components.curation.report import border_grid, score_histogram
+from components.curation.pictures import border_grid, score_histogram
 from components.curation.rules import CurationRules
 from components.data.manifest import read_manifest
 from components.data.reference import DatasetRef
 from components.domains import domain
 from components.models.embedder import Embedder
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 from core.containment import relative_path
-from flows.candidate import dataset_target, measure
-from flows.datasets import on_this_machine, version_dataset
 from flows.evaluate import model_dir, model_record
-from flows.report import markdown_table
-from flows.settings import Platform, code_revision
+from flows.steps.candidate import dataset_target, measure
+from flows.steps.datasets import on_this_machine
+from flows.steps.output import markdown_table
+from flows.steps.platform import Platform, code_revision
 from flows.validate_data import validate_data
+from flows.version_dataset import version_dataset
 from infra.catalog import read_catalog
 from infra.workspace import DatasetVersion
 

@@ -18,8 +18,8 @@ from components.domains import DOMAINS
 from flows.demo_upgrade import UpgradeDemoConfig, print_upgrade, upgrade_demo
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
-from flows.report import bold, console, line, rich_table, verdict_mark
-from flows.settings import Platform
+from flows.steps.output import bold, console, line, rich_table, verdict_mark
+from flows.steps.platform import Platform
 from infra.catalog import EvalSet, add_eval_set
 from infra.stack import load_stack
 from infra.workspace import DatasetVersion, track_dataset

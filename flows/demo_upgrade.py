@@ -18,9 +18,9 @@ from components.evaluation.suites import EvalTarget
 from components.models.embedder import Embedder
 from flows.gallery import build_gallery
 from flows.lifecycle import LifecycleConfig, lifecycle
-from flows.project import project
-from flows.report import bold, console, rich_table
-from flows.settings import Platform
+from flows.projection import project
+from flows.steps.output import bold, console, rich_table
+from flows.steps.platform import Platform
 from flows.upgrade import Upgrade, upgrade
 from registry.records import VersionRecord
 from registry.registry import RegistryError

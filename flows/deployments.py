@@ -19,22 +19,22 @@ from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
 from flows.audit import audit_backdoor
-from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.curate import curate
-from flows.datasets import version_dataset
 from flows.evaluate import evaluate
 from flows.finetune import finetune
 from flows.finetune_on_change import finetune_on_change
 from flows.gallery import build_gallery
-from flows.imports import import_checkpoint
+from flows.import_checkpoint import import_checkpoint
 from flows.lifecycle import lifecycle
 from flows.package import package
 from flows.pretrain import pretrain
-from flows.project import project
+from flows.projection import project
 from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
+from flows.steps.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.upgrade import rollback_upgrade, upgrade
 from flows.validate_data import validate_data
+from flows.version_dataset import version_dataset
 
 NIGHTLY = "0 2 * * *"  # 02:00 every day
 WEEKLY = "0 3 * * 1"  # 03:00 every Monday

@@ -16,8 +16,8 @@ from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
 from components.evaluation.gate import GatePolicy, GateVerdict
 from components.evaluation.suites import SUITES
-from flows.candidate import Measured, dataset_target, incumbent_metrics, judge, measure, report_judgement
-from flows.settings import Platform
+from flows.steps.candidate import Measured, dataset_target, incumbent_metrics, judge, measure, report_judgement
+from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 from registry.names import InvalidName, parse_ref
 from registry.records import Event, VersionRecord

@@ -21,12 +21,12 @@ from components.data.reference import DatasetRef
 from components.domains import DomainPreset, domain, run_policy
 from components.evaluation.gate import GatePolicy, GateVerdict
 from components.evaluation.suites import EvalTarget
-from components.validation.report import ValidatedDataset
-from flows.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
-from flows.datasets import on_this_machine
-from flows.report import markdown_table
-from flows.settings import Platform
-from flows.training import run_folder, train_model, training_job
+from components.validation.validated import ValidatedDataset
+from flows.steps.candidate import Candidate, Measured, dataset_target, measure, run_candidate_pipeline
+from flows.steps.datasets import on_this_machine
+from flows.steps.output import markdown_table
+from flows.steps.platform import Platform
+from flows.steps.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from flows.wise_ft import MixChoice, choose_mix
 

@@ -7,9 +7,9 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from components.config import TrainConfig
-from flows.datasets import materialise
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
-from flows.settings import Platform
+from flows.steps.datasets import materialise
+from flows.steps.platform import Platform
 from infra.workspace import VersioningError, dataset_version
 from registry.registry import Registry
 

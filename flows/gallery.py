@@ -12,8 +12,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from components.data.reference import DatasetRef
-from flows.datasets import on_this_machine
-from flows.settings import Platform
+from flows.steps.datasets import on_this_machine
+from flows.steps.platform import Platform
 from registry.records import LineageRecord, VersionRecord
 from registry.registry import RegistryError
 from serving.package import build_gallery as embed_gallery

@@ -12,14 +12,14 @@ from components.config import TrainConfig, ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
 from components.evaluation.gate import GatePolicy
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 from core.containment import segment_name
-from flows.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
-from flows.compatibility import old_space, with_bct
 from flows.package import package
 from flows.promote import promote
-from flows.settings import Platform
-from flows.training import run_folder, train_model, training_job
+from flows.steps.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
+from flows.steps.compatibility import old_space, with_bct
+from flows.steps.platform import Platform
+from flows.steps.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
 from serving.options import ServingOptions

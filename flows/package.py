@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
-from flows.datasets import on_this_machine
 from flows.gallery import pairing
-from flows.settings import Platform
+from flows.steps.datasets import on_this_machine
+from flows.steps.platform import Platform
 from registry.names import parse_ref
 from registry.records import Event, VersionRecord
 from registry.registry import RegistryError, current_actor

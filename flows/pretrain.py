@@ -14,9 +14,9 @@ from components.config import TrainConfig, ValidationConfig
 from components.data.reference import DatasetRef
 from components.domains import domain
 from core.containment import segment_name
-from flows.datasets import on_this_machine
-from flows.settings import Platform
-from flows.training import run_folder, train_model, training_job
+from flows.steps.datasets import on_this_machine
+from flows.steps.platform import Platform
+from flows.steps.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
 

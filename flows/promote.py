@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from components.domains import policy_from
 from components.evaluation.gate import GatePolicy, evaluate_gate
 from core.digest import canonical_digest
-from flows.candidate import announce_alias_move
-from flows.settings import Platform
+from flows.steps.candidate import announce_alias_move
+from flows.steps.platform import Platform
 from registry.records import VersionRecord
 from registry.registry import PromotionCheck, Registry
 

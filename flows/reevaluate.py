@@ -12,10 +12,10 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from components.evaluation.evidence import NonFiniteEmbeddings
-from flows.candidate import measure
-from flows.datasets import materialise
-from flows.report import markdown_table
-from flows.settings import Platform
+from flows.steps.candidate import measure
+from flows.steps.datasets import materialise
+from flows.steps.output import markdown_table
+from flows.steps.platform import Platform
 from infra.catalog import EvalSet, read_catalog
 from registry.records import Event
 from registry.registry import current_actor

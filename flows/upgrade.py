@@ -29,11 +29,11 @@ from components.compat.projection import Projection
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
 from components.models.embedder import Embedder
-from flows.candidate import announce_alias_move
-from flows.datasets import on_this_machine
 from flows.gallery import build_gallery, pairing
 from flows.promote import policy_for, promotion_check
-from flows.settings import Platform
+from flows.steps.candidate import announce_alias_move
+from flows.steps.datasets import on_this_machine
+from flows.steps.platform import Platform
 from registry.records import AliasRecord, VersionRecord
 from registry.registry import Registry, RegistryError
 

@@ -11,11 +11,11 @@ from prefect.context import TaskRunContext
 from components.config import ValidationConfig
 from components.data.reference import DatasetRef
 from components.validation.expectations import suite_fingerprint
-from components.validation.report import ValidatedDataset, ValidationReport
 from components.validation.validate import validate_dataset, write_report
-from flows.datasets import on_this_machine
-from flows.report import markdown_table
-from flows.settings import Platform
+from components.validation.validated import ValidatedDataset, ValidationReport
+from flows.steps.datasets import on_this_machine
+from flows.steps.output import markdown_table
+from flows.steps.platform import Platform
 
 
 class DatasetRejected(RuntimeError):

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from components.evaluation.gate import GatePolicy, evaluate_gate
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import WEIGHTS_FILE
-from flows.candidate import measure
+from flows.steps.candidate import measure
 
 WISE_FT_MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -8,7 +8,7 @@ from components.config import TrainConfig
 from components.data.reference import DatasetRef
 from components.models.artifact import Lineage
 from components.training.job import TrainingJob
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 
 
 def job(config: TrainConfig, dataset: Path, run_dir: Path, exclude: frozenset[str] = frozenset(),

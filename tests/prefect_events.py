@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flows.candidate import ALIAS_MOVED
+from flows.steps.candidate import ALIAS_MOVED
 
 
 def alias_events(name: str) -> list:

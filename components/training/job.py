@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from components.config import TrainConfig
 from components.models.artifact import Lineage
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 
 JOB_FILE = "job.json"
 

@@ -33,8 +33,8 @@ from components.models.pretrained import with_pretrained_text
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.job import TrainingJob
 from components.training.module import ContrastivePretraining
+from components.training.plots import plot_loss_curves
 from components.training.progress import ProgressLines, Report
-from components.training.report import plot_loss_curves
 from core.containment import without_local_paths
 from core.secrets import redacted
 

@@ -13,7 +13,7 @@ import pandas as pd
 from components.config import ValidationConfig
 from components.data.manifest import SPLITS
 from components.validation.offline_docs import make_offline
-from components.validation.report import CheckResult
+from components.validation.validated import CheckResult
 
 
 def manifest_suite(config: ValidationConfig) -> list[tuple[gxe.Expectation, bool]]:

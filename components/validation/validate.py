@@ -14,7 +14,7 @@ from components.curation.hashing import FINGERPRINT_BYTES, HASH_BYTES, hash_matc
 from components.data.manifest import SPLITS, read_manifest
 from components.validation.expectations import run_suite
 from components.validation.image_scan import caption_problem, scan_images
-from components.validation.report import ImageFacts, QuarantinedRow, ValidationReport
+from components.validation.validated import ImageFacts, QuarantinedRow, ValidationReport
 
 LEAK = "image also in the train split (train/test leakage)"
 REPEATED_ON = 5  # images one caption describes before it is looked at

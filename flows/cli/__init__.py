@@ -2,7 +2,7 @@
 
     alignops demo | train | finetune             flows/cli/runs.py
     alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
-    alignops registry list|show|diff|history|import-hf|project|promote|rollback|archive    flows/cli/models.py
+    alignops registry list|show|diff|history|import-hf|project|promote|rollback|archive    flows/cli/registry.py
     alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
     alignops audit backdoor                      flows/cli/audits.py
     alignops package | serve                     flows/cli/serving.py
@@ -15,13 +15,13 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import audits, data, galleries, models, runs, serving, stack
+from flows.cli import audits, data, galleries, registry, runs, serving, stack
 from flows.cli.errors import DEBUG
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 app.add_typer(data.app, name="data")
-app.add_typer(models.app, name="registry")
+app.add_typer(registry.app, name="registry")
 app.add_typer(galleries.app, name="gallery")
 app.add_typer(audits.app, name="audit")
 for group in (runs, serving, stack):

@@ -39,7 +39,7 @@ def backdoor(
         parse_ref(model)
     from flows.audit import audit_backdoor
     from flows.cli.runs import dataset_at
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
 
     audit = audit_backdoor(model, dataset_at(dataset), probe, split=split, max_asr=max_asr)
     console.print(rich_table(f"Backdoor audit of {audit.model} ({audit.images} {split} images, {audit.mode})",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.report import echo
+from flows.steps.output import echo
 
 app = typer.Typer(help="Datasets: generate, import, validate, version.", no_args_is_help=True)
 
@@ -99,8 +99,8 @@ def add(
     domain: Annotated[str | None, typer.Option(help="metric suite of a preset (default: retrieval)")] = None,
 ) -> None:
     """Run the `version_dataset` flow: DVC-track a dataset in the workspace (git commit + push to the remote)."""
-    from flows.datasets import version_dataset
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
+    from flows.version_dataset import version_dataset
     from infra.catalog import CATALOG_FILE, EvalSet
 
     # a bad eval-set name or domain fails before a flow starts
@@ -116,7 +116,7 @@ def add(
 @user_errors
 def get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add` prints it")], dest: Path) -> None:
     """Materialise the exact bytes of a dataset version (pulled from the remote when not cached)."""
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
     from infra.workspace import checkout_version
 
     checkout_version(Platform.from_env().open_workspace(), ref, dest)
@@ -140,7 +140,7 @@ def validate(
 
     from components.config import ValidationConfig
     from flows.cli.runs import dataset_at
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
     from flows.validate_data import DatasetRejected, validate_data
 
     config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
@@ -162,7 +162,7 @@ def validate(
 
 
 def print_report(dataset: str, report) -> None:
-    from flows.report import console, line, rich_table, verdict_mark
+    from flows.steps.output import console, line, rich_table, verdict_mark
 
     console.print(rich_table(f"Validation of {dataset}", ["check", "result", "critical", "failures", "examples"],
                              [(c.name, verdict_mark(c.passed), c.critical, c.failures, ", ".join(c.examples))
@@ -229,7 +229,7 @@ def curate(
 def eval_set_at(spec: str):
     """A catalog eval set's dataset (its newest version), else a directory or PATH@REV."""
     from flows.cli.runs import dataset_at
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
     from infra.catalog import read_catalog
 
     platform = Platform.from_env()
@@ -238,7 +238,7 @@ def eval_set_at(spec: str):
 
 
 def print_curation(result) -> None:
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
 
     lineage = result.lineage
     console.print(rich_table(f"Curation of {lineage.parent} by {lineage.model}", ["rule", "rows dropped"],

@@ -118,7 +118,7 @@ def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:
 def fail(message: str) -> None:
     from rich.text import Text
 
-    from flows.report import console, line
+    from flows.steps.output import console, line
 
     console.print(line(Text("error:", style="red"), " ", one_line(message)), soft_wrap=True)
     raise typer.Exit(1)

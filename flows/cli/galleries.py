@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.cli.models import JsonOption, emit_json, show_history
-from flows.report import echo
+from flows.cli.registry import JsonOption, emit_json, show_history
+from flows.steps.output import echo
 
 app = typer.Typer(help="Galleries: a dataset's images embedded by a model version, versioned in the registry.",
                   no_args_is_help=True)
 
 
 def galleries():
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
 
     return Platform.from_env().registry().galleries()
 
@@ -45,7 +45,7 @@ def build(
 def list_(name: Annotated[str | None, typer.Argument(help="one gallery; all when left out")] = None,
           as_json: JsonOption = False) -> None:
     """Gallery versions: size, the model that embedded them, their embedding space and aliases."""
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
 
     store = galleries()
     found = store.search(name)

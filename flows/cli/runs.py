@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.report import echo
+from flows.steps.output import echo
 
 Steps = Annotated[int | None, typer.Option(help="training steps (default: the config's, else the preset's)")]
 MaxMinutes = Annotated[float | None, typer.Option(help="time budget: training ends cleanly when it is spent, "
@@ -21,7 +21,7 @@ Preset = Annotated[str, typer.Option(help="general, medical, remote_sensing or p
 
 def dataset_at(spec: str):
     """A dataset argument (a directory, or PATH@REV of the workspace) resolved once, before a flow starts."""
-    from flows.datasets import dataset_named
+    from flows.steps.datasets import dataset_named
 
     return dataset_named(spec)
 
@@ -193,7 +193,7 @@ def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] 
     from rich.text import Text
 
     from components.evaluation.metric_names import own_name
-    from flows.report import console, line, rich_table, verdict_mark
+    from flows.steps.output import console, line, rich_table, verdict_mark
 
     if measured.refusal:
         console.print(f"{subject} could not be measured: {measured.refusal}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.report import echo
+from flows.steps.output import echo
 
 
 @user_errors

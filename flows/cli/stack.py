@@ -8,14 +8,14 @@ import typer
 
 from components.runtime import alignops_home
 from flows.cli.errors import user_errors
-from flows.report import echo
+from flows.steps.output import echo
 from infra.stack import LOCAL_POOL
 
 
 @user_errors
 def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL) -> None:
     """Start the local stack on 127.0.0.1 (Prefect server + UI, S3, a worker) and register the deployments."""
-    from flows.report import bold, console, line
+    from flows.steps.output import bold, console, line
     from infra.stack import up as start_stack
 
     with console.status("Starting the S3 server, the Prefect server and a worker; registering deployments"):
@@ -48,7 +48,7 @@ def status() -> None:
 def print_stack(stack) -> None:
     from rich.text import Text
 
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
     from infra.stack import describe_api, stack_dir
 
     console.print(rich_table(f"Stack {stack.id} in {stack.home}", ["service", "pid", "state", "address"],

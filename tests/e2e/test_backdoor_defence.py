@@ -14,7 +14,7 @@ from components.backdoor.trigger import Trigger
 from components.config import SyntheticDataConfig
 from components.data.generators.synthetic import generate_dataset
 from components.data.reference import DatasetRef
-from flows.settings import Platform
+from flows.steps.platform import Platform
 
 pytestmark = pytest.mark.slow
 

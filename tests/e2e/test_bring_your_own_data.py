@@ -17,7 +17,7 @@ import pytest
 from cli_invoke import invoke
 
 from components.data.manifest import read_manifest
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from serving.smoke import BentoServer
 
 pytestmark = pytest.mark.slow

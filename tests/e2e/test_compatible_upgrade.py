@@ -14,7 +14,7 @@ from components.data.generators.synthetic import generate_dataset
 from components.data.reference import DatasetRef
 from flows.demo_upgrade import UpgradeDemoConfig, upgrade_demo
 from flows.package import package
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from flows.upgrade import Pair, answers
 from serving.smoke import BentoServer
 

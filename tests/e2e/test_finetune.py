@@ -14,7 +14,7 @@ from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.text.tokenizer import train_tokenizer
 from flows.finetune import FinetuneConfig, finetune
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from flows.wise_ft import WISE_FT_MIXES
 
 pytestmark = pytest.mark.slow

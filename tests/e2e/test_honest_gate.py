@@ -13,10 +13,10 @@ from components.data.reference import DatasetRef
 from components.domains import domain
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import WEIGHTS_FILE
-from flows.candidate import Candidate, run_candidate_pipeline
 from flows.evaluate import evaluate
 from flows.promote import promote
-from flows.settings import Platform
+from flows.steps.candidate import Candidate, run_candidate_pipeline
+from flows.steps.platform import Platform
 from registry.registry import PromotionRefused
 
 pytestmark = pytest.mark.slow

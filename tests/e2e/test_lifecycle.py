@@ -6,7 +6,7 @@ import pytest
 
 from components.config import SyntheticDataConfig, TrainConfig
 from flows.demo import DemoConfig, run_demo
-from flows.settings import Platform
+from flows.steps.platform import Platform
 
 pytestmark = pytest.mark.slow
 

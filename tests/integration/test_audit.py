@@ -13,7 +13,7 @@ from components.data.manifest import read_manifest
 from components.data.reference import DatasetRef
 from components.evaluation.backdoor import measure_backdoor
 from components.models.embedder import Embedder
-from flows.settings import Platform
+from flows.steps.platform import Platform
 
 pytestmark = pytest.mark.slow
 TARGET = "a photo of a banana"

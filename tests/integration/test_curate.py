@@ -14,7 +14,7 @@ from PIL import Image
 from components.curation.rules import RULES, CurationRules
 from components.data.manifest import read_manifest, write_manifest
 from flows.curate import CurationLineage, curate
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from infra.workspace import checkout_version, dataset_version, track_dataset
 
 pytestmark = pytest.mark.slow

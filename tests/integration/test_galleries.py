@@ -12,7 +12,7 @@ from cli_invoke import invoke
 from components.evaluation.gallery import Gallery
 from components.models.embedder import Embedder
 from flows.gallery import pairing
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from registry.registry import RegistryError
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ from components.compat.projection import space_file
 from components.data.reference import DatasetRef
 from flows.gallery import build_gallery
 from flows.package import package
-from flows.project import project
-from flows.settings import Platform
+from flows.projection import project
+from flows.steps.platform import Platform
 from registry.registry import RegistryError
 
 pytestmark = pytest.mark.slow

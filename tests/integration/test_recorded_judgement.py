@@ -14,10 +14,10 @@ from components.data.manifest import read_manifest, write_manifest
 from components.data.reference import DatasetRef
 from components.evaluation.gate import GatePolicy
 from core.digest import canonical_digest
-from flows.candidate import Candidate, Measured, judge, register_candidate
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain
-from flows.settings import Platform
+from flows.steps.candidate import Candidate, Measured, judge, register_candidate
+from flows.steps.platform import Platform
 from registry.records import GateRecord
 from registry.registry import Registry, TamperedRecord
 

@@ -7,7 +7,7 @@ import pytest
 from cli_invoke import invoke
 from prefect_events import wait_for_alias_events
 
-from flows.settings import Platform
+from flows.steps.platform import Platform
 
 pytestmark = pytest.mark.slow
 GATE = {"policy": "p", "passed": True, "rules": [{"rule": "floor", "passed": True, "reason": "m/x = 1 >= 0.5"}]}

@@ -14,7 +14,7 @@ from components.evaluation.suites import measure
 from components.models.embedder import Embedder
 from flows.finetune_on_change import WatchedDataset, finetune_on_change
 from flows.reevaluate import reevaluate
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from infra.catalog import EvalSet, add_eval_set, read_catalog
 from infra.workspace import track_dataset
 from registry.records import LineageRecord

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from components.data.reference import DatasetRef
 from flows.cli import app
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 from infra.workspace import track_dataset
 

@@ -17,7 +17,7 @@ from components.evaluation.gallery import Gallery
 from flows.gallery import build_gallery
 from flows.package import registered_gallery
 from flows.promote import promotion_check
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from flows.upgrade import Pair, rollback_upgrade, switch, upgrade
 from registry.registry import Registry, RegistryError
 

@@ -9,9 +9,9 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 
 import flows
 from components.domains import DOMAINS
-from flows.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.deployments import NIGHTLY, WEEKLY, deployments
 from flows.finetune_on_change import WatchedDataset
+from flows.steps.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 
 
 def by_name():

@@ -14,7 +14,7 @@ from components.data.reference import DatasetRef
 from components.models.artifact import Lineage
 from components.training.job import JOB_FILE, TrainingJob
 from components.training.launch import parser
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 from infra.pytorchjob import ClusterJob, render
 
 INFRA = Path(__file__).parents[3] / "infra"

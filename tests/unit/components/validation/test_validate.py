@@ -177,7 +177,7 @@ def test_report_files(tmp_path):
 
 
 def test_counts_must_add_up():
-    from components.validation.report import ValidationReport
+    from components.validation.validated import ValidationReport
 
     with pytest.raises(ValueError, match="rows in must equal"):
         ValidationReport(dataset="d", rows_in=3, rows_kept=1, rows_quarantined=1, max_rejected_fraction=0.1,

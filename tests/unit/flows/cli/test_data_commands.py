@@ -21,7 +21,7 @@ def test_validate_keeps_its_report_copies_it_to_a_relative_out_and_its_data_docs
         prefect_harness, tmp_path, monkeypatch):
     import re
 
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
 
     assert invoke("data", "generate", str(tmp_path / "ds"), "--train-images", "5").exit_code == 0
     monkeypatch.chdir(tmp_path)
@@ -89,7 +89,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
 def test_data_import_add_get_shard(prefect_harness, tiny_dataset, tmp_path):
     import shutil
 
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
     from infra.workspace import directory_md5
 
     workspace = Platform.from_env().open_workspace()

@@ -7,7 +7,7 @@ import json
 import pytest
 from cli_invoke import invoke
 
-from flows.report import line, printable, rich_table
+from flows.steps.output import line, printable, rich_table
 from registry.registry import Registry
 
 HOSTILE = "[/bold]x[link=https://evil.example]click[/link]\x1b[2J\x1b]0;owned\x07"

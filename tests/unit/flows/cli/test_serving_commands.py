@@ -10,7 +10,7 @@ from cli_invoke import invoke
 def test_package_with_a_gallery_and_serving_options(tiny_artifact, tiny_dataset, prefect_harness):
     import bentoml
 
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
 
     registry = Platform.from_env().registry()
     version = registry.register("cli-packaged", tiny_artifact, reason="package CLI test").version
@@ -25,7 +25,7 @@ def test_package_with_a_gallery_and_serving_options(tiny_artifact, tiny_dataset,
 
 
 def test_package_refuses_a_gallery_that_is_not_a_dataset(tiny_artifact, tmp_path):
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
 
     version = Platform.from_env().registry().register("cli-no-gallery", tiny_artifact, reason="test").version
     result = invoke("package", f"cli-no-gallery:{version}", "--gallery", str(tmp_path))

@@ -21,10 +21,10 @@ from components.evaluation.gate import GatePolicy, GateVerdict, evaluate_gate, r
 from components.evaluation.suites import EvalTarget
 from components.models.artifact import LINEAGE_FILE, WEIGHTS_FILE, ModelArtifact
 from components.models.embedder import Embedder
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 from core.digest import canonical_digest, sha256_file
-from flows.compatibility import OldSpace, compatibility_record
-from flows.report import inline_png, markdown_table
+from flows.steps.compatibility import OldSpace, compatibility_record
+from flows.steps.output import inline_png, markdown_table
 from registry.records import GateRecord, LineageRecord, VersionRecord
 from registry.registry import Registry
 

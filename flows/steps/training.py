@@ -20,10 +20,10 @@ from components.storage import upload
 from components.training.job import TrainingJob
 from components.training.launch import ARTIFACT_DIR
 from components.training.trainer import train
-from components.validation.report import ValidatedDataset
+from components.validation.validated import ValidatedDataset
 from core.containment import segment_name
-from flows.report import inline_png
-from flows.settings import code_revision
+from flows.steps.output import inline_png
+from flows.steps.platform import code_revision
 from infra.pytorchjob import ClusterJob, fetch_artifact, render, submit, wait
 
 

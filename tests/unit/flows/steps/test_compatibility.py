@@ -3,7 +3,7 @@ compatibility record kept only where the gate judged compatibility and every suc
 
 from components.config import TrainConfig
 from components.evaluation.gate import GatePolicy, evaluate_gate
-from flows.compatibility import OldSpace, compatibility_record, with_bct
+from flows.steps.compatibility import OldSpace, compatibility_record, with_bct
 
 OLD = OldSpace(ref="general:1", space="general:1", artifact_dir="/state/old-models/general-v1")
 POLICY = GatePolicy(name="c", compatibility={"*/t2i_r1": 0.02})

@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from components.models.pretrained import import_hf_checkpoint
-from flows.settings import Platform
+from flows.steps.platform import Platform
 from registry.records import LineageRecord, VersionRecord
 
 

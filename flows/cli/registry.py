@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import fail, user_errors
-from flows.report import echo
+from flows.steps.output import echo
 
 app = typer.Typer(help="Model registry: versions, aliases, promotion.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -20,7 +20,7 @@ def emit_json(payload: object) -> None:
 
 
 def registry():
-    from flows.settings import Platform
+    from flows.steps.platform import Platform
 
     return Platform.from_env().registry()
 
@@ -50,7 +50,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Versions with their aliases, gate verdicts and headline metric; filters combine."""
-    from flows.report import console, rich_table, verdict_mark
+    from flows.steps.output import console, rich_table, verdict_mark
 
     store = registry()
     found = store.search(model, alias=alias, tag=tuple(tag.split("=", 1)) if tag else None, dataset=dataset,
@@ -69,7 +69,7 @@ def list_(
 def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NAME")], as_json: JsonOption = False,
          ) -> None:
     """A version: metrics, gate rules, lineage and files."""
-    from flows.report import bold, console, line, rich_table, verdict_mark
+    from flows.steps.output import bold, console, line, rich_table, verdict_mark
 
     store = registry()
     record = store.resolve(ref)
@@ -93,7 +93,7 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
 def compatibility_table(record):
     """Which galleries its queries can search: its own space's, and each compatible space's with the evidence."""
     from components.evaluation.metric_names import own_name
-    from flows.report import rich_table
+    from flows.steps.output import rich_table
 
     rows = [(record.embedding_space, "own space" if record.space is None else "trained into it (bct)", "-")]
     for compatible in record.compatibility:
@@ -109,7 +109,7 @@ def compatibility_table(record):
 @user_errors
 def diff(a: str, b: str, as_json: JsonOption = False) -> None:
     """Two versions side by side: metrics with deltas, lineage and files that differ."""
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
     from registry.diff import diff_versions
 
     store = registry()
@@ -137,7 +137,7 @@ def history(name: str, as_json: JsonOption = False) -> None:
 
 def show_history(events, title: str, as_json: bool) -> None:
     """An audit log as a table, or as JSON."""
-    from flows.report import console, rich_table
+    from flows.steps.output import console, rich_table
 
     if as_json:
         return emit_json([e.model_dump() for e in events])
@@ -155,7 +155,7 @@ def import_hf(
 ) -> None:
     """Run the `import_checkpoint` flow: register a pretrained CLIP/SigLIP checkpoint as a new version
     (evaluate it before promoting)."""
-    from flows.imports import import_checkpoint
+    from flows.import_checkpoint import import_checkpoint
     from registry.names import check_name
 
     record = import_checkpoint(str(directory), check_name(name, "model name"))
@@ -177,7 +177,7 @@ def project(
     captions, then image-text pairs), measure MODEL's queries against INTO's galleries through it, judge, and
     register it as the next version with the compatibility record."""
     from flows.cli.runs import conclude, dataset_at, print_judgement, resolved_policy
-    from flows.project import project as project_flow
+    from flows.projection import project as project_flow
     from registry.names import parse_ref
 
     parse_ref(model), parse_ref(into)  # before a flow starts

@@ -1,21 +1,20 @@
-"""Datasets where a flow runs: task `materialise` (the newest version of a tracked dataset as a local
-directory, for flows that run where it was not prepared: a worker, a schedule) and flow `version_dataset`
-(track a directory with DVC, optionally listing it in the eval-set catalog)."""
+"""Datasets where a flow runs: `dataset_named` (a directory or PATH@REV, resolved once where a run starts),
+`on_this_machine` (a reference by version alone, checked out where the flow runs) and task `materialise`
+(the newest version of a tracked dataset as a local directory, for flows that run where it was not
+prepared: a worker, a schedule)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import task
 
 from components.data.manifest import ManifestError, manifest_rows
 from components.data.reference import DatasetRef
 from core.containment import relative_path
-from flows.settings import Platform
-from infra.catalog import EvalSet, add_eval_set
-from infra.workspace import DatasetVersion, checkout_version, dataset_version, directory_md5, track_dataset
+from flows.steps.platform import Platform
+from infra.workspace import checkout_version, dataset_version, directory_md5
 
 
 @task(retries=2, retry_delay_seconds=5)
@@ -55,19 +54,3 @@ def on_this_machine(dataset: DatasetRef | None) -> DatasetRef | None:
     """A reference from a form or a schedule that names a version alone (`ref` = PATH@REV, no `path`), checked
     out where the flow runs; any other reference as it is."""
     return dataset if dataset is None or dataset.resolved else dataset_named(dataset.ref)
-
-
-@flow(name="version_dataset", log_prints=True)
-def version_dataset(dataset_dir: str, message: str = "", eval_set: EvalSet | None = None) -> DatasetVersion:
-    """`dvc add` + git commit + `dvc push` a dataset directory inside the workspace; with `eval_set` (its
-    `dataset` field is filled in), list it in the catalog the weekly re-evaluation measures."""
-    workspace = Platform.from_env().open_workspace()
-    version = track_dataset(workspace, Path(dataset_dir), message)
-    listed = ""
-    if eval_set is not None:
-        add_eval_set(workspace, eval_set.model_copy(update={"dataset": version.path}))
-        listed = f"\n\nListed as eval set `{eval_set.name}` ({eval_set.split}), re-measured weekly."
-    create_markdown_artifact(key="dataset-version", description=f"{version.ref} versioned", markdown=(
-        f"# Dataset `{version.ref}`\n\nDVC hash `{version.dvc_md5}`; {version.files} files, {version.size} bytes; "
-        f"pushed to the DVC remote.{listed}"))
-    return version

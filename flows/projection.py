@@ -21,9 +21,9 @@ from components.data.reference import DatasetRef
 from components.domains import domain, run_policy
 from components.evaluation.gate import GatePolicy
 from components.models.embedder import Embedder
-from flows.candidate import Candidate, Judged, dataset_target, measure, run_candidate_pipeline
-from flows.compatibility import OldSpace, old_space
-from flows.settings import Platform
+from flows.steps.candidate import Candidate, Judged, dataset_target, measure, run_candidate_pipeline
+from flows.steps.compatibility import OldSpace, old_space
+from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 
 
