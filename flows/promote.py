@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 from components.domains import policy_from
 from components.evaluation.gate import GatePolicy, evaluate_gate
-from core.digest import canonical_digest
 from flows.steps.candidate import announce_alias_move
 from flows.steps.platform import Platform
 from registry.records import VersionRecord
@@ -77,7 +76,7 @@ def policy_for(record: VersionRecord, gate_policy: GatePolicy | str | None) -> J
     if gate_policy is not None:
         policy = gate_policy if isinstance(gate_policy, GatePolicy) else policy_from(gate_policy)
         return JudgingPolicy(policy=policy, source=f"policy {policy.name!r} named for this promotion "
-                                                   f"({canonical_digest(policy.content)})")
+                                                   f"({policy.digest})")
     if record.gate is None:
         return JudgingPolicy(policy=None, source=f"{record.ref} has no gate verdict: no non-regression rule")
     if record.gate.policy_content is None:

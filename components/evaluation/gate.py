@@ -74,6 +74,11 @@ class GatePolicy(BaseModel):
         """What a verdict records of the policy that judged it: all of it."""
         return self.model_dump(mode="json")
 
+    @property
+    def digest(self) -> str:
+        """What names this exact content in a record (`canonical_digest` of `content`)."""
+        return canonical_digest(self.content)
+
 
 class RuleResult(BaseModel):
     rule: str
@@ -94,9 +99,8 @@ class GateVerdict(BaseModel):
 
     @classmethod
     def of(cls, policy: GatePolicy, rules: list[RuleResult]) -> GateVerdict:
-        content = policy.content
-        return cls(policy=policy.name, passed=all(r.passed for r in rules), rules=rules, policy_content=content,
-                   policy_digest=canonical_digest(content))
+        return cls(policy=policy.name, passed=all(r.passed for r in rules), rules=rules,
+                   policy_content=policy.content, policy_digest=policy.digest)
 
     @property
     def failures(self) -> list[RuleResult]:
