@@ -19,6 +19,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -74,6 +75,14 @@ def current_actor() -> str:
     return os.environ.get("ALIGNOPS_ACTOR") or getpass.getuser()
 
 
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a search found, and the tampered records it could not judge (each named, none dropped silently)."""
+
+    records: list[VersionRecord]
+    refused: list[str]
 
 
 class Registry:
@@ -208,13 +217,27 @@ class Registry:
         return sorted({k.split("/")[1] for k in self.store.list_keys(f"{self.kind}/") if self._version_json.match(k)})
 
     def list_versions(self, name: str, include_archived: bool = False) -> list[VersionRecord]:
+        """Every (unarchived) version; a tampered record fails the whole list (see `search` for one that goes on)."""
+        read = self._read_versions(name, include_archived)
+        for outcome in read:
+            if isinstance(outcome, TamperedRecord):
+                raise outcome
+        return read
+
+    def _read_versions(self, name: str, include_archived: bool) -> list[VersionRecord | TamperedRecord]:
         check_name(name, "model name")
         numbers = sorted(int(m.group(1)) for k in self.store.list_keys(f"{self.kind}/{name}/versions/")
                          if (m := self._version_json.match(k)))
         archived = set() if include_archived else {
             int(Path(k).stem) for k in self.store.list_keys(f"{self.kind}/{name}/archived/")}
+
+        def read(number: int) -> VersionRecord | TamperedRecord:
+            try:
+                return self.get_version(name, number)
+            except TamperedRecord as refused:
+                return refused
         with ThreadPoolExecutor(max_workers=8) as pool:  # one GET per version: overlap their latency
-            return list(pool.map(lambda n: self.get_version(name, n), [n for n in numbers if n not in archived]))
+            return list(pool.map(read, [n for n in numbers if n not in archived]))
 
     def resolve(self, ref: str) -> VersionRecord:
         """`name@alias`, `name:version`, or `name` (its latest version)."""
@@ -414,13 +437,17 @@ class Registry:
 
     def search(self, name: str | None = None, *, alias: str | None = None, tag: tuple[str, str] | None = None,
                dataset: str | None = None, metric: tuple[str, str, float] | None = None,
-               include_archived: bool = False) -> list[VersionRecord]:
+               include_archived: bool = False) -> Search:
         """Versions matching every given filter: holding `alias`, tagged `key=value`, trained on dataset
-        reference `dataset`, or with `metric` compared (`>=`, `<=`, `>`, `<`) to a threshold."""
-        found = []
+        reference `dataset`, or with `metric` compared (`>=`, `<=`, `>`, `<`) to a threshold. A tampered
+        version record is named in `refused`, and the search goes on over the others."""
+        found, refused = [], []
         for model in [name] if name else self.list_models():
             holders = {rec.version for a, rec in self.aliases(model).items() if alias is None or a == alias}
-            for record in self.list_versions(model, include_archived=include_archived):
+            for record in self._read_versions(model, include_archived):
+                if isinstance(record, TamperedRecord):
+                    refused.append(str(record))
+                    continue
                 if alias is not None and record.version not in holders:
                     continue
                 if tag is not None and record.tags.get(tag[0]) != tag[1]:
@@ -430,7 +457,7 @@ class Registry:
                 if metric is not None and not _compare(record.metrics.get(metric[0]), metric[1], metric[2]):
                     continue
                 found.append(record)
-        return found
+        return Search(records=found, refused=refused)
 
     def presigned_url(self, name: str, version: int, file: str, expires_s: int = 3600) -> str:
         """A time-limited download link for one file of a version (S3 stores only; made only when asked)."""

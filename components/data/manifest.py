@@ -11,9 +11,12 @@ REQUIRED_COLUMNS = ("sample_id", "image", "caption", "image_id", "split")
 OPTIONAL_COLUMNS = ("label", "person_id", "source", "license")
 SPLITS = ("train", "val", "test")
 # Every read of a manifest is bounded from its file's metadata first: a few hundred KB of dictionary-encoded
-# Parquet can hold 10^7 rows, which take gigabytes once read. Larger datasets are split, or the limit raised
-# where a command takes one (`ValidationConfig.max_rows`, `data curate --max-rows`).
+# Parquet can hold 10^7 rows, or one long caption repeated on every row, which take gigabytes once read.
+# Larger datasets are split, or the limits raised where a command takes them (`ValidationConfig`,
+# `data curate --max-rows`).
 MAX_MANIFEST_ROWS = 2_000_000
+MAX_MANIFEST_BYTES = 1 << 30  # the rows' text once decoded; 2,000,000 rows of 500 bytes each fit
+READ_BATCH_ROWS = 65_536
 
 
 class ManifestError(ValueError):
@@ -31,25 +34,73 @@ def _require_columns(columns: list[str], where: str = "manifest") -> None:
         raise ManifestError(f"{where} lacks required columns {missing}; it has {columns[:20]}")
 
 
-def manifest_rows(dataset_dir: Path, max_rows: int | None = None) -> int:
+def manifest_rows(dataset_dir: Path, max_rows: int | None = None, max_bytes: int | None = None) -> int:
     """Check a manifest from its file's metadata alone, before a row is read: it exists, has the contract's
-    columns and at most `max_rows` rows; return its row count. Everything about the rows themselves is
-    validation's to find and report."""
-    import pyarrow.parquet as pq
-
+    columns, at most `max_rows` rows and at most `max_bytes` of pages once decompressed; return its row count.
+    Everything about the rows themselves is validation's to find and report."""
     path = Path(dataset_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ManifestError(f"no {MANIFEST_FILE} in {dataset_dir}: is this a dataset directory?")
-    try:
-        metadata = pq.ParquetFile(path).metadata
-    except (OSError, ValueError) as error:
-        raise ManifestError(f"{path} is not a readable Parquet file ({error}): write it again, or import the "
-                            "data with `alignops data import`") from None
+    metadata = _parquet(path).metadata
     _require_columns(list(metadata.schema.names), str(path))
     if max_rows is not None and metadata.num_rows > max_rows:
         raise ManifestError(f"{path} has {metadata.num_rows:,} rows, over the limit of {max_rows:,}: split it into "
                             "smaller datasets, or raise the limit")
+    stored = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if max_bytes is not None and stored > max_bytes:
+        raise ManifestError(f"{path} holds {stored:,} bytes once decompressed, over the limit of {max_bytes:,}: "
+                            "split it into smaller datasets, or raise the limit")
     return metadata.num_rows
+
+
+def _parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise ManifestError(f"no {MANIFEST_FILE} in {path.parent}: is this a dataset directory?")
+    try:
+        text_columns = [column.name for column in pq.ParquetFile(path).schema if column.physical_type == "BYTE_ARRAY"]
+        # Text read as dictionaries stays as small as it is stored until its decoded size has been counted.
+        return pq.ParquetFile(path, read_dictionary=text_columns)
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"{path} is not a readable Parquet file ({error}): write it again, or import the "
+                            "data with `alignops data import`") from None
+
+
+def _read_bounded(dataset_dir: Path, max_rows: int, max_bytes: int) -> pd.DataFrame:
+    """The manifest read `READ_BATCH_ROWS` at a time, each batch's decoded size counted before it is decoded:
+    memory stays within `max_bytes` and one batch, whatever the file's encoding promises."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest_rows(dataset_dir, max_rows, max_bytes)
+    path = Path(dataset_dir) / MANIFEST_FILE
+    file = _parquet(path)
+    stored = pq.read_schema(path)  # with the pandas dtypes recorded with it
+    plain = pa.schema([field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+                       for field in stored], metadata=stored.metadata)
+    batches, decoded = [], 0
+    for batch in file.iter_batches(batch_size=READ_BATCH_ROWS):
+        decoded += sum(_decoded_bytes(column) for column in batch.columns)
+        if decoded > max_bytes:
+            raise ManifestError(f"{path} holds over {max_bytes:,} bytes of rows once decoded (a value repeated "
+                                "by its encoding): split it into smaller datasets, or raise the limit")
+        batches.append(pa.RecordBatch.from_arrays([_plain(column) for column in batch.columns], schema=plain))
+    return pa.Table.from_batches(batches, schema=plain).to_pandas()
+
+
+def _decoded_bytes(column) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        return column.nbytes
+    lengths = pc.binary_length(column.dictionary).take(column.indices)
+    return int(pc.sum(lengths).as_py() or 0) + 8 * len(column)  # the text and its offsets
+
+
+def _plain(column):
+    import pyarrow as pa
+
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 def check_manifest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,12 +128,12 @@ def write_manifest(frame: pd.DataFrame, dataset_dir: Path) -> Path:
 
 
 def read_manifest(dataset_dir: Path, strict: bool = True, exclude: frozenset[str] = frozenset(),
-                  max_rows: int = MAX_MANIFEST_ROWS) -> pd.DataFrame:
+                  max_rows: int = MAX_MANIFEST_ROWS, max_bytes: int = MAX_MANIFEST_BYTES) -> pd.DataFrame:
     """The manifest without the `exclude` rows (those validation quarantined), row checks on what is left;
-    `strict=False` checks only that the columns exist, leaving row checks to validation. Its row count is
-    checked against `max_rows` from the file's metadata before a row is read."""
-    manifest_rows(dataset_dir, max_rows)
-    frame = pd.read_parquet(Path(dataset_dir) / MANIFEST_FILE)
+    `strict=False` checks only that the columns exist, leaving row checks to validation. Its row count and
+    stored size are checked against the limits from the file's metadata before a row is read, and its decoded
+    size batch by batch while it is read."""
+    frame = _read_bounded(Path(dataset_dir), max_rows, max_bytes)
     if exclude:
         frame = check_columns(frame)
         frame = frame[~frame["sample_id"].astype(str).isin(exclude)]

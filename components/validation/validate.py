@@ -28,7 +28,8 @@ def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
     """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`)."""
     config = config or ValidationConfig()
     dataset_dir = Path(dataset_dir)
-    manifest = read_manifest(dataset_dir, strict=False, max_rows=config.max_rows)  # bounded before a row is read
+    manifest = read_manifest(dataset_dir, strict=False, max_rows=config.max_rows,  # bounded before it is decoded
+                             max_bytes=config.max_manifest_bytes)
     images = scan_images(dataset_dir, manifest["image"].dropna().astype(str).unique().tolist(), config)
     frame = manifest.assign(**derived_columns(manifest, images, config.near_duplicate_bits))
     docs = out_dir / DOCS_DIR if out_dir else None

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.cli.registry import JsonOption, emit_json, show_history
+from flows.cli.registry import JsonOption, emit_json, refused_records, show_history
 from flows.steps.output import echo
 
 app = typer.Typer(help="Galleries: a dataset's images embedded by a model version, versioned in the registry.",
@@ -48,13 +48,16 @@ def list_(name: Annotated[str | None, typer.Argument(help="one gallery; all when
     from flows.steps.output import console, rich_table
 
     store = galleries()
-    found = store.search(name)
+    search = store.search(name)
+    found = search.records
     if as_json:
-        return emit_json([r.model_dump() | {"aliases": store.aliases_of(r)} for r in found])
-    console.print(rich_table("galleries", ["gallery", "version", "images", "embedded by", "space", "dataset",
-                                           "aliases"], [
-        (r.name, r.version, r.tags.get("size", "-"), r.lineage.parent_model, r.embedding_space,
-         r.lineage.datasets.get("gallery", "-"), held_by(store, r)) for r in found]))
+        emit_json([r.model_dump() | {"aliases": store.aliases_of(r)} for r in found])
+    else:
+        console.print(rich_table("galleries", ["gallery", "version", "images", "embedded by", "space", "dataset",
+                                               "aliases"], [
+            (r.name, r.version, r.tags.get("size", "-"), r.lineage.parent_model, r.embedding_space,
+             r.lineage.datasets.get("gallery", "-"), held_by(store, r)) for r in found]))
+    refused_records(search.refused)
 
 
 def held_by(store, record) -> str:

@@ -53,15 +53,18 @@ def list_(
     from flows.steps.output import console, rich_table, verdict_mark
 
     store = registry()
-    found = store.search(model, alias=alias, tag=tuple(tag.split("=", 1)) if tag else None, dataset=dataset,
-                         metric=metric_filter(metric) if metric else None, include_archived=all_versions)
+    search = store.search(model, alias=alias, tag=tuple(tag.split("=", 1)) if tag else None, dataset=dataset,
+                          metric=metric_filter(metric) if metric else None, include_archived=all_versions)
+    found = search.records
     held = {r.ref: store.aliases_of(r) for r in found}
     if as_json:
-        return emit_json([r.model_dump(exclude={"files"}) | {"aliases": held[r.ref]} for r in found])
-    console.print(rich_table(f"Registry {store.store.url}", ["model", "version", "created", "by", "gate",
-                                                              "mean recall", "aliases"], [
-        (r.name, r.version, r.created_at[:19], r.created_by, verdict_mark(r.gate_passed), headline(r.metrics),
-         ", ".join(held[r.ref])) for r in found]))
+        emit_json([r.model_dump(exclude={"files"}) | {"aliases": held[r.ref]} for r in found])
+    else:
+        console.print(rich_table(f"Registry {store.store.url}", ["model", "version", "created", "by", "gate",
+                                                                  "mean recall", "aliases"], [
+            (r.name, r.version, r.created_at[:19], r.created_by, verdict_mark(r.gate_passed), headline(r.metrics),
+             ", ".join(held[r.ref])) for r in found]))
+    refused_records(search.refused)
 
 
 @app.command("show")
@@ -225,3 +228,14 @@ def archive(name: str, version: int, reason: str = "") -> None:
     """Hide a version from listings and promotion (its files stay)."""
     registry().archive(name, version, reason=reason)
     echo(f"{name}:{version} archived")
+
+
+def refused_records(refused: list[str]) -> None:
+    """After what could be listed: each tampered record on a line of its own, and exit 1 when there was one."""
+    from flows.cli.errors import fail, one_line
+    from flows.steps.output import echo
+
+    for problem in refused[:-1]:
+        echo(f"error: {one_line(problem)}", err=True)
+    if refused:
+        fail(f"{refused[-1]} ({len(refused)} record(s) refused, listed above; the rest are shown)")

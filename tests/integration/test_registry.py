@@ -150,7 +150,7 @@ def test_search_by_alias_tag_dataset_and_metric(registry, artifact):
     registry.promote("general", 2)
 
     def found(**filters):
-        return [(r.name, r.version) for r in registry.search(**filters)]
+        return [(r.name, r.version) for r in registry.search(**filters).records]
 
     assert found(dataset="coco@aaa") == [("general", 1), ("medical", 1)]
     assert found(alias="production") == [("general", 2)]

@@ -114,3 +114,15 @@ def test_an_alias_record_never_restores_its_event_into_another_models_log(regist
     registry.events("m")  # reconciles m's log: the planted event belongs to no log it may write
     assert registry.events("victim") == before
     assert not any("planted" in k for k in registry.store.list_keys("models/"))
+
+
+def test_one_tampered_record_is_named_and_the_search_goes_on_over_the_rest(registry, artifact):
+    for name in ("a", "b", "m"):
+        registry.register(name, artifact, lineage={"datasets": {"train": "coco@aaa"}})
+    _tamper(registry, "m", "../escaped.json")
+    search = registry.search(dataset="coco@aaa")
+    assert [(r.name, r.version) for r in search.records] == [("a", 1), ("b", 1)]
+    (refused,) = search.refused
+    assert refused.startswith("m:1 has an invalid version.json")
+    with pytest.raises(TamperedRecord):
+        registry.list_versions("m")  # one model's own list still refuses outright

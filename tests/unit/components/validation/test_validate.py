@@ -294,3 +294,56 @@ def test_a_small_manifest_of_ten_million_rows_is_refused_from_its_metadata(tmp_p
     assert refused.endswith("has 10,000,000 rows, over the limit of 2,000,000: split it into smaller datasets, "
                             "or raise the limit"), done.stdout
     assert float(seconds) < 5 and int(grew_mb) < 64
+
+
+LONG_CAPTION = """
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+rows = int(sys.argv[2])
+def repeated(text):  # one dictionary entry on every row
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int8)), pa.array([text]))
+table = pa.table({"sample_id": pa.array([str(i) for i in range(rows)]), "image": repeated("a.png"),
+                  "caption": repeated("a red square " * 80_000), "image_id": repeated("a"), "split": repeated("train")})
+pq.write_table(table, sys.argv[1], compression="zstd")
+"""
+
+
+def test_a_caption_repeated_by_its_encoding_is_refused_before_it_is_decoded(tmp_path):
+    """2,000 rows (within the row limit) sharing one 1 MB caption: a 2 GB frame once decoded, a few KB on disk.
+    Refused batch by batch from the decoded size, within the 3 GB address-space limit and a few MB."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    subprocess.run([sys.executable, "-c", LONG_CAPTION, str(tmp_path / "manifest.parquet"), "2000"], check=True)
+    assert (tmp_path / "manifest.parquet").stat().st_size < 200_000
+    done = subprocess.run([sys.executable, "-c", VALIDATE_BOUNDED, str(tmp_path)], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[4])
+    refused, figures = done.stdout.splitlines()
+    seconds, grew_mb = figures.split()
+    assert refused.endswith(f"holds over {1 << 30:,} bytes of rows once decoded (a value repeated by its "
+                            "encoding): split it into smaller datasets, or raise the limit"), done.stdout
+    assert float(seconds) < 5 and int(grew_mb) < 64
+
+
+def test_a_manifest_is_read_in_batches_whole_and_in_order(tmp_path, monkeypatch):
+    """Three batches of a dictionary-encoded manifest decode to exactly the frame pandas reads in one go."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from components.data import manifest
+
+    monkeypatch.setattr(manifest, "READ_BATCH_ROWS", 4)
+    frame = pd.DataFrame({"sample_id": [f"s{i}" for i in range(10)], "image": ["a.png", "b.png"] * 5,
+                          "caption": pd.Categorical(["one " * 250, "two " * 250] * 5), "image_id": ["a", "b"] * 5,
+                          "split": ["train"] * 10, "label": list(range(10))})
+    frame.to_parquet(tmp_path / "manifest.parquet", index=False)
+    read = read_manifest(tmp_path)
+    assert read.astype(str).equals(pd.read_parquet(tmp_path / "manifest.parquet").astype(str))
+    assert read["label"].tolist() == list(range(10))
+    stored = pq.ParquetFile(tmp_path / "manifest.parquet").metadata.row_group(0).total_byte_size
+    assert stored + 1000 < 10 * 1000  # the captions are stored twice, decoded ten times
+    with pytest.raises(ManifestError, match="bytes of rows once decoded"):
+        read_manifest(tmp_path, max_bytes=stored + 1000)  # the metadata passes it; a later batch crosses it

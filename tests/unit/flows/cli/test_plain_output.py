@@ -54,3 +54,20 @@ def test_credentials_are_masked_wherever_a_line_is_printed(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret")
     shown = printable("pushed to s3://AKIA:wJalrXUtnFEMI-secret@bucket/dvc and https://user:pw@host/x")
     assert shown == "pushed to s3://***@bucket/dvc and https://***@host/x"
+
+
+def test_a_listing_shows_the_readable_versions_and_names_the_tampered_one(tmp_path, monkeypatch):
+    registry = Registry.local(tmp_path / "registry")
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "artifact" / "config.json").write_text("{}")
+    for name in ("kept", "tampered"):
+        registry.register(name, tmp_path / "artifact")
+    record = tmp_path / "registry" / "models" / "tampered" / "versions" / "1" / "version.json"
+    tampered = json.loads(record.read_text())
+    tampered["files"]["../escaped.json"] = tampered["files"]["config.json"]
+    record.write_text(json.dumps(tampered))
+    monkeypatch.setenv("ALIGNOPS_REGISTRY", str(tmp_path / "registry"))
+    listed = invoke("registry", "list")
+    assert listed.exit_code == 1
+    assert "kept" in listed.output and "tampered:1 has an invalid version.json" in listed.output
+    assert "1 record(s) refused, listed above; the rest are shown" in " ".join(listed.output.split())
