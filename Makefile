@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 LOCK := requirements.lock
 
-.PHONY: demo test test-fast lint clean browser lock
+.PHONY: install demo test test-fast lint docs docs-examples clean browser lock
 
 # The install resolves nothing anew: every package is the version the lock names (the set CI tested).
 $(STAMP): pyproject.toml constraints.txt $(LOCK)
@@ -29,6 +29,8 @@ lock:
 	.lock-venv/bin/python -m infra.lock > $(LOCK).new && mv $(LOCK).new $(LOCK)
 	rm -rf .lock-venv
 
+install: $(STAMP)
+
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/alignops demo
 
@@ -43,8 +45,16 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# The documentation site, built strictly (a broken link or reference fails it) into site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The console examples the docs show, written from real runs (docs/examples/).
+docs-examples: $(STAMP)
+	$(BIN)/python -m infra.docs_examples
+
 lint: $(STAMP)
 	$(BIN)/ruff check core components registry serving flows infra benchmarks tests
 
 clean:
-	rm -rf $(VENV) .alignops .lock-venv
+	rm -rf $(VENV) .alignops .lock-venv site

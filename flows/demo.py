@@ -15,33 +15,56 @@ from components.data.generators.synthetic import generate_dataset
 from components.data.manifest import MANIFEST_FILE
 from components.data.reference import DatasetRef
 from components.domains import DOMAINS
+from components.training.progress import duration
 from flows.demo_upgrade import UpgradeDemoConfig, print_upgrade, upgrade_demo
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.lifecycle import LifecycleConfig, LifecycleResult, lifecycle
 from flows.steps.output import bold, console, line, rich_table, verdict_mark
 from flows.steps.platform import Platform
+from flows.steps.stages import StagePlan, stage
 from infra.catalog import EvalSet, add_eval_set
 from infra.stack import load_stack
 from infra.workspace import DatasetVersion, track_dataset
 
 DATASET_NAME = "synthetic"
-REQUIRED_CHANCE_MULTIPLE = 5.0
+REQUIRED_CHANCE_MULTIPLE = 20.0
 
-
-DOMAIN_IMAGES = 800
+# What each stage took on a 2-core machine with nothing else running (2026-12-07); the demo's ETA scales
+# them by how the finished stages compare. Training is priced per step.
+FIRST_LOOK_SECONDS = {"start the local Prefect API": 6.0, "generate and version the data": 4.0, "validate": 3.0,
+                      "measure, judge, register": 2.0, "promote": 1.0, "build the bento": 3.0,
+                      "serve it and answer a search": 14.0, "finetune": 25.0, "upgrade": 0.0}
+TOUR_SECONDS = FIRST_LOOK_SECONDS | {"generate and version the data": 10.0, "validate": 6.0,
+                                     "measure, judge, register": 4.0, "finetune": 120.0, "upgrade": 300.0}
+TRAIN_START_S, TRAIN_STEP_S = 3.0, 0.5
+LIFECYCLE_STAGES = ("start the local Prefect API", "generate and version the data", "validate", "train",
+                    "measure, judge, register", "promote", "build the bento", "serve it and answer a search")
+PACKAGE_STAGES = ("build the bento", "serve it and answer a search")
 
 
 class DemoConfig(BaseModel):
-    data: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    """The first look by default: every stage of the lifecycle at the smallest scale that still shows it."""
+
+    data: SyntheticDataConfig = Field(default_factory=lambda: SyntheticDataConfig(train_images=600))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(optim={"max_steps": 200}))
     model_name: str = "general"
     gate_policy: str = "synthetic"  # fixed floors: the generated data is well known
     package: bool = True
-    domains: list[str] = Field(default_factory=lambda: sorted(DOMAINS), description="finetuned after pretraining")
-    finetune_steps: int | None = Field(None, ge=1, description="steps of each domain finetune; none: the preset's "
-                                                               "recipe")
-    upgrade: UpgradeDemoConfig | None = Field(default_factory=UpgradeDemoConfig,
-                                              description="a model line upgraded without re-embedding its gallery")
+    domains: list[str] = Field(default_factory=lambda: ["remote_sensing"], description="finetuned after pretraining")
+    domain_images: int = Field(300, ge=50, description="generated for each domain")
+    finetune_steps: int | None = Field(60, ge=1, description="steps of each domain finetune; none: the preset's "
+                                                             "recipe")
+    upgrade: UpgradeDemoConfig | None = Field(None, description="a model line upgraded without re-embedding its "
+                                                                "gallery")
+    stage_seconds: dict[str, float] = Field(default_factory=lambda: dict(FIRST_LOOK_SECONDS),
+                                            description="what each stage usually takes, for the ETA")
+
+    @classmethod
+    def tour(cls) -> DemoConfig:
+        """Everything, at the scale that shows each effect clearly: three domains and the upgrade table."""
+        return cls(data=SyntheticDataConfig(), train=TrainConfig(optim={"max_steps": 700}), domains=sorted(DOMAINS),
+                   domain_images=800, finetune_steps=None, upgrade=UpgradeDemoConfig(),
+                   stage_seconds=dict(TOUR_SECONDS))
 
 
 def prepare_dataset(platform: Platform, data: SyntheticDataConfig) -> DatasetRef:
@@ -64,18 +87,41 @@ def as_reference(platform: Platform, version: DatasetVersion) -> DatasetRef:
     return DatasetRef(path=str(platform.workspace / version.path), ref=version.ref, hash=version.dvc_md5)
 
 
+def planned_stages(config: DemoConfig) -> dict[str, float]:
+    """The demo's stages, each with the seconds it usually takes."""
+    seconds = config.stage_seconds | {"train": TRAIN_START_S + config.train.optim.max_steps * TRAIN_STEP_S}
+    plan = {name: seconds[name] for name in LIFECYCLE_STAGES if config.package or name not in PACKAGE_STAGES}
+    plan |= {f"finetune {name}": seconds["finetune"] for name in config.domains}
+    return plan | ({"upgrade without re-embedding": seconds["upgrade"]} if config.upgrade else {})
+
+
+def flow_api_ready() -> None:
+    """Prefect's API answering: the temporary server started now (where none is configured), counted on its own
+    rather than inside the first flow; it serves every flow of this process."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.api_healthcheck()
+
+
 def run_demo(config: DemoConfig) -> LifecycleResult:
-    started = time.monotonic()
-    platform = Platform.from_env()
+    platform, plan = Platform.from_env(), StagePlan(planned_stages(config))
     console.rule(bold("alignops demo"))
-    console.print(line(f"State directory: {platform.home}"))
-    dataset = prepare_dataset(platform, config.data)
-    console.print(line("Dataset ", bold(dataset.ref), f" (DVC {dataset.hash})"))
-    result = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, train=config.train,
-                                       package=config.package, gate_policy=config.gate_policy))
-    finetunes = finetune_domains(platform, config, result, dataset)
-    upgraded = upgrade_demo(dataset, config.train, config.gate_policy, config.upgrade) if config.upgrade else None
-    print_summary(platform, result, finetunes, time.monotonic() - started)
+    console.print(line(f"State directory: {platform.home}. It usually takes {duration(sum(plan.expected_s.values()))} "
+                       "on a 2-core machine."))
+    with plan.active():
+        with stage("start the local Prefect API"):
+            flow_api_ready()
+        with stage("generate and version the data"):
+            dataset = prepare_dataset(platform, config.data)
+        console.print(line("Dataset ", bold(dataset.ref), f" (DVC {dataset.hash})"))
+        result = lifecycle(LifecycleConfig(model_name=config.model_name, dataset=dataset, train=config.train,
+                                           package=config.package, gate_policy=config.gate_policy))
+        finetunes = finetune_domains(platform, config, result, dataset)
+        with stage("upgrade without re-embedding"):
+            upgraded = upgrade_demo(dataset, config.train, config.gate_policy, config.upgrade) if config.upgrade \
+                else None
+    print_summary(platform, result, finetunes, plan)
     if upgraded:
         print_upgrade(upgraded)
     platform.demo_summary.write_text(json.dumps(
@@ -91,22 +137,32 @@ def finetune_domains(platform: Platform, config: DemoConfig, result: LifecycleRe
         return []
     results = []
     for name in config.domains:
-        dataset_dir = platform.workspace / f"{name}-data"
-        with console.status(f"Generating {DOMAIN_IMAGES} {name} images in their native format and importing them"):
-            if not (dataset_dir / "dataset" / MANIFEST_FILE).exists():
-                generate_domain_dataset(name, dataset_dir, DOMAIN_IMAGES)
-            version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
-            add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
         console.rule(bold(f"finetune: {name}"))
         steps = {"max_steps": config.finetune_steps} if config.finetune_steps else {}
-        results.append(finetune(FinetuneConfig(base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
-                                               dataset=as_reference(platform, version), general=general,
-                                               train=TrainConfig(optim=steps))))
+        with stage(f"finetune {name}"):
+            version = domain_dataset(platform, name, config.domain_images)
+            results.append(finetune(FinetuneConfig(
+                base_model=f"{config.model_name}@{result.promoted_to}", domain=name,
+                dataset=as_reference(platform, version), general=general, train=TrainConfig(optim=steps))))
     return results
 
 
+def domain_dataset(platform: Platform, name: str, images: int) -> DatasetVersion:
+    """Generated in the domain's native format, imported, versioned and named as the domain's eval set."""
+    dataset_dir = platform.workspace / f"{name}-data"
+    with console.status(f"Generating {images} {name} images in their native format and importing them"):
+        stamp = dataset_dir / ".images"
+        if not (dataset_dir / "dataset" / MANIFEST_FILE).exists() or stamp.read_text() != str(images):
+            shutil.rmtree(dataset_dir, ignore_errors=True)
+            generate_domain_dataset(name, dataset_dir, images)
+            stamp.write_text(str(images))
+        version = track_dataset(platform.workspace, dataset_dir / "dataset", f"Generated {name} dataset")
+        add_eval_set(platform.workspace, EvalSet(name=f"{name}_test", dataset=version.path, domain=name))
+    return version
+
+
 def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[FinetuneResult],
-                  elapsed_s: float) -> None:
+                  plan: StagePlan) -> None:
     v, e, verdict = result.validated.report, result.judged.measured, result.judged.verdict
     console.rule(bold("Summary"))
     console.print(line(f"Dataset {result.validated.dataset.ref}: validation ", verdict_mark(v.passed),
@@ -148,9 +204,10 @@ def print_summary(platform: Platform, result: LifecycleResult, finetunes: list[F
     stack = load_stack(platform.home)
     browse = (f"Flow runs and their artifacts: the Prefect UI at {stack.ui_url or stack.prefect_api_url}"
               if stack else "Flow runs and their artifacts: `alignops up`, then open the Prefect UI it prints")
+    console.print(rich_table("Where the time went", ["stage", "usually", "took"], plan.rows()))
     console.print(Panel(line(
-        f"Finished in {elapsed_s / 60:.1f} min. Pictures: loss curve and retrieval examples under {platform.runs}.\n"
-        f"{browse}"), expand=False))
+        f"Finished in {duration(time.monotonic() - plan.started)}. Pictures: loss curve and retrieval examples "
+        f"under {platform.runs}.\n{browse}"), expand=False))
 
 
 def print_finetunes(finetunes: list[FinetuneResult]) -> None:

@@ -19,6 +19,7 @@ from flows.promote import promote
 from flows.steps.candidate import Candidate, Judged, dataset_target, run_candidate_pipeline
 from flows.steps.compatibility import old_space, with_bct
 from flows.steps.platform import Platform
+from flows.steps.stages import stage
 from flows.steps.training import run_folder, train_model, training_job
 from flows.validate_data import validate_data
 from infra.pytorchjob import ClusterJob
@@ -79,14 +80,17 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     # Everything the run needs, resolved before any work: the policy, the older space, the data.
     policy = run_policy(config.gate_policy, preset)
     old = old_space(registry, config.compatible_with, platform.old_models) if config.compatible_with else None
-    validated = validate_data(config.dataset, config.validation)
+    with stage("validate"):
+        validated = validate_data(config.dataset, config.validation)
     train = with_bct(preset.apply(config.train), old) if old is not None else preset.apply(config.train)
     run_dir = platform.runs / lifecycle_run(config, train, validated)
-    artifact_dir = train_model(training_job(train, validated, run_dir), config.cluster)
+    with stage("train"):
+        artifact_dir = train_model(training_job(train, validated, run_dir), config.cluster)
     target = dataset_target(preset, validated, config.eval_split)
-    judged = run_candidate_pipeline(registry, Candidate(name=config.model_name, artifact_dir=artifact_dir,
-                                                        reason="registered by the lifecycle flow", old=old),
-                                    [target], policy)
+    with stage("measure, judge, register"):
+        judged = run_candidate_pipeline(registry, Candidate(name=config.model_name, artifact_dir=artifact_dir,
+                                                            reason="registered by the lifecycle flow", old=old),
+                                        [target], policy)
     result = LifecycleResult(validated=validated, judged=judged, promoted_to=None)
     if not judged.verdict.passed:
         print(f"{judged.record.ref} failed its gate; {config.promote_to or 'candidate'} stays where it was")
@@ -97,8 +101,9 @@ def lifecycle(config: LifecycleConfig) -> LifecycleResult:
     if holder is not None and holder.version == judged.record.version:  # a re-run of a run already promoted
         print(f"{judged.record.ref} already holds {config.promote_to!r}: the run registered it before")
     else:
-        promote(config.model_name, judged.record.version, config.promote_to,
-                reason="gate passed in the lifecycle flow", package_on_move=not config.package)
+        with stage("promote"):
+            promote(config.model_name, judged.record.version, config.promote_to,
+                    reason="gate passed in the lifecycle flow", package_on_move=not config.package)
     result.promoted_to = config.promote_to
     if config.package:
         result.bento_tag, result.smoke = package(judged.record.ref, validated.dataset, config.eval_split,

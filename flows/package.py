@@ -15,6 +15,7 @@ from components.evaluation.gallery import Gallery
 from flows.gallery import pairing
 from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform
+from flows.steps.stages import stage
 from registry.names import parse_ref
 from registry.records import Event, VersionRecord
 from registry.registry import RegistryError, current_actor
@@ -85,8 +86,10 @@ def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_s
     with tempfile.TemporaryDirectory() as tmp:
         registered = registered_gallery(registry, record, gallery, Path(tmp) / "gallery") if gallery else None
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
-        bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered=registered)
-        result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
+        with stage("build the bento"):
+            bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered=registered)
+        with stage("serve it and answer a search"):
+            result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))
     create_markdown_artifact(key="bento", description=f"{record.name}:{record.version} packaged", markdown=(

@@ -16,7 +16,7 @@ from serving.options import ServiceArgs, ServingOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:EmbeddingService"
-# What the served code imports, for the bento's container image (see README: deploying a bento).
+# What the served code imports, for the bento's container image (see docs/operations.md: deploying a bento).
 RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "safetensors>=0.5",
                     "pillow>=11", "numpy>=2", "faiss-cpu>=1.9,<2", "pandas>=2.2", "pyarrow>=17", "pydantic>=2.9"]
 

@@ -61,21 +61,25 @@ def check_preset(preset: str) -> None:
 
 @user_errors
 def demo(
-    train_images: Annotated[int, typer.Option(help="training images (5 captions each)")] = 2000,
-    steps: Annotated[int, typer.Option(help="training steps")] = 700,
+    tour: Annotated[bool, typer.Option("--tour", help="the full run (about 17 min): a larger dataset, three domain "
+                                                      "finetunes and the upgrade table")] = False,
+    train_images: Annotated[int | None, typer.Option(help="training images (5 captions each); default: 600, "
+                                                          "2000 with --tour")] = None,
+    steps: Annotated[int | None, typer.Option(help="training steps; default: 200, 700 with --tour")] = None,
     no_package: Annotated[bool, typer.Option("--no-package", help="skip the bento build")] = False,
     no_finetune: Annotated[bool, typer.Option("--no-finetune", help="skip the domain finetunes")] = False,
-    no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="skip the model upgrade (three short trainings)")] =
-    False,
+    no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="skip the model upgrade of --tour")] = False,
 ) -> None:
-    """Generate data, version it with DVC, run the whole lifecycle and the domain finetunes, print a summary."""
-    from components.config import SyntheticDataConfig, TrainConfig
+    """Generate data, version it with DVC, run the whole lifecycle and a domain finetune, print a summary
+    (about 5 min on 2 cores; `--tour`: everything)."""
     from flows.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(data=SyntheticDataConfig(train_images=train_images),
-                                 train=TrainConfig(optim={"max_steps": steps}), package=not no_package,
-                                 **({"domains": []} if no_finetune else {}),
-                                 **({"upgrade": None} if no_upgrade else {})))
+    config = DemoConfig.tour() if tour else DemoConfig()
+    changes = {"data": config.data.model_copy(update={"train_images": train_images})} if train_images else {}
+    if steps:
+        changes["train"] = config.train.changed(optim={"max_steps": steps})
+    result = run_demo(config.model_copy(update=changes | ({"domains": []} if no_finetune else {})
+                                        | ({"upgrade": None} if no_upgrade else {}) | {"package": not no_package}))
     if not result.judged.verdict.passed or (result.smoke and not result.smoke.passed):
         raise typer.Exit(1)
 
@@ -85,7 +89,7 @@ def train(
     dataset: Annotated[str, typer.Argument(help="dataset directory, or PATH@REV of the workspace")],
     name: Annotated[str, typer.Option(help="registry name of the model")] = "general",
     preset: Preset = "general",
-    config: Annotated[Path | None, typer.Option(help="TrainConfig as YAML or JSON (see the README)")] = None,
+    config: Annotated[Path | None, typer.Option(help="TrainConfig as YAML or JSON (see the operations guide)")] = None,
     steps: Steps = None,
     max_minutes: MaxMinutes = None,
     policy: Policy = None,

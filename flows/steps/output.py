@@ -8,12 +8,13 @@ own, as `Text`."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 from rich.text import Text
 
@@ -22,11 +23,27 @@ from core.secrets import redact
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline, C1 included
 
 
+PIPED_WIDTH = 160
+
+
 class PlainConsole(Console):
     """A console that prints every string it is given as text: no markup, control characters escaped."""
 
     def print(self, *objects, **options) -> None:  # noqa: A003 - rich's name
         super().print(*(line(o) if isinstance(o, str) else o for o in objects), **options)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """A log file or a pipe has no width: rich's 80 columns there cut names to `synthetic_t…`, so it gets
+        `PIPED_WIDTH` (and table cells fold, never cut); a terminal keeps its own width, and COLUMNS wins."""
+        size = super().size
+        if self.is_terminal or os.environ.get("COLUMNS"):
+            return size
+        return ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
 
 
 console = PlainConsole(markup=False, highlight=False)
@@ -70,7 +87,7 @@ def rich_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[objec
     """A table whose title and cells are printed as text (a `Text` cell keeps its style)."""
     table = Table(title=line(title), title_justify="left", header_style="bold")
     for column in columns:
-        table.add_column(printable(column))
+        table.add_column(printable(column), overflow="fold")
     for row in rows:
         table.add_row(*(line(v) for v in row))
     return table
