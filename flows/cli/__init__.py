@@ -6,7 +6,7 @@
     alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
     alignops audit backdoor                      flows/cli/audits.py
     alignops package | serve                     flows/cli/serving.py
-    alignops up | down | status | deploy         flows/cli/stack.py
+    alignops up | down | status | deploy | doctor  flows/cli/stack.py
 """
 
 from __future__ import annotations
@@ -29,8 +29,19 @@ for group in (runs, serving, stack):
         app.command()(command)
 
 
+def show_version(asked: bool) -> None:
+    if asked:
+        import platform
+        from importlib import metadata
+
+        typer.echo(f"alignops {metadata.version('alignops')} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on the terminal (they go to "
+def main(version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                               help="print the version and exit")] = False,
+         debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on the terminal (they go to "
                                                                "$ALIGNOPS_HOME/logs/cli.log otherwise), and "
                                                                "everything --verbose shows")] = False,
          verbose: Annotated[bool, typer.Option("--verbose", help="show Prefect's start-up and bookkeeping "

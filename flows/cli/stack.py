@@ -72,4 +72,20 @@ def deploy(pool: str = LOCAL_POOL,
     echo(f"{len(names)} deployments on work pool {pool}: " + ", ".join(names))
 
 
-COMMANDS = (up, down, status, deploy)
+@user_errors
+def doctor() -> None:
+    """What this machine and environment give alignops: Python, torch and package versions, the state
+    directory and free disk, the stores and servers it would talk to and whether they answer. Exit 1 when
+    something fails."""
+    from components.runtime import Settings
+    from flows.steps.output import console, rich_table
+    from infra.doctor import examine
+
+    findings = examine(Settings.from_env())
+    console.print(rich_table("alignops doctor", ["check", "status", "finding"],
+                             [(f.check, f.status, f.detail) for f in findings]))
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
+
+
+COMMANDS = (up, down, status, deploy, doctor)
