@@ -11,6 +11,7 @@ kind (`models`, and the `galleries` models embedded):
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import json
 import os
@@ -205,7 +206,7 @@ class Registry:
         try:
             data, _ = self.store.get_bytes(f"{self.kind}/{name}/versions/{int(version)}/version.json")
         except KeyNotFound:
-            raise RegistryError(f"{name} has no version {version}; see `alignops registry list`") from None
+            raise self._not_found(name, f"{name} has no version {version}") from None
         try:
             return VersionRecord.model_validate_json(data)
         except ValidationError as error:
@@ -245,14 +246,26 @@ class Registry:
         if alias_name:
             alias = self.get_alias(name, alias_name)
             if alias is None:
-                raise RegistryError(f"{name} has no alias {alias_name!r}")
+                raise self._not_found(name, f"{name} has no alias {alias_name!r}")
             return self.get_version(name, alias.version)
         if version is not None:
             return self.get_version(name, version)
         versions = self.list_versions(name)
         if not versions:
-            raise RegistryError(f"no model named {name!r} in the registry")
+            raise self._not_found(name, f"{name} has no versions")
         return versions[-1]
+
+    def _not_found(self, name: str, missing: str) -> RegistryError:
+        """What is missing, and what there is: the model's versions and aliases, or the closest model names."""
+        if any(self._version_json.match(k) for k in self.store.list_keys(f"{self.kind}/{name}/versions/")):
+            versions = [r.version for r in self._read_versions(name, include_archived=False)
+                        if not isinstance(r, TamperedRecord)]
+            held = ", ".join(f"{alias}={record.version}" for alias, record in self.aliases(name).items())
+            return RegistryError(f"{missing}; it has versions {', '.join(map(str, versions)) or 'none unarchived'}"
+                                 + (f" and aliases {held}" if held else ""))
+        close = difflib.get_close_matches(name, self.list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see `alignops registry list`"
+        return RegistryError(f"no model named {name!r} in the registry {self.store.url}: {hint}")
 
     def download(self, name: str, version: int, target: Path) -> Path:
         """Fetch every file of a version into `target`, each checked against its recorded sha256. Files

@@ -206,6 +206,7 @@ def promote(
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
+    registry().get_version(name, version)  # so does an unknown model or version, with the closest names
     judging = resolved_policy(policy)  # a misspelt policy fails here, before a flow starts
     promotion = promote_flow(name, version, alias, reason=reason, force_reason=force, gate_policy=judging)
     echo(f"{name}@{alias}: {promotion.previous or '-'} -> {version} (non-regression: {promotion.judged_by})")
@@ -219,6 +220,7 @@ def rollback(name: str, alias: str = "production", reason: str = "") -> None:
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")
+    registry().resolve(f"{name}@{alias}")  # an unknown model or alias fails before a flow starts
     echo(f"{name}@{alias} -> {rollback_flow(name, alias, reason)}")
 
 

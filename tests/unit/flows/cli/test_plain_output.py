@@ -71,3 +71,19 @@ def test_a_listing_shows_the_readable_versions_and_names_the_tampered_one(tmp_pa
     assert listed.exit_code == 1
     assert "kept" in listed.output and "tampered:1 has an invalid version.json" in listed.output
     assert "1 record(s) refused, listed above; the rest are shown" in " ".join(listed.output.split())
+
+
+def test_an_unknown_model_version_or_alias_names_what_there_is(tmp_path, monkeypatch):
+    registry = Registry.local(tmp_path / "registry")
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "artifact" / "config.json").write_text("{}")
+    registry.register("flickr-clip", tmp_path / "artifact")
+    monkeypatch.setenv("ALIGNOPS_REGISTRY", str(tmp_path / "registry"))
+    misspelt = invoke("registry", "promote", "flikr-clip", "1")
+    assert misspelt.exit_code == 1 and "no model named 'flikr-clip'" in misspelt.output
+    assert "did you mean 'flickr-clip'?" in " ".join(misspelt.output.split())
+    assert "flow run" not in misspelt.output.lower()  # answered before any flow started
+    missing = invoke("registry", "promote", "flickr-clip", "7")
+    assert "flickr-clip has no version 7; it has versions 1" in " ".join(missing.output.split())
+    unaliased = invoke("registry", "rollback", "flickr-clip", "--alias", "staging")
+    assert "flickr-clip has no alias 'staging'; it has versions 1" in " ".join(unaliased.output.split())
