@@ -152,8 +152,9 @@ def finetune(
 
     check_preset(preset), parse_ref(base), name and check_name(name, "model name")  # before a flow starts
     train_config = train_config_from(config, steps, max_minutes)
-    registry_at_hand().resolve(base)  # what the user named is found before the flow's modules load
+    # What the user named is found before the flow's modules load: the data, the base, the policy.
     data, replayed = dataset_at(dataset), dataset_at(general) if general else None
+    registry_at_hand().resolve(base)
     judging = resolved_policy(policy)
     from flows.finetune import FinetuneConfig
     from flows.finetune import finetune as finetune_flow
