@@ -19,8 +19,9 @@ import fsspec
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.trainer.states import TrainerStatus
 from safetensors.torch import load_file
 
 from components.config import ModelConfig, ModelSection, OptimSection, TokenizerConfig, TrainConfig, preset
@@ -118,6 +119,10 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resumed_from, weights_only=True)
         stopped = _stopped_by_budget(trainer, config, checkpoints)
+    except SystemExit:  # Lightning ends an interrupted fit with exit(1), once its own shutdown ran
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        raise TrainingInterrupted(trainer.global_step, config.optim.max_steps) from None
     finally:
         wandb_run_id = _finish_wandb(loggers)
     lineage = job.lineage.model_copy(update={
@@ -146,6 +151,26 @@ def _training_captions(job: TrainingJob) -> list[str]:
     return rows["caption"].astype(str).tolist()
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) ended training; a checkpoint was written where it stopped."""
+
+    def __init__(self, step: int, max_steps: int) -> None:
+        super().__init__(f"training interrupted at step {step} of {max_steps}; a checkpoint was written there: "
+                         f"re-run the same command to resume from step {step}")
+
+
+class CheckpointOnInterrupt(Callback):
+    """On Ctrl-C, the run's `last.ckpt` at the step reached, so that re-running resumes there rather than at the
+    last periodic checkpoint. The batch being trained when the interrupt came is not replayed."""
+
+    def __init__(self, checkpoints: str) -> None:
+        self.last = f"{checkpoints.rstrip('/')}/last.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.last, weights_only=False)
+
+
 def _stopped_by_budget(trainer: L.Trainer, config: TrainConfig, checkpoints: str) -> str | None:
     """When the time budget ended training early: checkpoint where it stopped (re-running resumes from
     there) and say so in the lineage."""
@@ -170,8 +195,9 @@ def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, log
         val_check_interval=logging_.val_every_n_steps * optim.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
         use_distributed_sampler=False,  # our samplers split the data across ranks themselves
-        callbacks=[progress, ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
-                                             every_n_train_steps=logging_.checkpoint_every_n_steps)])
+        callbacks=[progress, CheckpointOnInterrupt(checkpoints),
+                   ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0,
+                                   every_n_train_steps=logging_.checkpoint_every_n_steps)])
 
 
 def _precision(optim: OptimSection) -> str:

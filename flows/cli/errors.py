@@ -14,13 +14,14 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import typer
 
 from components.runtime import Settings, alignops_home, configure_environment
 from core.secrets import redact
-from flows.cli.signals import unwind_on_sigterm
+from flows.cli.signals import detach_prefect_server, unwind_on_sigterm
 from infra.stack import StackError, use_running_stack
 from infra.workspace import VersioningError
 from registry.names import InvalidName
@@ -124,10 +125,38 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C or SIGTERM: one line, then out within seconds. What the command started has been stopped by the
+    `finally` blocks the interrupt unwound through; Prefect's temporary server is stopped here; the exit
+    handlers are skipped, because they would spend minutes flushing logs and events to that stopped server."""
+    from rich.text import Text
+
+    from flows.steps.output import console, line
+
+    said = str(interrupt) if type(interrupt) is not KeyboardInterrupt else ""  # a plain Ctrl-C carries nothing
+    console.print(line(Text("interrupted:", style="yellow"), " ",
+                       one_line(said or "stopped before the command finished; re-run it to start again")),
+                  soft_wrap=True)
+    stop_temporary_servers()
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(130)
+
+
+def stop_temporary_servers() -> None:
+    """Prefect's temporary API servers this process started (normally stopped by an exit handler)."""
+    server_module = sys.modules.get("prefect.server.api.server")
+    for server in list(getattr(getattr(server_module, "SubprocessASGIServer", None), "_instances", {}).values()):
+        try:
+            server.stop()
+        except Exception:  # noqa: BLE001 - already gone: Ctrl-C reached its process group too
+            pass
+
+
 def prepare_the_process() -> None:
     """What every command needs once its arguments are parsed: the state directory and the tools' homes in it,
     the local stack when one runs, signals that stop what the command starts, a quiet terminal."""
     unwind_on_sigterm()  # so what a command started (Prefect's temporary server, bentoml serve) stops with it
+    detach_prefect_server()  # so Ctrl-C leaves it running until the command has recorded how it ended
     use_running_stack(configure_environment())  # commands talk to the local stack while it runs
     # bentoml build runs `uv`, installed beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -153,6 +182,10 @@ def user_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
+        except KeyboardInterrupt as interrupt:
+            if DEBUG["on"]:
+                raise
+            interrupted(interrupt)
         except USER_ERRORS as error:
             if DEBUG["on"]:
                 raise

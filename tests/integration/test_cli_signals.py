@@ -81,3 +81,40 @@ def test_stopping_serve_stops_bentoml_and_frees_the_port(tiny_artifact, tiny_dat
     assert stopped_with_everything_it_started(process, signal.SIGTERM) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+
+
+def test_ctrl_c_during_training_is_one_line_a_checkpoint_and_a_prompt_exit(tiny_dataset, tmp_path):
+    """Ctrl-C reaches the whole foreground group (Prefect's temporary server too): the command still ends at
+    once, with one line saying where training stopped and how to resume, and a checkpoint written there."""
+    import re
+    import threading
+
+    (tmp_path / "long.yaml").write_text("data: {batch_size: 16}\n"
+                                        "logging: {wandb: false, checkpoint_every_n_steps: 100000}\n")
+    home = tmp_path / "home"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    environment |= {"ALIGNOPS_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    process = subprocess.Popen([ALIGNOPS, "train", str(tiny_dataset), "--steps", "100000", "--config",
+                                str(tmp_path / "long.yaml")], cwd=ROOT, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)  # a terminal's group
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
+    wait_until(lambda: any("[train] step" in line for line in lines), 300, "training progress", process)
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    interrupted_at = time.time()
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)  # minutes before: flushing logs and events to the server Ctrl-C had stopped
+    reader.join(timeout=10)
+    assert process.returncode == 130, "".join(lines)[-3000:]
+    said = [line for line in lines if line.startswith("interrupted:")]
+    assert len(said) == 1 and "Traceback" not in "".join(lines), "".join(lines)[-3000:]
+    step = int(re.search(r"training interrupted at step (\d+) of 100000; a checkpoint was written there: re-run the "
+                         r"same command to resume from step (\d+)", said[0]).group(1))
+    assert step > 0
+    (checkpoint,) = home.glob("runs/*/checkpoints/last.ckpt")
+    assert checkpoint.stat().st_mtime >= interrupted_at
+    gone, alive = psutil.wait_procs(descendants, timeout=30)
+    for leftover in alive:
+        leftover.kill()
+    assert alive == []
