@@ -34,8 +34,8 @@ REQUIRED_CHANCE_MULTIPLE = 20.0
 FIRST_LOOK_SECONDS = {"start the local Prefect API": 6.0, "generate and version the data": 4.0, "validate": 3.0,
                       "measure, judge, register": 2.0, "promote": 1.0, "build the bento": 3.0,
                       "serve it and answer a search": 14.0, "finetune": 25.0, "upgrade": 0.0}
-TOUR_SECONDS = FIRST_LOOK_SECONDS | {"generate and version the data": 10.0, "validate": 6.0,
-                                     "measure, judge, register": 4.0, "finetune": 120.0, "upgrade": 300.0}
+TOUR_SECONDS = FIRST_LOOK_SECONDS | {"generate and version the data": 5.0, "validate": 3.0,
+                                     "measure, judge, register": 1.0, "finetune": 95.0, "upgrade": 330.0}
 TRAIN_START_S, TRAIN_STEP_S = 3.0, 0.5
 LIFECYCLE_STAGES = ("start the local Prefect API", "generate and version the data", "validate", "train",
                     "measure, judge, register", "promote", "build the bento", "serve it and answer a search")
