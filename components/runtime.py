@@ -18,9 +18,6 @@ ENV_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     # Prefect's temporary API server gets 20 s to start by default, which a busy 2-core machine can miss
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    # Nobody opens the temporary server's UI (it stops with the command; `alignops up` serves one), and
-    # preparing it doubled the server's start on 2 cores: 11.7 s with it, 5.9 s without
-    "PREFECT_UI_ENABLED": "false",
 }
 
 

@@ -31,7 +31,7 @@ REQUIRED_CHANCE_MULTIPLE = 20.0
 
 # What each stage took on a 2-core machine with nothing else running (2026-12-07); the demo's ETA scales
 # them by how the finished stages compare. Training is priced per step.
-FIRST_LOOK_SECONDS = {"start the local Prefect API": 6.0, "generate and version the data": 4.0, "validate": 3.0,
+FIRST_LOOK_SECONDS = {"start the local Prefect API": 12.0, "generate and version the data": 4.0, "validate": 3.0,
                       "measure, judge, register": 2.0, "promote": 1.0, "build the bento": 3.0,
                       "serve it and answer a search": 14.0, "finetune": 25.0, "upgrade": 0.0}
 TOUR_SECONDS = FIRST_LOOK_SECONDS | {"generate and version the data": 5.0, "validate": 3.0,

@@ -134,8 +134,7 @@ def start_service(stack: Stack, name: str, command: list[str], env: dict[str, st
 
 def base_environment(home: Path, stack_id: str) -> dict[str, str]:
     return {**os.environ, **ENV_DEFAULTS, "ALIGNOPS_HOME": str(home), STACK_MARKER: stack_id,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-            "PREFECT_UI_ENABLED": "true"}  # the stack's server is the one whose UI people open
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false"}
 
 
 def local_s3(stack: Stack):
