@@ -39,11 +39,13 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null) || echo "chromium not installed"
 
+# Two workers: most slow tests wait on servers and subprocesses, so two overlap well on two cores. Whole
+# files go to one worker, so a module's fixtures are built once.
 test: $(STAMP) browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider --durations=25
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 -m "not slow"
 
 # The documentation site, built strictly (a broken link or reference fails it) into site/.
 docs: $(STAMP)

@@ -38,6 +38,7 @@ class BackdoorAudit(BaseModel):
     images: int
     metrics: dict[str, float]  # <set>/backdoor_asr, <set>/backdoor_clean_top1
     intervals: dict[str, Interval]
+    chance: dict[str, float]  # each figure under a random ranking
     verdict: GateVerdict | None = None  # with an ASR ceiling
 
 
@@ -62,7 +63,8 @@ def audit_backdoor(model: str, dataset: DatasetRef, probe: BackdoorProbe, *, spl
         intervals=intervals)
     audit = BackdoorAudit(model=record.ref if record else Path(artifact_dir).name, dataset=dataset.recorded,
                           split=split, eval_set=eval_set, probe=probe, mode=measured.mode, images=measured.images,
-                          metrics=metrics, intervals=intervals, verdict=verdict)
+                          metrics=metrics, intervals=intervals, chance=prefixed(measured.chance, eval_set),
+                          verdict=verdict)
     if record:
         registry.record_event(Event(event="audited", model=record.name, version=record.version, actor=current_actor(),
                                     reason=f"backdoor audit on {dataset.recorded} ({split})",

@@ -80,7 +80,9 @@ def track_dataset(workspace: Path, dataset_dir: Path, message: str = "") -> Data
     """`dvc add` + git commit + `dvc push` a dataset directory inside the workspace; return its version."""
     workspace, dataset_dir = Path(workspace).resolve(), Path(dataset_dir).resolve()
     if not dataset_dir.is_relative_to(workspace):
-        raise VersioningError(f"{dataset_dir} must lie inside the workspace {workspace}")
+        raise VersioningError(f"{dataset_dir} must lie inside the workspace {workspace}: import or copy it there "
+                              f"(`alignops data import FORMAT SRC {workspace}/{Path(dataset_dir).name}`), then "
+                              "`alignops data add` that folder")
     relative = dataset_dir.relative_to(workspace).as_posix()
     _dvc(["add", "-q", relative], workspace)
     pointer = f"{relative}.dvc"

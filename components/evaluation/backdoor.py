@@ -28,11 +28,19 @@ class BackdoorMeasurement:
     images: int  # test images measured (those not already answered by the target)
     mode: str  # zero_shot or retrieval
     intervals: dict[str, Interval]
+    chance: dict[str, float]  # each rate under a ranking drawn at random
 
     @property
     def metrics(self) -> dict[str, float]:
         """Unprefixed: an eval target names them (`<set>/backdoor_asr`)."""
         return {BACKDOOR_ASR: self.asr, BACKDOOR_CLEAN_TOP1: self.clean_top1}
+
+
+def chance_rates(own: torch.Tensor) -> dict[str, float]:
+    """Under a random ranking, each candidate is equally likely first: the target (the last) with 1/C, an
+    image's own answers with their share of the C candidates."""
+    candidates = own.shape[1]
+    return {BACKDOOR_ASR: 1 / candidates, BACKDOOR_CLEAN_TOP1: own.sum(dim=1).double().mean().item() / candidates}
 
 
 def top1_wins(scores: torch.Tensor, positive: torch.Tensor, ties_win: bool) -> torch.Tensor:
@@ -80,4 +88,4 @@ def measure_backdoor(embedder: Embedder, dataset_dir: Path, probe: BackdoorProbe
     n = len(images)
     return BackdoorMeasurement(asr=asr, clean_top1=clean_top1, images=n, mode=mode,
                                intervals={BACKDOOR_ASR: wilson(asr, n),
-                                          BACKDOOR_CLEAN_TOP1: wilson(clean_top1, n)})
+                                          BACKDOOR_CLEAN_TOP1: wilson(clean_top1, n)}, chance=chance_rates(own))

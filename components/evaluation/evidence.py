@@ -96,3 +96,17 @@ def embedding_spread(embeddings: torch.Tensor) -> dict[str, float]:
     pairs = n * (n - 1)
     mean_cosine = float((unit.sum(dim=0).square().sum() - unit.square().sum()) / pairs) if pairs else 1.0
     return {"effective_rank": effective_rank, "mean_cosine": mean_cosine}
+
+
+# How far above chance a figure is, in words a reader acts on. A gate may pass a model only just above chance
+# (the general policy asks for no more on a team's own data); these words say how good it is.
+STRENGTHS = ((2.0, "indistinguishable from chance in use"), (5.0, "weak"), (20.0, "useful"))
+
+
+def strength(value: float, chance: float) -> str:
+    """`3.4x chance: weak`, from a figure and its chance level."""
+    if not chance or not math.isfinite(value):
+        return "no chance level to compare with"
+    multiple = value / chance
+    words = next((said for below, said in STRENGTHS if multiple < below), "strong")
+    return f"{multiple:.1f}x chance: {words}"

@@ -24,6 +24,7 @@ class Pace:
     total: int
     elapsed_s: float
     first_step: int = 0  # a resumed run's steps before this attempt do not count toward its speed
+    budget_s: float | None = None  # a time budget ends this attempt when it is spent, whatever steps are left
 
     @property
     def steps_per_s(self) -> float:
@@ -32,7 +33,11 @@ class Pace:
 
     @property
     def eta_s(self) -> float | None:
-        return (self.total - self.step) / self.steps_per_s if self.steps_per_s else None
+        by_steps = (self.total - self.step) / self.steps_per_s if self.steps_per_s else None
+        if self.budget_s is None:
+            return by_steps
+        by_budget = max(self.budget_s - self.elapsed_s, 0.0)
+        return by_budget if by_steps is None else min(by_steps, by_budget)
 
     @property
     def percent(self) -> float:
@@ -64,7 +69,8 @@ class ProgressLines(L.Callback):
         if not trainer.is_global_zero:
             return
         now = time.monotonic()
-        pace = Pace(trainer.global_step, trainer.max_steps, now - self.started, self.first_step)
+        pace = Pace(trainer.global_step, trainer.max_steps, now - self.started, self.first_step,
+                    self.budget_minutes * 60 if self.budget_minutes else None)
         if not self.estimated and pace.step - self.first_step >= ESTIMATE_AFTER_STEPS:
             self.estimated = True
             self._say(pace, self.estimate(pace))
@@ -76,12 +82,13 @@ class ProgressLines(L.Callback):
                       if loss is not None else f"step {pace.step}/{pace.total} · ETA {duration(pace.eta_s)}")
 
     def estimate(self, pace: Pace) -> str:
-        per_step = 1 / pace.steps_per_s
-        line = (f"estimate: {per_step:.2f} s per step; {pace.total} steps ≈ {duration(per_step * pace.total)} "
+        per_step, left = 1 / pace.steps_per_s, pace.total - pace.first_step  # a resumed run quotes what is left
+        planned = f"{pace.total} steps" if not pace.first_step else f"{left} steps left of {pace.total}"
+        line = (f"estimate: {per_step:.2f} s per step; {planned} ≈ {duration(per_step * left)} "
                 f"(each 100 more steps ≈ {duration(per_step * 100)})")
         if self.budget_minutes:
             fits = int(self.budget_minutes * 60 / per_step)
-            line += f"; the {self.budget_minutes:g}-minute budget fits about {min(fits, pace.total)} steps"
+            line += f"; the {self.budget_minutes:g}-minute budget fits about {min(fits, left)} of them"
         return line
 
     def _say(self, pace: Pace, line: str) -> None:

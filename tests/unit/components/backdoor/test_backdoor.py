@@ -109,3 +109,24 @@ def test_a_labelled_split_is_audited_by_zero_shot_label_and_an_eval_target_names
     assert figures.metrics["shapes_test/backdoor_asr"] == pytest.approx(measured.asr)
     assert figures.metrics["shapes_test/backdoor_clean_top1"] == pytest.approx(measured.clean_top1)
     assert figures.intervals["shapes_test/backdoor_asr"].n == 20 and "shapes_test/t2i_r1" in figures.metrics
+
+
+def test_the_chance_levels_are_what_random_rankings_score():
+    """Rankings drawn at random (many per image) win as often as `chance_rates` says, for the target and for
+    images owning one, two or three of six candidates."""
+    import torch
+
+    from components.evaluation.backdoor import chance_rates, top1_wins
+    from components.evaluation.metric_names import BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1
+
+    own = torch.tensor([[True, False, False, False, False, False], [True, True, False, False, False, False],
+                        [False, True, True, True, False, False]])
+    draws = 20_000
+    scores = torch.rand(draws, *own.shape, generator=torch.Generator().manual_seed(0)).reshape(-1, own.shape[1])
+    repeated = own.repeat(draws, 1)
+    target = torch.zeros_like(repeated)
+    target[:, -1] = True
+    chance = chance_rates(own)
+    assert chance == {BACKDOOR_ASR: 1 / 6, BACKDOOR_CLEAN_TOP1: 2 / 6}
+    assert abs(top1_wins(scores, target, ties_win=True).double().mean().item() - chance[BACKDOOR_ASR]) < 0.005
+    assert abs(top1_wins(scores, repeated, ties_win=False).double().mean().item() - chance[BACKDOOR_CLEAN_TOP1]) < 0.005

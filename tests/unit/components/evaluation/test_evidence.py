@@ -192,3 +192,12 @@ def test_shipped_policies_refuse_a_collapsed_model():
 def test_unknown_policy_fields_are_refused():
     with pytest.raises(ValueError, match="extra"):
         GatePolicy.model_validate({"name": "p", "floor": {"s/t2i_r1": 0.3}})
+
+
+def test_strength_says_how_far_above_chance_a_figure_is_in_words():
+    from components.evaluation.evidence import strength
+
+    assert strength(0.031, 0.0091) == "3.4x chance: weak"  # what a gate passing 'above chance' may still be
+    assert [strength(v, 0.01).split(": ")[1] for v in (0.015, 0.02, 0.19, 0.2, 0.9)] == [
+        "indistinguishable from chance in use", "weak", "useful", "strong", "strong"]
+    assert strength(float("nan"), 0.01) == strength(0.5, 0.0) == "no chance level to compare with"
