@@ -39,13 +39,14 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null) || echo "chromium not installed"
 
-# Two workers: most slow tests wait on servers and subprocesses, so two overlap well on two cores. Whole
-# files go to one worker, so a module's fixtures are built once.
+# Serial by default: on 2 cores the suite is bound by CPU, and two xdist workers took as long as one
+# (24 min either way, 2026-12-07). With more cores: `make test PYTEST_ARGS="-n 4 --dist loadfile"`.
+PYTEST_ARGS ?=
 test: $(STAMP) browser
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -n 2 -m "not slow"
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 # The documentation site, built strictly (a broken link or reference fails it) into site/.
 docs: $(STAMP)

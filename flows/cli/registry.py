@@ -206,8 +206,8 @@ def promote(
     from registry.names import check_name
 
     check_name(name, "model name"), check_name(alias, "alias")  # bad names fail before a flow starts
-    registry().get_version(name, version)  # so does an unknown model or version, with the closest names
-    judging = resolved_policy(policy)  # a misspelt policy fails here, before a flow starts
+    judging = resolved_policy(policy)  # so does a misspelt policy
+    registry().get_version(name, version)  # and an unknown model or version, with the closest names
     promotion = promote_flow(name, version, alias, reason=reason, force_reason=force, gate_policy=judging)
     echo(f"{name}@{alias}: {promotion.previous or '-'} -> {version} (non-regression: {promotion.judged_by})")
 

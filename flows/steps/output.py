@@ -36,10 +36,10 @@ class PlainConsole(Console):
     def size(self) -> ConsoleDimensions:
         """A log file or a pipe has no width: rich's 80 columns there cut names to `synthetic_t…`, so it gets
         `PIPED_WIDTH` (and table cells fold, never cut); a terminal keeps its own width, and COLUMNS wins."""
-        size = super().size
-        if self.is_terminal or os.environ.get("COLUMNS"):
-            return size
-        return ConsoleDimensions(PIPED_WIDTH, size.height)
+        size, columns = super().size, os.environ.get("COLUMNS", "")
+        if columns.isdigit():  # read now: rich reads it once, when the console is made
+            return ConsoleDimensions(int(columns), size.height)
+        return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
 
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:

@@ -9,8 +9,16 @@ from registry.local_s3 import free_port
 
 
 def findings(output: str) -> dict[str, tuple[str, str]]:
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]
-    return {check: (status, detail) for check, status, detail in rows if check}
+    """The table's rows, a folded cell's lines joined back."""
+    found: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if line.startswith("│"):
+            check, status, detail = (cell.strip() for cell in line.split("│")[1:-1])
+            if check:
+                found[check] = [status, detail]
+            else:
+                found[list(found)[-1]][1] += detail
+    return {check: (status, detail) for check, (status, detail) in found.items()}
 
 
 def test_a_healthy_local_setup_is_all_ok(monkeypatch):

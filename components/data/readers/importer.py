@@ -117,11 +117,17 @@ def _locate(sources, image_root: Path) -> tuple[dict[str, tuple[Path, str]], dic
     for source in sources:
         try:
             path = inside(image_root, Path(source), "image path")
-        except UnsafePath as error:
-            refused[source] = str(error)
+        except UnsafePath as error:  # said without local paths: the quarantine file is versioned with the data
+            refused[source] = _without_local_paths(str(error), source, image_root)
             continue
         located[source] = (path, path.relative_to(root).as_posix())
     return located, refused
+
+
+def _without_local_paths(reason: str, source: str, image_root: Path) -> str:
+    for folder in {str(Path(image_root).resolve()), str(image_root)}:
+        reason = reason.replace(folder, "the image folder")
+    return reason.replace(source, Path(source).name) if Path(source).is_absolute() else reason
 
 
 def _with_splits(frame: pd.DataFrame) -> pd.DataFrame:
