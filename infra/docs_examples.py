@@ -20,7 +20,7 @@ def record_demo(out: Path = EXAMPLES / "demo.txt") -> Path:
     alignops = Path(sys.executable).with_name("alignops")
     with tempfile.TemporaryDirectory() as home:
         load, started = os.getloadavg()[0], time.monotonic()
-        done = subprocess.run([str(alignops), "demo"], env={**os.environ, "ALIGNOPS_HOME": home, "COLUMNS": "110"},
+        done = subprocess.run([str(alignops), "demo"], env={**os.environ, "ALIGNOPS_HOME": home, "COLUMNS": "120"},
                               capture_output=True, text=True, check=True, cwd=home)
         wall = time.monotonic() - started
     header = (f"$ alignops demo        # {date.today()}, {os.cpu_count()} cores ({platform.machine()}), "
