@@ -92,27 +92,23 @@ def free_disk(home: Path) -> Finding:
 
 
 def registry(settings: Settings) -> Finding:
-    url = settings.registry_url
-    if not url.startswith("s3://"):
-        return Finding("registry", "ok", f"{url} (local directory; ALIGNOPS_REGISTRY=s3://bucket/prefix for S3)")
-    try:
-        _s3_reachable(url)
-    except Exception as error:  # noqa: BLE001 - any failure is the finding
-        return Finding("registry", "fail", f"{url} cannot be read ({redact(str(error))[:160]}): check "
-                                           "AWS_ENDPOINT_URL_S3 and the credentials in the environment or profile")
-    return Finding("registry", "ok", f"{url} answers")
+    return _store("registry", settings.registry_url, "local directory; ALIGNOPS_REGISTRY=s3://bucket/prefix for S3")
 
 
 def dvc_remote(settings: Settings) -> Finding:
-    url = settings.dvc_remote_url
+    return _store("dvc remote", settings.dvc_remote_url, "local folder; ALIGNOPS_DVC_REMOTE=s3://… for S3")
+
+
+def _store(check: str, url: str, local: str) -> Finding:
+    """A local folder as it is; an S3 bucket asked whether it can be read."""
     if not url.startswith("s3://"):
-        return Finding("dvc remote", "ok", f"{url} (local folder; ALIGNOPS_DVC_REMOTE=s3://… for S3)")
+        return Finding(check, "ok", f"{url} ({local})")
     try:
         _s3_reachable(url)
     except Exception as error:  # noqa: BLE001 - any failure is the finding
-        return Finding("dvc remote", "fail", f"{url} cannot be read ({redact(str(error))[:160]}): check "
-                                             "AWS_ENDPOINT_URL_S3 and the credentials")
-    return Finding("dvc remote", "ok", f"{url} answers")
+        return Finding(check, "fail", f"{url} cannot be read ({redact(str(error))[:160]}): check "
+                                      "AWS_ENDPOINT_URL_S3 and the credentials in the environment or profile")
+    return Finding(check, "ok", f"{url} answers")
 
 
 def _s3_reachable(url: str) -> None:
