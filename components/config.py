@@ -331,7 +331,7 @@ class ValidationConfig(BaseModel):
 
     max_rejected_fraction: float = Field(0.05, ge=0, le=1)
     max_rows: int = Field(2_000_000, ge=1, description="a larger manifest is refused from its metadata, unread")
-    max_manifest_bytes: int = Field(1 << 30, ge=1, description="a manifest whose rows take more once decoded is "
+    max_manifest_bytes: int = Field(4 << 30, ge=1, description="a manifest whose rows take more once decoded is "
                                     "refused while it is read, batch by batch, before the batch is decoded")
     min_side_px: int = Field(8, ge=1, description="smaller images are rejected")
     max_pixels: int = Field(64_000_000, ge=1, description="larger declared sizes are rejected unread (bombs)")

@@ -305,13 +305,13 @@ rows = int(sys.argv[2])
 def repeated(text):  # one dictionary entry on every row
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int8)), pa.array([text]))
 table = pa.table({"sample_id": pa.array([str(i) for i in range(rows)]), "image": repeated("a.png"),
-                  "caption": repeated("a red square " * 80_000), "image_id": repeated("a"), "split": repeated("train")})
+                  "caption": repeated("a red square " * 400_000), "image_id": repeated("a"), "split": repeated("train")})
 pq.write_table(table, sys.argv[1], compression="zstd")
 """
 
 
 def test_a_caption_repeated_by_its_encoding_is_refused_before_it_is_decoded(tmp_path):
-    """2,000 rows (within the row limit) sharing one 1 MB caption: a 2 GB frame once decoded, a few KB on disk.
+    """2,000 rows (within the row limit) sharing one 5 MB caption: a 10 GB frame once decoded, a few KB on disk.
     Refused batch by batch from the decoded size, within the 3 GB address-space limit and a few MB."""
     import subprocess
     import sys
@@ -323,7 +323,7 @@ def test_a_caption_repeated_by_its_encoding_is_refused_before_it_is_decoded(tmp_
                           check=True, cwd=Path(__file__).parents[4])
     refused, figures = done.stdout.splitlines()
     seconds, grew_mb = figures.split()
-    assert refused.endswith(f"holds over {1 << 30:,} bytes of rows once decoded (a value repeated by its "
+    assert refused.endswith(f"holds over {4 << 30:,} bytes of rows once decoded (a value repeated by its "
                             "encoding): split it into smaller datasets, or raise the limit"), done.stdout
     assert float(seconds) < 5 and int(grew_mb) < 64
 
