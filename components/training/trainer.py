@@ -238,7 +238,12 @@ def _wandb_logger(config: TrainConfig, run_dir: Path, run_config: dict) -> Logge
     from lightning.pytorch.loggers import WandbLogger
 
     offline = os.environ.get("WANDB_MODE", "offline") != "online"
-    return WandbLogger(project=config.logging.wandb_project, save_dir=str(run_dir), offline=offline, config=run_config)
+    logger = WandbLogger(project=config.logging.wandb_project, save_dir=str(run_dir), offline=offline,
+                         config=run_config)
+    # Lightning passes `anonymous=None` to `wandb.init`, which W&B answers with a deprecation warning on every
+    # run ("The anonymous setting has no effect"); not passing it is what both mean.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def _finish_wandb(loggers: list[Logger]) -> str | None:

@@ -61,6 +61,7 @@ def test_a_refused_promotion_is_one_line_without_prefects_traceback(tmp_path):
     Registry.local(home / "registry").register("general", artifact, gate=failing)
     done = alignops(home, "registry", "promote", "general", "1")
     assert_one_line_error(done, "general:1 cannot be promoted", "its gate verdict failed", "--force")
+    assert (done.stdout + done.stderr).count("cannot be promoted") == 1  # said once, not again by Prefect
 
 
 def test_a_poisoned_checkpoint_is_refused_in_one_line_and_never_runs(tmp_path, tiny_dataset):

@@ -23,10 +23,11 @@ def test_no_weight_decay_on_norms_biases_and_logit_scale():
 
 
 @pytest.mark.slow
-def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path):
+def test_train_checkpoints_logs_and_resumes(tiny_dataset, tmp_path, capfd):
     config = TrainConfig(optim={"max_steps": 6, "warmup_steps": 2}, data={"batch_size": 32},
                          logging={"checkpoint_every_n_steps": 3, "val_every_n_steps": 3})
     first = train(job(config, tiny_dataset, tmp_path / "run", lineage=Lineage(datasets={"train": "tiny@1"})))
+    assert "anonymous setting" not in capfd.readouterr().err  # no W&B warning about Lightning's defaults
     assert first.resumed_from is None and first.artifact.lineage.training["steps"] == 6
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and first.loss_curve.stat().st_size > 0
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*")) and first.wandb_run_id

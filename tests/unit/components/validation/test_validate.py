@@ -305,7 +305,8 @@ rows = int(sys.argv[2])
 def repeated(text):  # one dictionary entry on every row
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int8)), pa.array([text]))
 table = pa.table({"sample_id": pa.array([str(i) for i in range(rows)]), "image": repeated("a.png"),
-                  "caption": repeated("a red square " * 400_000), "image_id": repeated("a"), "split": repeated("train")})
+                  "caption": repeated("a red square " * 400_000), "image_id": repeated("a"),
+                  "split": repeated("train")})
 pq.write_table(table, sys.argv[1], compression="zstd")
 """
 
