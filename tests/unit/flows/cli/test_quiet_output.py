@@ -1,5 +1,5 @@
-"""Prefect's start-up and bookkeeping lines are off by default; a failure, a warning or a flow's own words
-never are."""
+"""Prefect's start-up and bookkeeping lines are off by default, and so is its retelling of a failure (the
+command says it once, as its error line); a warning or a flow's own words never are."""
 
 import logging
 
@@ -22,7 +22,16 @@ def test_machinery_lines_are_dropped(message):
 
 @pytest.mark.parametrize(("message", "level"), [
     ("Finished in state Failed('Flow run encountered an exception')", logging.INFO),
+    ("Finished in state Crashed('Execution was aborted by an interrupt signal.')", logging.ERROR),
+    ("Crash detected! Execution was aborted by an interrupt signal.", logging.ERROR),
+    ("Encountered exception during execution: RegistryError('no model named x')", logging.ERROR)])
+def test_prefects_retelling_of_a_failure_is_dropped(message, level):
+    assert not NoChatter().filter(record(message, level))
+
+
+@pytest.mark.parametrize(("message", "level"), [
     ("coco: 395 rows in, 395 kept, 0 quarantined", logging.INFO),
+    ("general:1 failed its gate; production stays where it was", logging.INFO),
     ("Starting temporary server failed", logging.ERROR)])
 def test_failures_warnings_and_the_flows_own_words_stay(message, level):
     assert NoChatter().filter(record(message, level))
