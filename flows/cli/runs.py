@@ -118,7 +118,7 @@ def train(
         segment_name(run_name, "run name")
     train_config = train_config_from(config, steps, max_minutes)
     # What the user named is found before the flow's modules load (torch and the rest: 15 s on 2 cores).
-    data, judging = dataset_at(dataset), resolved_policy(policy)
+    judging, data = resolved_policy(policy), dataset_at(dataset)
     if compatible_with is not None:
         registry_at_hand().resolve(compatible_with)
     from flows.lifecycle import LifecycleConfig, lifecycle
@@ -152,10 +152,10 @@ def finetune(
 
     check_preset(preset), parse_ref(base), name and check_name(name, "model name")  # before a flow starts
     train_config = train_config_from(config, steps, max_minutes)
-    # What the user named is found before the flow's modules load: the data, the base, the policy.
+    # What the user named is found before the flow's modules load: the policy, the data, the base.
+    judging = resolved_policy(policy)
     data, replayed = dataset_at(dataset), dataset_at(general) if general else None
     registry_at_hand().resolve(base)
-    judging = resolved_policy(policy)
     from flows.finetune import FinetuneConfig
     from flows.finetune import finetune as finetune_flow
 
@@ -187,10 +187,11 @@ def evaluate(
     check_preset(preset)
     if split not in SPLITS:
         raise ValueError(f"--split {split!r}: use one of {SPLITS}")
+    judging = resolved_policy(policy)  # what the user named is found before the flow's modules load
     if not Path(model).is_dir():
         parse_ref(model)
-        registry_at_hand().resolve(model)  # what the user named is found before the flow's modules load
-    data, judging = dataset_at(dataset), resolved_policy(policy)
+        registry_at_hand().resolve(model)
+    data = dataset_at(dataset)
     from flows.evaluate import evaluate as evaluate_flow
 
     result = evaluate_flow(model, data, split, preset=preset, suite=suite, gate_policy=judging)
