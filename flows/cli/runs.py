@@ -78,7 +78,7 @@ def demo(
     no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="skip the model upgrade of --tour")] = False,
 ) -> None:
     """Generate data, version it with DVC, run the whole lifecycle and a domain finetune, print a summary
-    (about 5 min on 2 cores; `--tour`: everything)."""
+    (about 3 min on 2 cores; `--tour`: everything)."""
     from flows.demo import DemoConfig, run_demo
 
     config = DemoConfig.tour() if tour else DemoConfig()
