@@ -39,7 +39,10 @@ def manifest_rows(dataset_dir: Path, max_rows: int | None = None, max_bytes: int
     columns, at most `max_rows` rows and at most `max_bytes` of pages once decompressed; return its row count.
     Everything about the rows themselves is validation's to find and report."""
     path = Path(dataset_dir) / MANIFEST_FILE
-    metadata = _parquet(path).metadata
+    return _checked(path, _parquet(path).metadata, max_rows, max_bytes)
+
+
+def _checked(path: Path, metadata, max_rows: int | None, max_bytes: int | None) -> int:
     _require_columns(list(metadata.schema.names), str(path))
     if max_rows is not None and metadata.num_rows > max_rows:
         raise ManifestError(f"{path} has {metadata.num_rows:,} rows, over the limit of {max_rows:,}: split it into "
@@ -57,9 +60,11 @@ def _parquet(path: Path):
     if not path.is_file():
         raise ManifestError(f"no {MANIFEST_FILE} in {path.parent}: is this a dataset directory?")
     try:
-        text_columns = [column.name for column in pq.ParquetFile(path).schema if column.physical_type == "BYTE_ARRAY"]
-        # Text read as dictionaries stays as small as it is stored until its decoded size has been counted.
-        return pq.ParquetFile(path, read_dictionary=text_columns)
+        plain = pq.ParquetFile(path)
+        text_columns = [column.name for column in plain.schema if column.physical_type == "BYTE_ARRAY"]
+        # Text read as dictionaries stays as small as it is stored until its decoded size has been counted; the
+        # footer read once serves both handles.
+        return pq.ParquetFile(path, read_dictionary=text_columns, metadata=plain.metadata)
     except (OSError, ValueError) as error:
         raise ManifestError(f"{path} is not a readable Parquet file ({error}): write it again, or import the "
                             "data with `alignops data import`") from None
@@ -69,12 +74,11 @@ def _read_bounded(dataset_dir: Path, max_rows: int, max_bytes: int) -> pd.DataFr
     """The manifest read `READ_BATCH_ROWS` at a time, each batch's decoded size counted before it is decoded:
     memory stays within `max_bytes` and one batch, whatever the file's encoding promises."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    manifest_rows(dataset_dir, max_rows, max_bytes)
     path = Path(dataset_dir) / MANIFEST_FILE
     file = _parquet(path)
-    stored = pq.read_schema(path)  # with the pandas dtypes recorded with it
+    _checked(path, file.metadata, max_rows, max_bytes)
+    stored = file.schema_arrow  # with the pandas dtypes recorded with it
     plain = pa.schema([field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
                        for field in stored], metadata=stored.metadata)
     batches, decoded = [], 0

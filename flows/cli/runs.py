@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
+from flows.cli.registry import registry
 from flows.steps.output import echo
 
 Steps = Annotated[int | None, typer.Option(help="training steps (default: the config's, else the preset's)")]
@@ -24,13 +25,6 @@ def dataset_at(spec: str):
     from flows.steps.datasets import dataset_named
 
     return dataset_named(spec)
-
-
-def registry_at_hand():
-    """The registry the flows will use, for the CLI to check a name before a flow starts."""
-    from flows.steps.platform import Platform
-
-    return Platform.from_env().registry()
 
 
 def resolved_policy(spec: str | None):
@@ -120,7 +114,7 @@ def train(
     # What the user named is found before the flow's modules load (torch and the rest: 15 s on 2 cores).
     judging, data = resolved_policy(policy), dataset_at(dataset)
     if compatible_with is not None:
-        registry_at_hand().resolve(compatible_with)
+        registry().resolve(compatible_with)
     from flows.lifecycle import LifecycleConfig, lifecycle
 
     result = lifecycle(LifecycleConfig(model_name=name, dataset=data, preset=preset, train=train_config,
@@ -155,7 +149,7 @@ def finetune(
     # What the user named is found before the flow's modules load: the policy, the data, the base.
     judging = resolved_policy(policy)
     data, replayed = dataset_at(dataset), dataset_at(general) if general else None
-    registry_at_hand().resolve(base)
+    registry().resolve(base)
     from flows.finetune import FinetuneConfig
     from flows.finetune import finetune as finetune_flow
 
@@ -190,7 +184,7 @@ def evaluate(
     judging = resolved_policy(policy)  # what the user named is found before the flow's modules load
     if not Path(model).is_dir():
         parse_ref(model)
-        registry_at_hand().resolve(model)
+        registry().resolve(model)
     data = dataset_at(dataset)
     from flows.evaluate import evaluate as evaluate_flow
 
