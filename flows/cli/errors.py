@@ -78,7 +78,8 @@ class OneLine(logging.Formatter):
 # Prefect's and GX's lines about their own machinery, which say nothing about the user's work; --verbose
 # brings them back.
 _CHATTER = re.compile(r"(Starting|Stopping) temporary server|See https://docs\.prefect\.io|Beginning (sub)?flow run|"
-                      r"Finished in state Completed|Created (flow|task) run|View at |Created temporary directory")
+                      r"Finished in state (Completed|Cached)|Created (flow|task) run|View at |"
+                      r"Created temporary directory")
 # Prefect's own report of a failure, once per task and flow it passed through: the command says the failure
 # once, as its `error:` or `interrupted:` line (with the traceback in the log), so these would repeat it.
 _RETOLD = re.compile(r"Encountered exception during execution|Finished in state (Failed|Crashed)|Crash detected!")

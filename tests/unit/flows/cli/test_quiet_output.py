@@ -15,7 +15,8 @@ def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
 @pytest.mark.parametrize("message", [
     "Starting temporary server on http://127.0.0.1:8710\nSee https://docs.prefect.io/v3/concepts/server",
     "Stopping temporary server on http://127.0.0.1:8710", "Beginning flow run 'rampant-weasel' for flow 'train'",
-    "Finished in state Completed()", "Created temporary directory '/tmp/x' for ephemeral docs site"])
+    "Finished in state Completed()", "Finished in state Cached(type=COMPLETED)",
+    "Created temporary directory '/tmp/x' for ephemeral docs site"])
 def test_machinery_lines_are_dropped(message):
     assert not NoChatter().filter(record(message))
 
