@@ -8,6 +8,7 @@ import typer
 
 from flows.cli.errors import user_errors
 from flows.cli.registry import JsonOption, emit_json, refused_records, show_history
+from flows.cli.store import registry
 from flows.steps.output import echo
 
 app = typer.Typer(help="Galleries: a dataset's images embedded by a model version, versioned in the registry.",
@@ -15,9 +16,7 @@ app = typer.Typer(help="Galleries: a dataset's images embedded by a model versio
 
 
 def galleries():
-    from flows.steps.platform import Platform
-
-    return Platform.from_env().registry().galleries()
+    return registry().galleries()
 
 
 @app.command("build")

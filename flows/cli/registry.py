@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import fail, user_errors
+from flows.cli.store import registry
 from flows.steps.output import echo
 
 app = typer.Typer(help="Model registry: versions, aliases, promotion.", no_args_is_help=True)
@@ -17,12 +18,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 def emit_json(payload: object) -> None:
     echo(json.dumps(payload, indent=2, default=str))
-
-
-def registry():
-    from flows.steps.platform import Platform
-
-    return Platform.from_env().registry()
 
 
 def metric_filter(text: str) -> tuple[str, str, float]:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
-from flows.cli.registry import registry
+from flows.cli.store import registry
 from flows.steps.output import echo
 
 Steps = Annotated[int | None, typer.Option(help="training steps (default: the config's, else the preset's)")]
