@@ -10,6 +10,18 @@ from components.runtime import configure_environment
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Under xdist each worker gets an equal share of the cores, for itself and the processes it starts: two
+    workers at two threads each would oversubscribe two cores, and OpenMP slows down threefold when it does."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def alignops_home(tmp_path_factory) -> Path:
     """Every tool's state, and telemetry off, in one temporary state directory for the session."""

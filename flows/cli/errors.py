@@ -75,6 +75,15 @@ class OneLine(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
+class Plain(logging.Formatter):
+    """A run's lines as a person reads them: the message, without Prefect's time, level and run name (the
+    log file and the Prefect UI keep those); a warning says that it is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"warning: {message}" if record.levelno == logging.WARNING else message
+
+
 # Prefect's and GX's lines about their own machinery, which say nothing about the user's work; --verbose
 # brings them back.
 _CHATTER = re.compile(r"(Starting|Stopping) temporary server|See https://docs\.prefect\.io|Beginning (sub)?flow run|"
@@ -93,12 +102,15 @@ class NoChatter(logging.Filter):
 
 def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:
     """What Prefect's console handlers print: without `tracebacks`, a failed flow's traceback goes to the log
-    file and the terminal gets its message alone; without `chatter`, start-up and bookkeeping lines go."""
+    file and the terminal gets its message alone; without `chatter`, start-up and bookkeeping lines go and
+    the rest are printed plain."""
     def tidy_console_handlers() -> None:
         for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
             for handler in logging.getLogger(name).handlers:
                 if type(handler).__name__ != "PrefectConsoleHandler":
                     continue
+                if not chatter and not isinstance(handler.formatter, Plain | OneLine):
+                    handler.setFormatter(Plain())
                 if not tracebacks and not isinstance(handler.formatter, OneLine):
                     handler.setFormatter(OneLine(handler.formatter))
                 if not chatter and not any(isinstance(f, NoChatter) for f in handler.filters):

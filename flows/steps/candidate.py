@@ -172,8 +172,8 @@ def register_candidate(registry: Registry, candidate: Candidate, measured: Measu
                             parent=candidate.parent)
         logger.info("%s passed gate %s; alias candidate moved to it", record.ref, verdict.policy)
     elif not verdict.passed:
-        logger.warning("%s FAILED gate %s: %s", record.ref, verdict.policy,
-                       "; ".join(r.reason for r in verdict.failures))
+        logger.warning("%s FAILED gate %s on %s (the verdict, rule by rule, is in its record)", record.ref,
+                       verdict.policy, ", ".join(sorted({r.metric for r in verdict.failures})))
     return record
 
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from components.config import PRESETS, preset
 from components.models.artifact import ModelArtifact
@@ -14,7 +13,7 @@ from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import import_hf_checkpoint, with_pretrained_text
 from components.models.text_checkpoints import pretrained_text_dir
 from components.models.towers import encoder_layers, lock_tower
-from components.text.tokenizer import train_tokenizer
+from infra.standin import save_standin_checkpoint
 
 VISION_KINDS, TEXT_KINDS = ("clip_vit", "siglip_vit"), ("clip", "siglip", "bert")
 
@@ -110,24 +109,7 @@ def test_unknown_pretrained_tower_is_named():
 
 
 def hf_checkpoint(kind, directory, tiny_dataset):
-    from components.data.manifest import read_manifest
-
-    config = preset("tiny")
-    tokenizer = train_tokenizer(read_manifest(tiny_dataset)["caption"], config.tokenizer)
-    text = dict(vocab_size=tokenizer.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=32, pad_token_id=0, bos_token_id=2, eos_token_id=3)
-    vision = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-                  patch_size=8)
-    torch.manual_seed(0)
-    if kind == "clip":
-        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=48))
-    else:
-        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
-        with torch.no_grad():
-            model.logit_bias.fill_(-7.5)
-    model.save_pretrained(directory)
-    tokenizer.tokenizer.save(str(directory / "tokenizer.json"))
-    return model.eval(), tokenizer
+    return save_standin_checkpoint(kind, directory, tiny_dataset)
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
