@@ -1,7 +1,11 @@
 """Prefect's start-up and bookkeeping lines are off by default, and so is its retelling of a failure (the
-command says it once, as its error line); a warning or a flow's own words never are."""
+command says it once, as its error line); a warning or a flow's own words never are, and they are printed
+plain."""
 
+import io
 import logging
+import logging.config
+from copy import copy
 
 import pytest
 
@@ -36,3 +40,29 @@ def test_prefects_retelling_of_a_failure_is_dropped(message, level):
     ("Starting temporary server failed", logging.ERROR)])
 def test_failures_warnings_and_the_flows_own_words_stay(message, level):
     assert NoChatter().filter(record(message, level))
+
+
+
+def test_a_runs_own_lines_reach_the_terminal_plain_and_its_warnings_say_so(monkeypatch):
+    """Through Prefect's own console handler, set up as the CLI sets it up: the message without Prefect's time,
+    level and run name (the log file and the UI keep those), a warning marked as one, chatter gone."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    from flows.cli.errors import tidy_the_terminal
+
+    ensure_logging_setup()
+    handler = next(h for name in ("", "prefect", "prefect.task_runs") for h in logging.getLogger(name).handlers
+                   if type(h).__name__ == "PrefectConsoleHandler")
+    for attribute in ("formatter", "filters", "console"):  # all put back after the test
+        monkeypatch.setattr(handler, attribute, copy(getattr(handler, attribute)))
+    monkeypatch.setattr(logging.config, "dictConfig", logging.config.dictConfig)
+    tidy_the_terminal(tracebacks=False, chatter=False)
+    handler.console.file = io.StringIO()  # Prefect's console, its settings as they are
+    for message, level in (("[train] step 5/300 (2%) · ETA 13m10s", logging.INFO),
+                           ("general:2 FAILED gate general on s_test/t2i_r1", logging.WARNING),
+                           ("Finished in state Completed()", logging.INFO)):
+        handler.handle(logging.makeLogRecord({
+            "name": "prefect.task_runs", "levelno": level, "levelname": logging.getLevelName(level), "msg": message,
+            "task_run_name": "train_model-541", "task_run_id": None, "flow_run_id": None}))
+    assert handler.console.file.getvalue().splitlines() == [
+        "[train] step 5/300 (2%) · ETA 13m10s", "warning: general:2 FAILED gate general on s_test/t2i_r1"]
