@@ -6,6 +6,7 @@ Endpoint, region and credentials come from boto3's own chain (`AWS_ENDPOINT_URL_
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import boto3
@@ -17,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from core.secrets import strip_userinfo
 from registry.store import KeyNotFound, PreconditionFailed
 
-MAX_ATTEMPTS = 6  # botocore's "standard" retries: exponential backoff with jitter
+MAX_ATTEMPTS = 6  # botocore's "standard" retries: exponential backoff with jitter, ~30 s in all
 # Measured against moto (benchmarks/registry.py): uploads are fastest in many small parts, downloads in
 # few large ranged GETs.
 UPLOAD = TransferConfig(multipart_threshold=8 * 2**20, multipart_chunksize=8 * 2**20, max_concurrency=10)
@@ -30,10 +31,22 @@ class StoreUnavailable(RuntimeError):
     """The S3 endpoint did not answer even after retries with backoff."""
 
 
+def attempts() -> int:
+    """How many times a request is tried: AWS's own setting `AWS_MAX_ATTEMPTS` where it is set (a config
+    object would otherwise override it), else `MAX_ATTEMPTS`; bounded so that a typo cannot retry for hours."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not value:
+        return MAX_ATTEMPTS
+    if not value.isdigit() or not 1 <= int(value) <= 20:
+        raise ValueError(f"AWS_MAX_ATTEMPTS={value[:20]!r} is not a whole number from 1 to 20: set it so, or unset it")
+    return int(value)
+
+
 class S3Store:
     def __init__(self, bucket: str, prefix: str = "", client=None):
         self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
-        retries = {"max_attempts": MAX_ATTEMPTS, "mode": "standard"}  # a fresh dict: botocore rewrites it
+        self.attempts = attempts()
+        retries = {"total_max_attempts": self.attempts, "mode": "standard"}  # a fresh dict: botocore rewrites it
         config = Config(retries=retries, signature_version="s3v4")
         self.client = client or boto3.session.Session().client("s3", config=config)
 
@@ -72,7 +85,7 @@ class S3Store:
 
     def _unavailable(self, error: Exception) -> StoreUnavailable:
         endpoint = strip_userinfo(self.client.meta.endpoint_url)
-        return StoreUnavailable(f"S3 at {endpoint} did not answer after {MAX_ATTEMPTS} attempts with "
+        return StoreUnavailable(f"S3 at {endpoint} did not answer after {self.attempts} attempts with "
                                 f"backoff ({type(error).__name__}); nothing partial is visible, so the operation "
                                 "can simply be retried once the endpoint is back")
 

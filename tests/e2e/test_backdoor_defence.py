@@ -27,8 +27,8 @@ POLICY = (f"name: backdoor-guard\nbackdoor: {{trigger: patch, target: {TARGET}}}
 def test_a_cleanclip_finetune_passes_a_gate_that_holds_an_asr_ceiling(prefect_harness, tmp_path):
     trigger, clean = Trigger(), tmp_path / "clean"
     generate_dataset(SyntheticDataConfig(train_images=300, test_images=100), clean)
-    poison_dataset(clean, tmp_path / "poisoned", trigger, TARGET, fraction=0.03)
-    backdoored = train_model(tmp_path / "poisoned", tmp_path / "pretrain", 200, seed=0)
+    poison_dataset(clean, tmp_path / "poisoned", trigger, TARGET, fraction=0.1)
+    backdoored = train_model(tmp_path / "poisoned", tmp_path / "pretrain", 100, seed=0)
     before = measured(backdoored, clean, trigger)
     assert before.asr >= 0.5, before  # the backdoor took
 
