@@ -92,12 +92,16 @@ _CHATTER = re.compile(r"(Starting|Stopping) temporary server|See https://docs\.p
 # Prefect's own report of a failure, once per task and flow it passed through: the command says the failure
 # once, as its `error:` or `interrupted:` line (with the traceback in the log), so these would repeat it.
 _RETOLD = re.compile(r"Encountered exception during execution|Finished in state (Failed|Crashed)|Crash detected!")
+# A flow's own account of its verdict and promotion, for the Prefect UI: a command that ran the flow prints
+# the verdict's table and the move itself.
+_SAID_BY_THE_COMMAND = re.compile(r"\S+ (FAILED|passed) gate |\S+ failed its gate; |non-regression: ")
 
 
 class NoChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         said = record.getMessage()
-        return not (_RETOLD.match(said) or record.levelno <= logging.INFO and _CHATTER.match(said))
+        return not (_RETOLD.match(said) or _SAID_BY_THE_COMMAND.match(said)
+                    or record.levelno <= logging.INFO and _CHATTER.match(said))
 
 
 def tidy_the_terminal(tracebacks: bool, chatter: bool) -> None:

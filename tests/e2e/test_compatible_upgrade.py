@@ -38,7 +38,7 @@ def test_an_upgrade_trained_compatible_searches_the_old_gallery(prefect_harness,
     generate_dataset(SyntheticDataConfig(train_images=300, val_images=20, test_images=100), tmp_path / "synthetic")
     policy.write_text(POLICY)
     table = upgrade_demo(dataset, TrainConfig(optim={"warmup_steps": 5}, data={"batch_size": 64}), str(policy),
-                         UpgradeDemoConfig(model_name=NAME, old_steps=30, new_steps=60))
+                         UpgradeDemoConfig(model_name=NAME, old_steps=30, new_steps=40))
     registry = Platform.from_env().registry()
     v1 = registry.get_version(NAME, 1)
     assert registry.get_alias(NAME, "production").history == [1]  # v1 was promoted, then the upgrade moved it

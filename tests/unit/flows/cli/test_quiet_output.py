@@ -1,5 +1,6 @@
 """Prefect's start-up and bookkeeping lines are off by default, and so is its retelling of a failure (the
-command says it once, as its error line); a warning or a flow's own words never are, and they are printed
+command says it once, as its error line), and a flow's account of the verdict the command prints; a warning
+or a flow's other words never are, and they are printed
 plain."""
 
 import io
@@ -35,8 +36,17 @@ def test_prefects_retelling_of_a_failure_is_dropped(message, level):
 
 
 @pytest.mark.parametrize(("message", "level"), [
-    ("coco: 395 rows in, 395 kept, 0 quarantined", logging.INFO),
     ("general:1 failed its gate; production stays where it was", logging.INFO),
+    ("general:2 FAILED gate general on s_test/t2i_r1 (the verdict, rule by rule, is in its record)", logging.WARNING),
+    ("general:2 passed gate general; alias candidate moved to it", logging.INFO),
+    ("non-regression: policy 'general' recorded with general:2's verdict (sha256:…)", logging.INFO)])
+def test_a_flows_account_of_the_verdict_the_command_prints_is_dropped(message, level):
+    assert not NoChatter().filter(record(message, level))
+
+
+@pytest.mark.parametrize(("message", "level"), [
+    ("coco: 395 rows in, 395 kept, 0 quarantined", logging.INFO),
+    ("WiSE-FT mix 0.5 left out: its embeddings collapsed", logging.WARNING),
     ("Starting temporary server failed", logging.ERROR)])
 def test_failures_warnings_and_the_flows_own_words_stay(message, level):
     assert NoChatter().filter(record(message, level))
@@ -59,10 +69,10 @@ def test_a_runs_own_lines_reach_the_terminal_plain_and_its_warnings_say_so(monke
     tidy_the_terminal(tracebacks=False, chatter=False)
     handler.console.file = io.StringIO()  # Prefect's console, its settings as they are
     for message, level in (("[train] step 5/300 (2%) · ETA 13m10s", logging.INFO),
-                           ("general:2 FAILED gate general on s_test/t2i_r1", logging.WARNING),
+                           ("WiSE-FT mix 0.5 left out: its embeddings collapsed", logging.WARNING),
                            ("Finished in state Completed()", logging.INFO)):
         handler.handle(logging.makeLogRecord({
             "name": "prefect.task_runs", "levelno": level, "levelname": logging.getLevelName(level), "msg": message,
             "task_run_name": "train_model-541", "task_run_id": None, "flow_run_id": None}))
     assert handler.console.file.getvalue().splitlines() == [
-        "[train] step 5/300 (2%) · ETA 13m10s", "warning: general:2 FAILED gate general on s_test/t2i_r1"]
+        "[train] step 5/300 (2%) · ETA 13m10s", "warning: WiSE-FT mix 0.5 left out: its embeddings collapsed"]
