@@ -39,9 +39,11 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null) || echo "chromium not installed"
 
-# Serial by default: on 2 cores the suite is bound by CPU, and two xdist workers took as long as one
-# (24 min either way, 2026-12-07). With more cores: `make test PYTEST_ARGS="-n 4 --dist loadfile"`.
-PYTEST_ARGS ?=
+# One xdist worker per core, each with its share of the threads (tests/conftest.py): much of the suite waits
+# on servers and subprocesses that start single-threaded, so two workers at one thread each beat one at two
+# (2 cores, 2026-12-07: 21.5 min against 27). A module stays on one worker, so its fixtures are built once.
+# Serial, e.g. to debug: `make test PYTEST_ARGS="-p no:xdist"`.
+PYTEST_ARGS ?= -n auto --dist loadscope
 test: $(STAMP) browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 

@@ -1,7 +1,6 @@
 """Prefect's start-up and bookkeeping lines are off by default, and so is its retelling of a failure (the
 command says it once, as its error line), and a flow's account of the verdict the command prints; a warning
-or a flow's other words never are, and they are printed
-plain."""
+or a flow's other words never are, and they are printed plain."""
 
 import io
 import logging
