@@ -41,7 +41,7 @@ browser:
 
 # One xdist worker per core, each with its share of the threads (tests/conftest.py): much of the suite waits
 # on servers and subprocesses that start single-threaded, so two workers at one thread each beat one at two
-# (2 cores, 2026-12-07: 20.1 min against 27). A module stays on one worker, so its fixtures are built once;
+# (2 cores, 2026-12-07: 18 min against 27). A module stays on one worker, so its fixtures are built once;
 # modules go out in collection order, the few long end-to-end ones first, rather than xdist's default of the
 # modules with the most tests first, which left the long ones to run alone at the end.
 # Serial, e.g. to debug: `make test PYTEST_ARGS="-p no:xdist"`.
