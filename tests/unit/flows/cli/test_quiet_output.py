@@ -25,21 +25,16 @@ def test_machinery_lines_are_dropped(message):
     assert not NoChatter().filter(record(message))
 
 
-@pytest.mark.parametrize(("message", "level"), [
+@pytest.mark.parametrize(("message", "level"), [  # Prefect's retelling of a failure, then a flow's verdict
     ("Finished in state Failed('Flow run encountered an exception')", logging.INFO),
     ("Finished in state Crashed('Execution was aborted by an interrupt signal.')", logging.ERROR),
     ("Crash detected! Execution was aborted by an interrupt signal.", logging.ERROR),
-    ("Encountered exception during execution: RegistryError('no model named x')", logging.ERROR)])
-def test_prefects_retelling_of_a_failure_is_dropped(message, level):
-    assert not NoChatter().filter(record(message, level))
-
-
-@pytest.mark.parametrize(("message", "level"), [
+    ("Encountered exception during execution: RegistryError('no model named x')", logging.ERROR),
     ("general:1 failed its gate; production stays where it was", logging.INFO),
     ("general:2 FAILED gate general on s_test/t2i_r1 (the verdict, rule by rule, is in its record)", logging.WARNING),
     ("general:2 passed gate general; alias candidate moved to it", logging.INFO),
     ("non-regression: policy 'general' recorded with general:2's verdict (sha256:…)", logging.INFO)])
-def test_a_flows_account_of_the_verdict_the_command_prints_is_dropped(message, level):
+def test_what_the_command_says_itself_is_dropped(message, level):
     assert not NoChatter().filter(record(message, level))
 
 
