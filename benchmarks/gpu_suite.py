@@ -280,9 +280,11 @@ def serving(sizes: Sizes, work: Path) -> dict:
     configure_environment(work / "home")
     from serving.package import build_bento, import_model
     from serving.smoke import BentoServer
+    from serving.standin import as_downloaded
 
     artifact = untrained_artifact(work, sizes.preset)
-    tag = import_model(artifact, "alignops-gpu-suite", {})
+    downloaded, provenance, trusted = as_downloaded(artifact, work / "registry")
+    tag = import_model(downloaded, "alignops-gpu-suite", {}, provenance=provenance, trusted=trusted)
     served_device = "cuda" if torch.cuda.is_available() else "cpu"
     figures: dict = {"device": served_device, "levels": {}}
     for batching in (True, False):

@@ -27,10 +27,13 @@ def main() -> None:
         configure_environment(Path(tmp) / "home")
         from serving.package import build_bento, build_gallery, import_model
         from serving.smoke import BentoServer
+        from serving.standin import as_downloaded
 
         artifact = untrained_artifact(Path(tmp))
         gallery = build_gallery(artifact, gallery_dataset(Path(tmp)), "test")
-        bento = build_bento(import_model(artifact, "alignops-fuzz", {}, gallery), {})
+        downloaded, provenance, trusted = as_downloaded(artifact, Path(tmp) / "registry")
+        bento = build_bento(import_model(downloaded, "alignops-fuzz", {}, provenance=provenance, trusted=trusted,
+                                         gallery=gallery), {})
         with BentoServer(bento) as server:
             run = subprocess.run(
                 [str(Path(sys.executable).with_name("st")), "run", f"{server.url}/docs.json",

@@ -132,9 +132,11 @@ def main() -> None:
         configure_environment(Path(tmp) / "home")
         from serving.package import build_bento, import_model
         from serving.smoke import BentoServer
+        from serving.standin import as_downloaded
 
         artifact = untrained_artifact(Path(tmp), args.preset)
-        model_tag = import_model(artifact, "alignops-bench", {})
+        downloaded, provenance, trusted = as_downloaded(artifact, Path(tmp) / "registry")
+        model_tag = import_model(downloaded, "alignops-bench", {}, provenance=provenance, trusted=trusted)
         ceiling = model_ceiling(artifact)
         gc.collect()
         gc.freeze()

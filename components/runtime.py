@@ -82,6 +82,23 @@ class Settings(BaseModel):
         """`ALIGNOPS_DVC_REMOTE` (a folder or s3://bucket/path), else a folder in the state directory."""
         return os.environ.get("ALIGNOPS_DVC_REMOTE") or str(self.local_dvc_remote)
 
+    @property
+    def signing_key(self) -> Path:
+        """The private key this user signs versions and approvals with (`ALIGNOPS_SIGNING_KEY`, else the one
+        `alignops keys create` made in the state directory); used where the file exists."""
+        return Path(os.environ.get("ALIGNOPS_SIGNING_KEY") or self.home / "keys" / "signing.pem")
+
+    @property
+    def trusted_keys(self) -> Path:
+        """The folder of public keys this platform trusts, `<identity>.pub` (`ALIGNOPS_TRUSTED_KEYS`)."""
+        return Path(os.environ.get("ALIGNOPS_TRUSTED_KEYS") or self.home / "trusted-keys")
+
+    @property
+    def access_policy(self) -> Path | None:
+        """The access policy's YAML (`ALIGNOPS_ACCESS_POLICY`); unset: the platform default (production holds
+        only signed versions)."""
+        return Path(os.environ["ALIGNOPS_ACCESS_POLICY"]) if os.environ.get("ALIGNOPS_ACCESS_POLICY") else None
+
     # Where each part lives under the state directory.
     local_registry = property(lambda self: self.home / "registry", doc="the registry when none is configured")
     local_dvc_remote = property(lambda self: self.home / "dvc-remote", doc="the DVC remote when none is configured")

@@ -25,7 +25,6 @@ from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 from registry.records import Event
-from registry.registry import current_actor
 
 
 class BackdoorAudit(BaseModel):
@@ -66,7 +65,7 @@ def audit_backdoor(model: str, dataset: DatasetRef, probe: BackdoorProbe, *, spl
                           metrics=metrics, intervals=intervals, chance=prefixed(measured.chance, eval_set),
                           verdict=verdict)
     if record:
-        registry.record_event(Event(event="audited", model=record.name, version=record.version, actor=current_actor(),
+        registry.record_event(Event(event="audited", model=record.name, version=record.version,
                                     reason=f"backdoor audit on {dataset.recorded} ({split})",
                                     details=audit.model_dump(mode="json")))
     publish(audit)

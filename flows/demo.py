@@ -109,6 +109,8 @@ def run_demo(config: DemoConfig) -> LifecycleResult:
     console.rule(bold("alignops demo"))
     console.print(line(f"State directory: {platform.home}. It usually takes {duration(sum(plan.expected_s.values()))} "
                        "on a 2-core machine."))
+    if not platform.signing_key.exists():  # production holds only signed versions: the demo signs as "demo"
+        console.print(line(f"Signing key: {platform.create_signing_key('demo')} (created and trusted as 'demo')."))
     with plan.active():
         with stage("start the local Prefect API"):
             flow_api_ready()

@@ -21,7 +21,7 @@ from flows.steps.platform import Platform
 from flows.validate_data import validate_data
 from registry.names import InvalidName, parse_ref
 from registry.records import Event, VersionRecord
-from registry.registry import Registry, current_actor
+from registry.registry import Registry
 
 
 class Evaluation(BaseModel):
@@ -63,7 +63,7 @@ def evaluate(model: str, dataset: DatasetRef, split: str = "test", *, preset: st
                             measured=measured, verdict=verdict, parent=parent, parent_metrics=parent_metrics)
     if record:
         registry.record_event(Event(event="evaluated", model=record.name, version=record.version,
-                                    actor=current_actor(), reason=f"measured on {dataset.recorded} ({split})",
+                                    reason=f"measured on {dataset.recorded} ({split})",
                                     details=evaluation.model_dump(mode="json", exclude={"measured": {"pictures"}})))
     report_judgement(evaluation.model, measured, verdict, parent_metrics)
     return evaluation

@@ -18,15 +18,18 @@ from flows.steps.platform import Platform
 from flows.steps.stages import stage
 from registry.names import parse_ref
 from registry.records import Event, VersionRecord
-from registry.registry import RegistryError, current_actor
+from registry.registry import RegistryError
+from registry.signing import TrustedKeys
 from serving.options import ServingOptions
 from serving.package import build_bento, build_gallery, import_model
+from serving.provenance import Provenance
 from serving.smoke import SmokeResult, smoke_test
 
 
 @task(cache_policy=NO_CACHE)
 def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef | None, gallery_split: str,
-          serving: ServingOptions, *, registered: RegisteredGallery | None = None) -> str:
+          serving: ServingOptions, provenance: Provenance, trusted: TrustedKeys, *,
+          registered: RegisteredGallery | None = None) -> str:
     labels = {"registry-model": record.name, "registry-version": str(record.version),
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
     gallery, query_space = None, None
@@ -36,7 +39,8 @@ def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef 
     elif registered is not None:
         gallery, query_space = Gallery.load(Path(registered.directory)), registered.query_space
         labels["gallery"] = f"{registered.ref} ({len(gallery.items)} images, space {registered.space})"
-    model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, gallery, query_space)
+    model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, provenance=provenance,
+                             trusted=trusted, gallery=gallery, query_space=query_space)
     return build_bento(model_tag, labels, serving)
 
 
@@ -87,10 +91,13 @@ def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_s
         registered = registered_gallery(registry, record, gallery, Path(tmp) / "gallery") if gallery else None
         artifact_dir = str(registry.download(record.name, record.version, Path(tmp) / "artifact"))
         with stage("build the bento"):
-            bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, registered=registered)
+            provenance = Provenance(ref=record.ref, signature_required=registry.trust.policy.requires_signature(
+                registry.aliases_of(record)))
+            bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, provenance,
+                              registry.trust.trusted, registered=registered)
         with stage("serve it and answer a search"):
             result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
-    registry.record_event(Event(event="packaged", model=record.name, version=record.version, actor=current_actor(),
+    registry.record_event(Event(event="packaged", model=record.name, version=record.version,
                                 details={"bento": bento_tag, "smoke_passed": result.passed}))
     create_markdown_artifact(key="bento", description=f"{record.name}:{record.version} packaged", markdown=(
         f"# Bento `{bento_tag}`\n\nFrom `{record.name}:{record.version}`. Smoke test on {result.url}: "

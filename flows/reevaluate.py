@@ -18,7 +18,6 @@ from flows.steps.output import markdown_table
 from flows.steps.platform import Platform
 from infra.catalog import EvalSet, read_catalog
 from registry.records import Event
-from registry.registry import current_actor
 
 
 class Remeasured(BaseModel):
@@ -52,7 +51,7 @@ def reevaluate(model_ref: str = "general@production", eval_sets: list[EvalSet] |
     drops = {m: record.metrics[m] - v for m, v in metrics.items()
              if m in record.metrics and record.metrics[m] - v > tolerance}
     result = Remeasured(model=record.name, version=record.version, datasets=datasets, metrics=metrics, drops=drops)
-    registry.record_event(Event(event="reevaluated", model=record.name, version=record.version, actor=current_actor(),
+    registry.record_event(Event(event="reevaluated", model=record.name, version=record.version,
                                 details=result.model_dump(include={"datasets", "metrics", "drops"})))
     report(model_ref, result, record.metrics)
     if drops:

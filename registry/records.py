@@ -98,6 +98,9 @@ class CompatibilityRecord(BaseModel):
         return None if projection is None else str(relative_path(projection, "projection file"))
 
 
+VerifiedBy = Literal["sts", "signature", "label"]  # how an actor is known: STS, a trusted key, or only a label
+
+
 class VersionRecord(BaseModel):
     """`versions/<n>/version.json`, written last: a version without it does not exist."""
 
@@ -105,6 +108,10 @@ class VersionRecord(BaseModel):
     version: int
     created_at: str
     created_by: str
+    created_by_verified_by: VerifiedBy = "label"
+    signer: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="the fingerprint of the key that signed "
+                                                                             "it (`version.sig`)")
+    trained_by: str | None = Field(None, max_length=512, description="who trained it; its registrant by default")
     files: dict[str, FileEntry]
     lineage: LineageRecord = Field(default_factory=LineageRecord)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -189,7 +196,7 @@ class AliasRecord(BaseModel):
 
 
 EventKind = Literal["registered", "alias_set", "promoted", "promotion_refused", "rolled_back", "archived", "packaged",
-                    "reevaluated", "evaluated", "audited"]
+                    "reevaluated", "evaluated", "audited", "approved"]
 
 
 class Event(BaseModel):
@@ -200,7 +207,8 @@ class Event(BaseModel):
     model: ModelName
     version: VersionNumber | None = None
     alias: AliasName | None = None
-    actor: str
+    actor: str = Field("", description="filled in by the registry that records it")
+    actor_verified_by: VerifiedBy = "label"
     at: str = Field(default_factory=utcnow)
     reason: str = ""
     details: dict[str, Any] = Field(default_factory=dict)

@@ -12,9 +12,9 @@ kind (`models`, and the `galleries` models embedded):
 from __future__ import annotations
 
 import difflib
-import getpass
+import functools
+import hashlib
 import json
-import os
 import re
 import shutil
 import uuid
@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from core.containment import UnsafePath, contained
 from core.digest import sha256_file
+from registry.access import ALL_VERSIONS, Actor, Trust
 from registry.names import check_name, parse_ref
 from registry.records import (
     AliasRecord,
@@ -39,6 +40,17 @@ from registry.records import (
     LineageRecord,
     VersionRecord,
     utcnow,
+)
+from registry.signing import (
+    RECORD,
+    RESERVED,
+    SIGNATURE,
+    SignatureInvalid,
+    canonical,
+    sign_version,
+    signed_digests,
+    verify_statement,
+    verify_version,
 )
 from registry.store import KeyNotFound, LocalStore, PreconditionFailed, Store
 
@@ -72,12 +84,6 @@ def _compare(value: float | None, op: str, threshold: float) -> bool:
     return value is not None and _COMPARE[op](value, threshold)
 
 
-def current_actor() -> str:
-    return os.environ.get("ALIGNOPS_ACTOR") or getpass.getuser()
-
-
-
-
 @dataclass(frozen=True)
 class Search:
     """What a search found, and the tampered records it could not judge (each named, none dropped silently)."""
@@ -90,28 +96,39 @@ class Registry:
     """One kind of artifact in a store: `models` (the default) or `galleries`, with the same versions, aliases
     and audit log under `<kind>/<name>/`."""
 
-    def __init__(self, store: Store, kind: str = "models"):
+    def __init__(self, store: Store, kind: str = "models", trust: Trust | None = None):
         if kind not in KINDS:
             raise RegistryError(f"a registry holds one of {KINDS}, not {kind!r}")
-        self.store, self.kind = store, kind
+        self.store, self.kind, self.trust = store, kind, trust or Trust()
         self._version_json = re.compile(rf"^{kind}/[^/]+/versions/(\d+)/version\.json$")
 
     def galleries(self) -> Registry:
-        """The galleries kept beside these models, in the same store."""
-        return Registry(self.store, "galleries")
+        """The galleries kept beside these models, in the same store, under the same trust."""
+        return Registry(self.store, "galleries", self.trust)
 
     @classmethod
-    def local(cls, root: Path) -> Registry:
-        return cls(LocalStore(root))
+    def local(cls, root: Path, trust: Trust | None = None) -> Registry:
+        return cls(LocalStore(root), trust=trust)
 
     @classmethod
-    def from_url(cls, url: str) -> Registry:
+    def from_url(cls, url: str, trust: Trust | None = None) -> Registry:
         """`s3://bucket/prefix` (boto3's endpoint, region and credentials chain) or a local directory."""
         if url.startswith("s3://"):
             from registry.s3 import S3Store
 
-            return cls(S3Store.from_url(url))
-        return cls.local(Path(url))
+            return cls(S3Store.from_url(url), trust=trust)
+        return cls.local(Path(url), trust)
+
+    @functools.cached_property
+    def actor(self) -> Actor:
+        """Who this process is to the store: the S3 caller as STS names it, else (a local store, or an S3
+        service without STS) only a label."""
+        identify = getattr(self.store, "caller_identity", None)
+        name = identify() if identify else None
+        return Actor(name, "sts") if name else Actor.label()
+
+    def _event(self, **fields) -> Event:
+        return Event(actor=self.actor.name, actor_verified_by=self.actor.verified_by, **fields)
 
     # ---- versions -------------------------------------------------------------------------------
 
@@ -119,16 +136,22 @@ class Registry:
                  gate: GateRecord | None = None, lineage: LineageRecord | None = None,
                  tags: dict[str, str] | None = None, reason: str = "", space: str | None = None,
                  compatibility: list[CompatibilityRecord] | None = None, run_key: str | None = None,
-                 ) -> VersionRecord:
+                 trained_by: str | None = None) -> VersionRecord:
         """Upload a directory as the next version; the version exists once `version.json` is written.
         `space` names the older version whose embedding space it shares (trained compatible with it);
         `compatibility` records which other spaces' galleries its queries can search, with the evidence.
         `run_key` (64 hex digits) makes registration idempotent per run: the number claimed for the key is
         the run's, so a retry (after a crash, or after this call returned) returns or completes that version
-        instead of registering another."""
+        instead of registering another. With a signing key, the version is signed (`version.sig`, written
+        before the record) and its registrant is the key's identity; `trained_by` names whoever trained it,
+        this registrant by default."""
         check_name(name, "model name")
         artifact_dir = Path(artifact_dir)
         paths = sorted(p for p in artifact_dir.rglob("*") if p.is_file())
+        # A folder made by `download` holds the record and signature of the version it came from: they are not
+        # the new version's files (it gets its own), and the registered event names them as left out.
+        left_out = sorted(p.name for p in paths if p.parent == artifact_dir and p.name in RESERVED)
+        paths = [p for p in paths if not (p.parent == artifact_dir and p.name in RESERVED)]
         if not paths:
             raise RegistryError(f"{artifact_dir} holds no files to register")
         for path in paths:  # a symlink out of the artifact would upload a file from elsewhere
@@ -136,15 +159,17 @@ class Registry:
                 contained(artifact_dir, path.relative_to(artifact_dir).as_posix(), "artifact file")
             except UnsafePath as error:
                 raise RegistryError(f"{error}; nothing was registered") from None
-        compatibility = [CompatibilityRecord.model_validate(c) for c in compatibility or []]
         held = {path.relative_to(artifact_dir).as_posix() for path in paths}
+        compatibility = [CompatibilityRecord.model_validate(c) for c in compatibility or []]
         for record in compatibility:  # checked before a version number is claimed or a byte uploaded
             if record.projection is not None and record.projection not in held:
                 raise RegistryError(f"the compatibility with {record.space} names {record.projection}, which "
                                     f"{artifact_dir} does not hold; nothing was registered")
+        key = self.trust.signing_key
+        registrant = (self.trust.signer_identity() or f"key:{key.fingerprint[:16]}") if key else self.actor.name
         version = self._run_version(name, run_key) if run_key else self._claim_version(name)
         prefix = f"{self.kind}/{name}/versions/{version}"
-        if run_key and self.store.exists(f"{prefix}/version.json"):
+        if run_key and self.store.exists(f"{prefix}/{RECORD}"):
             return self.get_version(name, version)  # the run's version, already made
         # Hash in a thread while uploading (hashlib releases the GIL): the checksums cost no extra time.
         with ThreadPoolExecutor(max_workers=1) as hasher:
@@ -154,11 +179,16 @@ class Registry:
             files = {path.relative_to(artifact_dir).as_posix(): FileEntry(sha256=digest.result(),
                                                                          size=path.stat().st_size)
                      for path, digest in digests.items()}
-        record = VersionRecord(name=name, version=version, created_at=utcnow(), created_by=current_actor(),
+        record = VersionRecord(name=name, version=version, created_at=utcnow(), created_by=registrant,
                                files=files, lineage=lineage or LineageRecord(), metrics=metrics or {}, gate=gate,
-                               tags=tags or {}, space=space, compatibility=compatibility)
-        self.store.put_bytes(f"{prefix}/version.json", record.model_dump_json(indent=2).encode(), if_none_match=True)
-        registered = _registered_event(record, reason)
+                               tags=tags or {}, space=space, compatibility=compatibility,
+                               created_by_verified_by="signature" if key else self.actor.verified_by,
+                               signer=key.fingerprint if key else None, trained_by=trained_by or registrant)
+        data = record.model_dump_json(indent=2).encode()
+        if key:  # the signature first: a version that exists is never without the one it was made with
+            self.store.put_bytes(f"{prefix}/{SIGNATURE}", sign_version(record.ref, _digests(record, data), key))
+        self.store.put_bytes(f"{prefix}/{RECORD}", data, if_none_match=True)
+        registered = _registered_event(record, reason, left_out=left_out)
         self._log(registered, _event_key(registered, f"{REGISTERED}-{version}"))
         return record
 
@@ -194,7 +224,7 @@ class Registry:
         while True:
             try:
                 self.store.put_bytes(f"{self.kind}/{name}/versions/{version}/claim.json",
-                                     json.dumps({"by": current_actor(), "at": utcnow()}).encode(), if_none_match=True)
+                                     json.dumps({"by": self.actor.name, "at": utcnow()}).encode(), if_none_match=True)
                 break
             except PreconditionFailed:
                 version += 1
@@ -202,13 +232,17 @@ class Registry:
         return version
 
     def get_version(self, name: str, version: int) -> VersionRecord:
+        return self._read_version(name, version)[0]
+
+    def _read_version(self, name: str, version: int) -> tuple[VersionRecord, bytes]:
+        """The record and the bytes it was read from (what a signature covers)."""
         check_name(name, "model name")
         try:
-            data, _ = self.store.get_bytes(f"{self.kind}/{name}/versions/{int(version)}/version.json")
+            data, _ = self.store.get_bytes(f"{self.kind}/{name}/versions/{int(version)}/{RECORD}")
         except KeyNotFound:
             raise self._not_found(name, f"{name} has no version {version}") from None
         try:
-            return VersionRecord.model_validate_json(data)
+            return VersionRecord.model_validate_json(data), data
         except ValidationError as error:
             problems = "; ".join(e["msg"] for e in error.errors()[:3])
             raise TamperedRecord(f"{name}:{version} has an invalid version.json ({problems}): it was altered "
@@ -268,10 +302,14 @@ class Registry:
         return RegistryError(f"no model named {name!r} in the registry {self.store.url}: {hint}")
 
     def download(self, name: str, version: int, target: Path) -> Path:
-        """Fetch every file of a version into `target`, each checked against its recorded sha256. Files
-        land in a staging folder beside `target` that is renamed into place only when all are checked, and
-        removed on any failure."""
-        record = self.get_version(name, version)  # refuses a record naming a file outside the version
+        """Fetch every file of a version into `target`, each checked against its recorded sha256, with the
+        record and its signature beside them (`version.json`, `version.sig`: the folder verifies with the
+        stock model-signing tool too). A signature is always verified against the trusted keys; an unsigned
+        version is refused where the access policy requires a signature of it. Files land in a staging
+        folder beside `target` that is renamed into place only when all are checked, and removed on any
+        failure."""
+        record, data = self._read_version(name, version)  # refuses a record naming a file outside the version
+        bundle, _ = self._checked_signature(record, data)
         target = Path(target)
         staging = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
         try:
@@ -282,11 +320,42 @@ class Registry:
                 if sha256_file(path) != entry.sha256:
                     raise ChecksumMismatch(f"{name}:{version} file {relative!r} does not match its sha256: "
                                            "the stored copy was altered or damaged")
+            staging.mkdir(parents=True, exist_ok=True)
+            (staging / RECORD).write_bytes(data)
+            if bundle is not None:
+                (staging / SIGNATURE).write_bytes(bundle)
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+    def verify(self, record: VersionRecord, aliases: list[str] | None = None) -> str | None:
+        """The trusted identity that signed this version; None where it is unsigned and the policy lets it be
+        (as the holder of `aliases`, else of the aliases it holds now); `SignatureInvalid`, one line naming the
+        version and what failed, otherwise."""
+        stored, data = self._read_version(record.name, record.version)
+        return self._checked_signature(stored, data, aliases)[1]
+
+    def _checked_signature(self, record: VersionRecord, data: bytes,
+                           aliases: list[str] | None = None) -> tuple[bytes | None, str | None]:
+        """The version's signature and signer, verified against the trusted keys."""
+        try:
+            bundle, _ = self.store.get_bytes(f"{self.kind}/{record.name}/versions/{record.version}/{SIGNATURE}")
+        except KeyNotFound:
+            bundle = None
+        if bundle is not None:
+            return bundle, verify_version(record.ref, bundle, _digests(record, data), self.trust.trusted)
+        if record.signer is not None:
+            raise SignatureInvalid(f"{record.ref} records a signer but its signature is missing: it was removed; "
+                                   "refused")
+        held = self.aliases_of(record) if aliases is None else aliases
+        if self.trust.policy.requires_signature(held):
+            which = "every version" if ALL_VERSIONS in self.trust.policy.signatures_required_for else (
+                "a holder of " + ", ".join(a for a in held if a in self.trust.policy.signatures_required_for))
+            raise SignatureInvalid(f"{record.ref} is unsigned, and the access policy requires a signature of {which}: "
+                                   "register it again with a signing key (`alignops keys create`); refused")
+        return None, None
 
     # ---- aliases and promotion ------------------------------------------------------------------
 
@@ -318,18 +387,21 @@ class Registry:
         return sorted(a for a, held in self.aliases(record.name).items() if held.version == record.version)
 
     def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasRecord:
-        """Point `alias` at `version` (no gate: for `candidate` and other working aliases)."""
-        return self._move_alias(name, alias, version, reason=reason, event="alias_set")
+        """Point `alias` at `version` (no gate: for `candidate`, other working aliases and galleries), with the
+        signature and approvals the access policy requires for `alias`."""
+        details = self._admit(*self._read_version(name, version), alias, reason)
+        return self._move_alias(name, alias, version, reason=reason, event="alias_set", details=details)
 
     def promote(self, name: str, version: int, alias: str = "production", *, reason: str = "",
                 force_reason: str | None = None, check: PromotionCheck | None = None) -> AliasRecord:
         """Move `alias` to `version` if its recorded gate verdict passed and `check(candidate, incumbent)`
-        finds no reason against it, or when forced with a reason. Every attempt leaves one audit event.
+        finds no reason against it, or when forced with a reason; in either case only with the signature and
+        the approvals the access policy requires for `alias`. Every attempt leaves one audit event.
 
         The check runs against the version holding the alias at the moment of the compare-and-swap: if
         another promotion moves the alias in between, the swap fails and the check runs again.
         """
-        record = self.get_version(name, version)
+        record, data = self._read_version(name, version)
         if self.is_archived(name, version):
             return self._refuse(record, alias, reason, "the version is archived")
         if not record.gate_passed and not force_reason:
@@ -338,6 +410,7 @@ class Registry:
             why = "no gate verdict recorded" if record.gate is None else "its gate verdict failed" + (
                 f": {failed[0]}{more}" if failed else "")
             return self._refuse(record, alias, reason, why)
+        admitted = self._admit(record, data, alias, reason)
 
         def against_incumbent(current: AliasRecord | None) -> None:
             if check is None or force_reason:
@@ -347,18 +420,86 @@ class Registry:
             if objections:
                 self._refuse(record, alias, reason, "; ".join(objections))
 
-        details = {"forced": force_reason} if force_reason else {"gate_policy": record.gate.policy}
+        details = ({"forced": force_reason} if force_reason else {"gate_policy": record.gate.policy}) | admitted
         return self._move_alias(name, alias, version, reason=reason or force_reason or "", event="promoted",
                                 details=details, precondition=against_incumbent)
 
-    def _refuse(self, record: VersionRecord, alias: str, reason: str, why: str) -> NoReturn:
-        self._log(Event(event="promotion_refused", model=record.name, version=record.version, alias=alias,
-                        actor=current_actor(), reason=reason, details={"why": why}))
+    def _admit(self, record: VersionRecord, data: bytes, alias: str, reason: str) -> dict[str, Any]:
+        """What the access policy asks of a version taking `alias`, checked (a refusal is logged and raised): a
+        signature by a trusted key, and approvals; their identities go into the move's event."""
+        try:
+            signer = self._checked_signature(record, data, [alias])[1]
+        except SignatureInvalid as error:
+            self._refuse(record, alias, reason, str(error), remedy=_SIGN)
+        approvers = self._count_approvals(record, data, alias, signer, reason)
+        return ({"signed_by": signer} if signer else {}) | ({"approved_by": approvers} if approvers else {})
+
+    def _count_approvals(self, record: VersionRecord, data: bytes, alias: str, signer: str | None,
+                         reason: str) -> list[str]:
+        """The identities whose approvals count towards moving `alias` to this version; refused when fewer than
+        the policy requires."""
+        needed = self.trust.policy.approvals.get(alias, 0)
+        if not needed:
+            return []
+        excluded = {role: who for role, who in (("registrant", signer or record.created_by),
+                                                 ("trainer", record.trained_by or record.created_by))
+                    if role in self.trust.policy.distinct_from}
+        approvers = [who for who in self.approvals(record, alias, data) if who not in excluded.values()]
+        if len(approvers) < needed:
+            others = " and ".join(f"{who} ({role})" for role, who in excluded.items())
+            self._refuse(record, alias, reason, f"{alias!r} needs {needed} signed approval"
+                         f"{'s' if needed > 1 else ''} by distinct trusted identities other than {others}; it has "
+                         f"{len(approvers)}{' (' + ', '.join(approvers) + ')' if approvers else ''}",
+                         remedy=f"another identity runs `alignops registry approve {record.ref} --alias {alias} "
+                                "--reason …` with its own key")
+        return approvers
+
+    def approve(self, name: str, version: int, alias: str, *, reason: str) -> Event:
+        """Record this caller's approval of moving `alias` to `version`: a statement naming the version's record
+        (by digest), the alias and the reason, signed with this process's key. It counts only where the key is
+        trusted, and only for exactly that record."""
+        check_name(alias, "alias")
+        if not reason.strip():
+            raise RegistryError("an approval needs a reason: pass --reason (it is recorded)")
+        key = self.trust.need_signing_key(f"approving {name}:{version} for {alias!r}")
+        identity = self.trust.signer_identity()
+        if identity is None:
+            raise SignatureInvalid(f"your signing key {key.fingerprint[:16]}… is not among the trusted keys in "
+                                   f"{self.trust.trusted.where()}, so an approval by it would not count: have its "
+                                   "public key added there first")
+        record, data = self._read_version(name, version)
+        statement = {"kind": self.kind, "model": name, "version": record.version, "alias": alias, "reason": reason,
+                     "record_sha256": hashlib.sha256(data).hexdigest(), "at": utcnow(), "key": key.fingerprint}
+        event = Event(event="approved", model=name, version=record.version, alias=alias, actor=identity,
+                      actor_verified_by="signature", at=statement["at"], reason=reason,
+                      details={"statement": statement, "signature": key.sign_bytes(canonical(statement))})
+        self._log(event)
+        return event
+
+    def approvals(self, record: VersionRecord, alias: str, data: bytes | None = None) -> list[str]:
+        """The distinct trusted identities whose signed approvals of moving `alias` to exactly this record verify
+        (an approval whose statement or signature was altered, or made by an unknown key, does not count)."""
+        data = data if data is not None else self._read_version(record.name, record.version)[1]
+        expected = {"kind": self.kind, "model": record.name, "version": record.version, "alias": alias,
+                    "record_sha256": hashlib.sha256(data).hexdigest()}
+        found: list[str] = []
+        for event in self.events(record.name):
+            statement, signature = event.details.get("statement"), event.details.get("signature")
+            if event.event != "approved" or not isinstance(statement, dict) or not isinstance(signature, str):
+                continue
+            if any(statement.get(k) != v for k, v in expected.items()):
+                continue
+            who = verify_statement(statement, signature, str(statement.get("key")), self.trust.trusted)
+            if who is not None and who not in found:
+                found.append(who)
+        return found
+
+    def _refuse(self, record: VersionRecord, alias: str, reason: str, why: str, remedy: str | None = None) -> NoReturn:
+        self._log(self._event(event="promotion_refused", model=record.name, version=record.version, alias=alias,
+                              reason=reason, details={"why": why}))
         # What to do comes before the reasons, which can be long: a one-line display cuts the end.
-        raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r} (a version keeps "
-                               "the gate it was registered with: register a gated one with `alignops train` or "
-                               "`alignops finetune`, `alignops evaluate` measures any, or pass --force REASON, "
-                               f"recorded): {why}")
+        raise PromotionRefused(f"{record.name}:{record.version} cannot be promoted to {alias!r} ({remedy or _REGATE}): "
+                               f"{why}")
 
     def pair(self, name: str, alias: str, version: int, model: str | None, *, reason: str = "",
              expected: tuple[int, str | None] | None = None) -> AliasRecord:
@@ -371,14 +512,18 @@ class Registry:
                 raise RegistryError(f"{name}@{alias} moved to {held} while this change was prepared against "
                                     f"{expected}: run it again against the new holder")
 
+        details = self._admit(*self._read_version(name, version), alias, reason)
         return self._move_alias(name, alias, version, reason=reason, event="alias_set", paired_model=model,
-                                precondition=unchanged)
+                                precondition=unchanged, details=details)
 
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasRecord:
-        """Move `alias` back to the version that held it before (with the model it was paired with)."""
+        """Move `alias` back to the version that held it before (with the model it was paired with). Its
+        signature is checked where the policy requires one; approvals are not asked again (it held the alias
+        before, and a rollback is the way back in an emergency)."""
         def previous_holder(current: AliasRecord | None) -> tuple[int, str | None]:
             if current is None or not current.history:
                 raise RegistryError(f"{name}@{alias} has no earlier holder to roll back to")
+            self._checked_signature(*self._read_version(name, current.earlier()[0]), [alias])
             return current.earlier()
 
         return self._move_alias(name, alias, None, reason=reason, event="rolled_back", target=previous_holder)
@@ -394,7 +539,7 @@ class Registry:
         what it holds is a no-op (a retry)."""
         if version is not None:
             self.get_version(name, version)  # the target must exist
-        actor = current_actor()
+        actor = self.actor
         attempts = 0
         while True:
             attempts += 1
@@ -411,10 +556,11 @@ class Registry:
                 history = [*current.history, current.version] if current else []
                 paired_history = [*current.paired_history, current.paired_model] if current else []
             at = utcnow()
-            audit = Event(event=event, model=name, version=version, alias=alias, actor=actor, at=at, reason=reason,
+            audit = Event(event=event, model=name, version=version, alias=alias, actor=actor.name,
+                          actor_verified_by=actor.verified_by, at=at, reason=reason,
                           details={"previous": current.version if current else None, "attempts": attempts,
                                    **(details or {}), **({"paired_model": paired_model} if paired_model else {})})
-            record = AliasRecord(alias=alias, version=version, set_at=at, set_by=actor, reason=reason,
+            record = AliasRecord(alias=alias, version=version, set_at=at, set_by=actor.name, reason=reason,
                                  history=history, paired_model=paired_model, paired_history=paired_history,
                                  event_key=_event_key(audit, uuid.uuid4().hex[:8]), event=audit)
             try:
@@ -439,11 +585,11 @@ class Registry:
             raise RegistryError(f"{name}:{version} holds aliases {holders}: move them before archiving")
         try:
             self.store.put_bytes(f"{self.kind}/{name}/archived/{version}.json",
-                                 json.dumps({"by": current_actor(), "at": utcnow(), "reason": reason}).encode(),
+                                 json.dumps({"by": self.actor.name, "at": utcnow(), "reason": reason}).encode(),
                                  if_none_match=True)
         except PreconditionFailed:
             return  # already archived
-        self._log(Event(event="archived", model=name, version=version, actor=current_actor(), reason=reason))
+        self._log(self._event(event="archived", model=name, version=version, reason=reason))
 
     def is_archived(self, name: str, version: int) -> bool:
         return self.store.exists(f"{self.kind}/{name}/archived/{int(version)}.json")
@@ -484,8 +630,8 @@ class Registry:
     # ---- audit log ------------------------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
-        """Append an event that happened outside the registry (e.g. a version was packaged)."""
-        self._log(event)
+        """Append an event that happened outside the registry (e.g. a version was packaged), as this caller."""
+        self._log(event.model_copy(update={"actor": self.actor.name, "actor_verified_by": self.actor.verified_by}))
 
     def _log(self, event: Event, key: str | None = None) -> None:
         """Append `event` at `key` (default: a fresh time-ordered key). Writing a key that exists is a no-op,
@@ -529,8 +675,20 @@ def _event_key(event: Event, suffix: str) -> str:
     return f"{datetime.fromisoformat(event.at).strftime('%Y%m%dT%H%M%S%fZ')}-{suffix}.json"
 
 
-def _registered_event(record: VersionRecord, reason: str, recovered: bool = False) -> Event:
+def _registered_event(record: VersionRecord, reason: str, recovered: bool = False,
+                      left_out: list[str] | None = None) -> Event:
     details = {"files": len(record.files), "gate_passed": record.gate_passed} | ({"recovered": True} if recovered
                                                                                  else {})
+    details |= {"left_out": left_out} if left_out else {}
     return Event(event="registered", model=record.name, version=record.version, actor=record.created_by,
-                 at=record.created_at, reason=reason, details=details)
+                 actor_verified_by=record.created_by_verified_by, at=record.created_at, reason=reason,
+                 details=details)
+
+
+_REGATE = ("a version keeps the gate it was registered with: register a gated one with `alignops train` or `alignops "
+           "finetune`, `alignops evaluate` measures any, or pass --force REASON, recorded")
+_SIGN = "the access policy requires a signed version: register it with a signing key"
+
+
+def _digests(record: VersionRecord, data: bytes) -> dict[str, str]:
+    return signed_digests({name: entry.sha256 for name, entry in record.files.items()}, data)

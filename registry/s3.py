@@ -123,6 +123,20 @@ class S3Store:
             raise self._unavailable(error) from error
         return sorted(keys)
 
+    def caller_identity(self) -> str | None:
+        """The ARN STS gives the credentials this store uses, or None where no STS answers (an S3-compatible
+        service without one). STS is asked at `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` where set, else,
+        beside a custom S3 endpoint, at that endpoint (a local S3 server serves both), else AWS's."""
+        endpoint = None
+        if not (os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")):
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or None
+        config = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=10)
+        try:
+            sts = boto3.session.Session().client("sts", endpoint_url=endpoint, config=config)
+            return sts.get_caller_identity()["Arn"]
+        except (BotoCoreError, ClientError, KeyError):
+            return None
+
     def presign(self, key: str, expires_s: int) -> str:
         return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
                                                   ExpiresIn=expires_s)

@@ -12,13 +12,17 @@ import bentoml
 from components.evaluation.embed import encode_split
 from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
 from components.models.embedder import Embedder
+from registry.signing import TrustedKeys
 from serving.options import ServiceArgs, ServingOptions
+from serving.provenance import Provenance, pack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:EmbeddingService"
 # What the served code imports, for the bento's container image (see docs/operations.md: deploying a bento).
 RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "safetensors>=0.5",
-                    "pillow>=11", "numpy>=2", "faiss-cpu>=1.9,<2", "pandas>=2.2", "pyarrow>=17", "pydantic>=2.9"]
+                    "pillow>=11", "numpy>=2", "faiss-cpu>=1.9,<2", "pandas>=2.2", "pyarrow>=17", "pydantic>=2.9",
+                    # the start-up check of the version's signature, and the credential check on requests
+                    "model-signing==1.1.1", "pyopenssl==26.4.0", "cryptography==50.0.2", "pyjwt==2.15.1"]
 
 
 def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") -> Gallery:
@@ -32,13 +36,15 @@ def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") ->
     return Gallery.build(encoded.image_emb.numpy(), items)
 
 
-def import_model(artifact_dir: Path, name: str, labels: dict[str, str], gallery: Gallery | None = None,
-                 query_space: str | None = None) -> str:
-    """Copy the artifact (and the gallery) into the BentoML model store, lineage facts as labels. With
+def import_model(artifact_dir: Path, name: str, labels: dict[str, str], *, provenance: Provenance,
+                 trusted: TrustedKeys, gallery: Gallery | None = None, query_space: str | None = None) -> str:
+    """Copy the downloaded version (files, record, signature; and the gallery) into the BentoML model store,
+    lineage facts as labels, with what the bento verifies at start (`provenance`, the trusted keys). With
     `query_space`, the gallery lives in that older space and queries go through the artifact's projection
     into it (`compat/…`), which the service loads at start."""
     with bentoml.models.create(name, labels=labels) as model:
         shutil.copytree(artifact_dir, model.path, dirs_exist_ok=True)
+        pack(Path(model.path), provenance, trusted)
         if gallery is not None:
             gallery.save(Path(model.path) / GALLERY_DIR)
             (Path(model.path) / GALLERY_DIR / QUERY_SPACE_FILE).write_text(json.dumps({"space": query_space}))
@@ -52,7 +58,7 @@ def build_bento(model_tag: str, labels: dict[str, str], options: ServingOptions 
         SERVICE,
         args=ServiceArgs(model_tag=model_tag, **(options or ServingOptions()).model_dump()).model_dump(),
         labels=labels,
-        include=["serving/*.py", "components/**/*.py"],
+        include=["serving/*.py", "components/**/*.py", "registry/*.py", "core/*.py"],
         build_ctx=str(PROJECT_ROOT),
         python={"packages": RUNTIME_PACKAGES, "lock_packages": False},
         docker={"python_version": "3.11"},

@@ -33,6 +33,7 @@ from serving import hardening
 from serving.batching import Batcher
 from serving.inputs import check_templates, check_texts, decode_images
 from serving.options import ServiceArgs
+from serving.provenance import verify_served_model
 
 hardening.apply()
 
@@ -51,6 +52,7 @@ class Encoder:
     bento_model = BentoModel(ARGS.model_tag)
 
     def __init__(self) -> None:
+        verify_served_model(Path(self.bento_model.path))  # the weights it loads are the version's, signed
         self.embedder = Embedder.load(Path(self.bento_model.path), ARGS.encoder_device())
         _freeze_startup_objects()
 
@@ -107,6 +109,7 @@ class EmbeddingService:
 
     def __init__(self) -> None:
         path = Path(self.bento_model.path)
+        verify_served_model(path)  # the tokenizer and config it loads are the version's, signed
         artifact = ModelArtifact.load_light(path)
         self.tokenizer, self.transform = artifact.tokenizer, Embedder.transform_for(artifact.config)
         self.logit_scale = artifact.logit_scale

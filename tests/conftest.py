@@ -27,6 +27,11 @@ def alignops_home(tmp_path_factory) -> Path:
     """Every tool's state, and telemetry off, in one temporary state directory for the session."""
     home = configure_environment(tmp_path_factory.mktemp("alignops-home"))
     os.environ["ALIGNOPS_ACTOR"] = "pytest"
+    # The platform's signing key, trusted, as `alignops keys create pytest` makes it: production holds only
+    # signed versions by default, and what the suite promotes is signed like a user's would be.
+    from flows.steps.platform import Platform
+
+    Platform(home=home).create_signing_key("pytest")
     # Prefect's console log handler keeps the sys.stderr current when logging is first set up (on the first
     # `from prefect import flow`). Inside a CLI test that is CliRunner's stream, closed afterwards, and every
     # later Prefect log line then fails; set logging up here, on the real stderr.

@@ -2,7 +2,8 @@
 
     alignops demo | train | finetune             flows/cli/runs.py
     alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
-    alignops registry list|show|diff|history|import-hf|project|promote|rollback|archive    flows/cli/registry.py
+    alignops registry list|show|diff|history|import-hf|project|approve|promote|rollback|archive    flows/cli/registry.py
+    alignops keys create|list                    flows/cli/keys.py
     alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
     alignops audit backdoor                      flows/cli/audits.py
     alignops package | serve                     flows/cli/serving.py
@@ -15,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import audits, data, galleries, registry, runs, serving, stack
+from flows.cli import audits, data, galleries, keys, registry, runs, serving, stack
 from flows.cli.errors import DEBUG
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
@@ -24,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(registry.app, name="registry")
 app.add_typer(galleries.app, name="gallery")
 app.add_typer(audits.app, name="audit")
+app.add_typer(keys.app, name="keys")
 for group in (runs, serving, stack):
     for command in group.COMMANDS:
         app.command()(command)

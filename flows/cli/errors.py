@@ -26,11 +26,12 @@ from infra.stack import StackError, use_running_stack
 from infra.workspace import VersioningError
 from registry.names import InvalidName
 from registry.registry import RegistryError
+from registry.signing import SignatureInvalid
 
 # Errors that describe a problem with the user's input or state; shown as one line, not a traceback. Our
 # ValueErrors (ManifestError, pydantic's ValidationError, config checks) all say what to change.
 USER_ERRORS = (ValueError, VersioningError, RegistryError, InvalidName, FileNotFoundError, FileExistsError,
-               StackError)
+               StackError, SignatureInvalid)
 MAX_ERROR_CHARS = 400
 DEBUG = {"on": False, "verbose": False}  # set by `alignops --debug` and `--verbose`
 

@@ -139,10 +139,15 @@ def show_history(events, title: str, as_json: bool) -> None:
 
     if as_json:
         return emit_json([e.model_dump() for e in events])
-    console.print(rich_table(title, ["at", "event", "version", "alias", "actor", "reason", "details"],
-                             [(e.at[:23], e.event, e.version or "", e.alias or "", e.actor, e.reason,
-                               ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None))
-                              for e in events]))
+    columns = ["at", "event", "version", "alias", "actor", "verified by", "reason", "details"]
+    console.print(rich_table(title, columns, [
+        (e.at[:23], e.event, e.version or "", e.alias or "", e.actor, VERIFIED[e.actor_verified_by], e.reason,
+         ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None and k not in ("statement", "signature")))
+        for e in events]))
+
+
+# How each actor is known, as `registry history` says it.
+VERIFIED = {"sts": "STS (S3 caller)", "signature": "signing key", "label": "label only"}
 
 
 @app.command("import-hf")
@@ -183,6 +188,27 @@ def project(
                           gate_policy=resolved_policy(policy))
     print_judgement(judged.record.ref, judged.measured, judged.verdict)
     conclude(judged.record.ref, judged.verdict.passed)
+
+
+@app.command("approve")
+@user_errors
+def approve(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION")],
+    alias: Annotated[str, typer.Option(help="the alias the approval is for")] = "production",
+    reason: Annotated[str, typer.Option(help="why; recorded and signed")] = "",
+) -> None:
+    """Approve moving ALIAS to a version: a statement signed with your key, counted where your key is trusted
+    and you are neither its registrant nor its trainer (per the access policy)."""
+    from registry.names import parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed.version is None:
+        fail(f"approve names one version, NAME:VERSION, not {ref!r}: an approval is for exact bytes")
+    store = registry()
+    event = store.approve(parsed.name, parsed.version, alias, reason=reason)
+    record = store.get_version(parsed.name, parsed.version)
+    count, needed = len(store.approvals(record, alias)), store.trust.policy.approvals.get(alias, 0)
+    echo(f"{ref} approved for {alias!r} by {event.actor} ({count} approval(s); the policy asks {needed})")
 
 
 @app.command("promote")

@@ -65,9 +65,11 @@ def test_stopping_a_training_run_stops_prefects_temporary_server(tiny_dataset, t
 
 def test_stopping_serve_stops_bentoml_and_frees_the_port(tiny_artifact, tiny_dataset, tmp_path):
     from serving.package import build_bento, import_model
+    from serving.standin import as_downloaded
 
-    bento = build_bento(import_model(tiny_artifact, "alignops-signals", {"registry-version": "0"}),
-                        {"registry-model": "signals"})
+    downloaded, provenance, trusted = as_downloaded(tiny_artifact, tmp_path / "registry")
+    bento = build_bento(import_model(downloaded, "alignops-signals", {"registry-version": "0"}, provenance=provenance,
+                                     trusted=trusted), {"registry-model": "signals"})
     port = free_port()
     process = started(tmp_path / "home", "serve", bento, "--port", str(port))
 

@@ -13,6 +13,7 @@ from components.models.embedder import Embedder
 from serving.package import build_bento, import_model
 from serving.rollout import DrainTimeout, Router, rolling_switch
 from serving.smoke import BentoServer
+from serving.standin import as_downloaded
 
 pytestmark = pytest.mark.slow
 TEXT = "two red circles on the left"
@@ -27,7 +28,9 @@ def two_versions(tiny_artifact, tmp_path_factory):
     second = artifact.save(tmp_path_factory.mktemp("v2") / "artifact")
     tags, references = [], []
     for n, directory in enumerate((tiny_artifact, second), start=1):
-        tags.append(build_bento(import_model(directory, "alignops-rollout", {"registry-version": str(n)}), {}))
+        downloaded, provenance, trusted = as_downloaded(directory, tmp_path_factory.mktemp(f"registry-{n}"))
+        tags.append(build_bento(import_model(downloaded, "alignops-rollout", {"registry-version": str(n)},
+                                             provenance=provenance, trusted=trusted), {}))
         references.append(Embedder.load(directory).encode_texts([TEXT])[0])
     return tags, references
 

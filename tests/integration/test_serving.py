@@ -15,14 +15,17 @@ from PIL import Image
 from components.models.embedder import Embedder
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import PROBE_TEXTS, BentoServer, probe_images, smoke_test
+from serving.standin import as_downloaded
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def bento_tag(tiny_artifact, tiny_dataset):
+def bento_tag(tiny_artifact, tiny_dataset, tmp_path_factory):
     gallery = build_gallery(tiny_artifact, tiny_dataset, "test")
-    model_tag = import_model(tiny_artifact, "alignops-test", {"registry-version": "0"}, gallery)
+    downloaded, provenance, trusted = as_downloaded(tiny_artifact, tmp_path_factory.mktemp("registry"))
+    model_tag = import_model(downloaded, "alignops-test", {"registry-version": "0"}, provenance=provenance,
+                             trusted=trusted, gallery=gallery)
     return build_bento(model_tag, {"registry-model": "test"})
 
 
