@@ -36,6 +36,8 @@ from flows.upgrade import rollback_upgrade, upgrade
 from flows.validate_data import validate_data
 from flows.version_dataset import version_dataset
 
+APPROVAL_WAIT_S = 86_400  # how long a promotion started from the UI or a schedule waits for its approvals
+
 NIGHTLY = "0 2 * * *"  # 02:00 every day
 WEEKLY = "0 3 * * 1"  # 03:00 every Monday
 PACKAGE_ON_PRODUCTION = "package new production versions"
@@ -61,7 +63,9 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                                                        "a team's data or a domain.", **common),
         evaluate.to_deployment("evaluate", description="Measure a registry version or artifact on a dataset's "
                                                        "split and judge it; recorded on the version.", **common),
-        promote.to_deployment("promote", description="Move an alias to a version with a passing gate.", **common),
+        promote.to_deployment("promote", description="Move an alias to a version with a passing gate; where the "
+                              "access policy wants approvals, the run waits (a day) for one in the UI.",
+                              parameters={"approval_wait_s": APPROVAL_WAIT_S}, **common),
         rollback.to_deployment("rollback", description="Move an alias back to its previous holder.", **common),
         audit_backdoor.to_deployment("audit-backdoor", description="Measure a model's attack success rate for a "
                                                                    "trigger beside its clean accuracy.", **common),

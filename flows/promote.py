@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, Field
 
 from components.domains import policy_from
 from components.evaluation.gate import GatePolicy, evaluate_gate
 from flows.steps.candidate import announce_alias_move
 from flows.steps.platform import Platform
 from registry.records import VersionRecord
-from registry.registry import PromotionCheck, Registry
+from registry.registry import PromotionCheck, PromotionRefused, Registry
 
 
 def non_regression_check(policy: GatePolicy) -> PromotionCheck:
@@ -88,6 +90,33 @@ def policy_for(record: VersionRecord, gate_policy: GatePolicy | str | None) -> J
                                                f"({record.gate.policy_digest})")
 
 
+class ApprovalDecision(RunInput):
+    """What a person answers in the Prefect UI when a promotion waits for approval."""
+
+    approve: bool = Field(description="go on: the promotion then counts the signed approvals in the registry")
+    note: str = Field("", description="why, for the flow's log")
+
+
+def wait_for_approval(registry: Registry, record: VersionRecord, alias: str, wait_s: int) -> bool:
+    """Where the access policy wants approvals the registry does not hold yet, pause the flow run in the Prefect
+    UI until a person resumes it (or `wait_s` passes). An approval counts only as a signed statement in the
+    registry, so the form says how to make one; resuming without one still ends in a refusal. True where it
+    waited."""
+    missing = registry.approvals_missing(record, alias)
+    if not missing or wait_s <= 0:
+        return False
+    print(f"{record.ref} -> {alias!r} waits for {missing} approval(s): `alignops registry approve {record.ref} "
+          f"--alias {alias} --reason …` with a trusted key, then resume this run in the Prefect UI")
+    decision = pause_flow_run(wait_for_input=ApprovalDecision.with_initial_data(
+        description=f"**{record.ref} -> {alias}** needs {missing} more signed approval(s). Record yours with "
+                    f"`alignops registry approve {record.ref} --alias {alias} --reason …`, then approve here.",
+        approve=True), timeout=wait_s, key=f"approve-{record.name}-{record.version}-{alias}")
+    if not decision.approve:
+        raise PromotionRefused(f"{record.ref} -> {alias!r} was turned down in the Prefect UI: {decision.note or '-'}")
+    print(f"resumed in the Prefect UI: {decision.note or '-'}")
+    return True
+
+
 class Promotion(BaseModel):
     previous: int | None
     judged_by: str  # which policy judged non-regression, and where it came from
@@ -96,16 +125,20 @@ class Promotion(BaseModel):
 @flow(name="promote", log_prints=True)
 def promote(name: str, version: int, alias: str = "production", *, reason: str = "",
             force_reason: str | None = None, gate_policy: GatePolicy | str | None = None,
-            package_on_move: bool = True) -> Promotion:
+            package_on_move: bool = True, approval_wait_s: int = 0) -> Promotion:
     """Move `alias` to `version`: refused unless its gate passed and, by its policy, it does not regress
     against the version holding the alias; `force_reason` overrides and is recorded. Emits the Prefect
     event `alignops.alias.moved`, on which the package automation builds new production versions (the
     lifecycle, which packages by itself, turns `package_on_move` off). Non-regression is judged by
-    `gate_policy` where one is named, else by the policy the version's verdict recorded."""
+    `gate_policy` where one is named, else by the policy the version's verdict recorded. Where the access
+    policy wants approvals not yet given, the run pauses for up to `approval_wait_s` for a person to approve
+    in the Prefect UI (0: refused at once, as from the command line)."""
     registry = Platform.from_env().registry()
     record = registry.get_version(name, version)
     judging = policy_for(record, gate_policy)
     print(f"non-regression: {judging}")
+    if wait_for_approval(registry, record, alias, approval_wait_s):
+        registry = Platform.from_env().registry()  # keys trusted while the run waited count too
     moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
                              check=promotion_check(registry, alias, judging.policy))
     previous = moved.history[-1] if moved.history else None

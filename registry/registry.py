@@ -441,10 +441,7 @@ class Registry:
         needed = self.trust.policy.approvals.get(alias, 0)
         if not needed:
             return []
-        excluded = {role: who for role, who in (("registrant", signer or record.created_by),
-                                                 ("trainer", record.trained_by or record.created_by))
-                    if role in self.trust.policy.distinct_from}
-        approvers = [who for who in self.approvals(record, alias, data) if who not in excluded.values()]
+        approvers, excluded = self._approvers(record, data, alias, signer)
         if len(approvers) < needed:
             others = " and ".join(f"{who} ({role})" for role, who in excluded.items())
             self._refuse(record, alias, reason, f"{alias!r} needs {needed} signed approval"
@@ -453,6 +450,23 @@ class Registry:
                          remedy=f"another identity runs `alignops registry approve {record.ref} --alias {alias} "
                                 "--reason …` with its own key")
         return approvers
+
+    def _approvers(self, record: VersionRecord, data: bytes, alias: str,
+                   signer: str | None) -> tuple[list[str], dict[str, str]]:
+        """The approvers that count, and the identities (by role) whose approvals do not."""
+        excluded = {role: who for role, who in (("registrant", signer or record.created_by),
+                                                 ("trainer", record.trained_by or record.created_by))
+                    if role in self.trust.policy.distinct_from}
+        return [who for who in self.approvals(record, alias, data) if who not in excluded.values()], excluded
+
+    def approvals_missing(self, record: VersionRecord, alias: str) -> int:
+        """How many more approvals moving `alias` to this version needs (a bad signature raises)."""
+        needed = self.trust.policy.approvals.get(alias, 0)
+        if not needed:
+            return 0
+        stored, data = self._read_version(record.name, record.version)
+        signer = self._checked_signature(stored, data, [alias])[1]
+        return max(0, needed - len(self._approvers(stored, data, alias, signer)[0]))
 
     def approve(self, name: str, version: int, alias: str, *, reason: str) -> Event:
         """Record this caller's approval of moving `alias` to `version`: a statement naming the version's record
