@@ -99,6 +99,11 @@ class Settings(BaseModel):
         only signed versions)."""
         return Path(os.environ["ALIGNOPS_ACCESS_POLICY"]) if os.environ.get("ALIGNOPS_ACCESS_POLICY") else None
 
+    @property
+    def api_keys(self) -> Path:
+        """The served bentos' API keys, as sha256 digests (`ALIGNOPS_API_KEYS_FILE`)."""
+        return Path(os.environ.get("ALIGNOPS_API_KEYS_FILE") or self.home / "api-keys")
+
     # Where each part lives under the state directory.
     local_registry = property(lambda self: self.home / "registry", doc="the registry when none is configured")
     local_dvc_remote = property(lambda self: self.home / "dvc-remote", doc="the DVC remote when none is configured")

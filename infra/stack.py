@@ -101,6 +101,16 @@ def use_running_stack(home: Path) -> Stack | None:
     return stack
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_exposure(host: str, has_credential: bool, what: str, remedy: str) -> None:
+    """Listening beyond this machine is refused without a credential callers must present."""
+    if host not in LOOPBACK and not has_credential:
+        raise StackError(f"{what} would listen on {host} with no credential, answering anyone who can reach it: "
+                         f"{remedy}, or keep to 127.0.0.1")
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0

@@ -30,6 +30,7 @@ from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
 from serving import hardening
+from serving.auth import Authenticate
 from serving.batching import Batcher
 from serving.inputs import check_templates, check_texts, decode_images
 from serving.options import ServiceArgs
@@ -218,6 +219,8 @@ def _query_projection(path: Path) -> Projection | None:
     return Projection.load(path, space) if space else None
 
 
+# Outermost first: the credential is judged from the headers before the body limit reads a byte.
+EmbeddingService.add_asgi_middleware(Authenticate)
 EmbeddingService.add_asgi_middleware(hardening.BodyLimit, max_bytes=ARGS.limits.max_body_bytes)
 
 

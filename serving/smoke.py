@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import bentoml
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from components.models.embedder import Embedder
 from registry.local_s3 import free_port
+from serving.auth import AUTH_VARIABLES
 
 TOLERANCE = 1e-5
 PROBE_TEXTS = ["two red circles on the left", "a blue square at the top", "three yellow triangles"]
@@ -43,10 +45,12 @@ class SmokeResult(BaseModel):
 
 
 class BentoServer:
-    """`bentoml serve BENTO` on 127.0.0.1 in its own process group, stopped by PID on exit."""
+    """`bentoml serve BENTO` on 127.0.0.1 in its own process group, stopped by PID on exit; `env` is the
+    server's environment (default: this process's)."""
 
-    def __init__(self, bento_tag: str, startup_timeout_s: float = 180):
+    def __init__(self, bento_tag: str, startup_timeout_s: float = 180, env: Mapping[str, str] | None = None):
         self.bento_tag, self.timeout = bento_tag, startup_timeout_s
+        self.env = dict(os.environ if env is None else env)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -63,7 +67,7 @@ class BentoServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", self.bento_tag, "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"})
+            env={**self.env, "BENTOML_DO_NOT_TRACK": "true"})
         while time.monotonic() - started < self.timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bentoml serve exited with {self.process.returncode}:\n{self._output()}")
@@ -109,7 +113,9 @@ def smoke_test(bento_tag: str, artifact_dir: Path, gallery: bool = True) -> Smok
     """Served embeddings must equal the artifact's; rank, classify and search must answer (without a
     gallery, search must refuse with its 400)."""
     reference = Embedder.load(artifact_dir)
-    with tempfile.TemporaryDirectory() as tmp, BentoServer(bento_tag) as server:
+    # On 127.0.0.1 and without the serving environment's credentials: the smoke test checks the model.
+    local = {key: value for key, value in os.environ.items() if key not in AUTH_VARIABLES}
+    with tempfile.TemporaryDirectory() as tmp, BentoServer(bento_tag, env=local) as server:
         images = probe_images(Path(tmp))
         with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
             served_text = np.asarray(client.encode_text(texts=PROBE_TEXTS)["embeddings"])

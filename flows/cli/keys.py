@@ -49,3 +49,33 @@ def list_() -> None:
         echo(f"You have no signing key ({platform.signing_key}): `alignops keys create NAME` makes one.")
     elif trust.signer_identity() is None:
         echo(f"Your key {mine[:16]} is not trusted here: versions you sign are refused until it is.")
+
+
+@app.command("api-key")
+@user_errors
+def api_key(
+    name: Annotated[str, typer.Argument(help="who the key is for (it names the caller in logs and limits)")],
+    per_minute: Annotated[int | None, typer.Option(help="requests a minute for this key (default: "
+                                                        "ALIGNOPS_RATE_LIMIT, else 600)")] = None,
+) -> None:
+    """Create an API key for served bentos: printed once, stored only as its sha256 (`alignops serve` passes the
+    file to the bento; elsewhere give it as ALIGNOPS_API_KEYS_FILE, or its lines as the secret ALIGNOPS_API_KEYS)."""
+    import os
+    import secrets
+
+    from flows.steps.platform import Platform
+    from serving.auth import KEY_LINE, key_line, parse_key_lines
+
+    path = Platform.from_env().api_keys
+    existing = parse_key_lines(path.read_text(), 1) if path.exists() else []
+    if any(key.name == name for key in existing):
+        fail(f"an API key named {name!r} exists in {path}: pick another name, or remove its line first")
+    key = f"alignops_{secrets.token_urlsafe(32)}"
+    line = key_line(name, key, per_minute)
+    if not KEY_LINE.match(line):
+        fail(f"name {name[:80]!r}: letters, digits and _.@- only")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", opener=lambda p, flags: os.open(p, flags, 0o600)) as out:
+        out.write(line + "\n")
+    echo(key)
+    echo(f"(the key above is shown once; {path} keeps only its sha256)", err=True)

@@ -44,11 +44,23 @@ def package(
 @user_errors
 def serve(bento: str, port: int = 3000, host: str = "127.0.0.1") -> None:
     """Serve a built bento (`bentoml serve`); stopping this command (Ctrl-C, SIGTERM) stops the server and its
-    workers."""
-    from flows.cli.signals import run_as_group
+    workers. Callers need a credential where API keys (`alignops keys api-key`) or OIDC are configured; beyond
+    127.0.0.1 it refuses to serve without one."""
+    import os
 
+    from flows.cli.signals import run_as_group
+    from flows.steps.platform import Platform
+    from infra.stack import check_exposure
+    from serving.auth import AuthConfig
+
+    env = dict(os.environ)
+    keys = Platform.from_env().api_keys
+    if keys.exists():
+        env.setdefault("ALIGNOPS_API_KEYS_FILE", str(keys))
+    check_exposure(host, AuthConfig.from_env(env).enabled, "the bento", "create an API key with `alignops keys "
+                   "api-key NAME`, or set ALIGNOPS_OIDC_JWKS_URL")
     raise typer.Exit(run_as_group([sys.executable, "-m", "bentoml", "serve", bento, "--host", host,
-                                   "--port", str(port)]))
+                                   "--port", str(port)], env=env))
 
 
 COMMANDS = (package, serve)

@@ -72,10 +72,11 @@ def detach_prefect_server() -> None:
         sys.meta_path.insert(0, _DetachPrefectServer())
 
 
-def run_as_group(command: list[str]) -> int:
-    """Run `command` in a process group of its own and wait; on SIGINT or SIGTERM to this process, pass
-    SIGTERM to the whole group, wait out its grace period, kill what is left, and exit 130."""
-    process = subprocess.Popen(command, start_new_session=True)
+def run_as_group(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Run `command` (in `env`, default this process's) in a process group of its own and wait; on SIGINT or
+    SIGTERM to this process, pass SIGTERM to the whole group, wait out its grace period, kill what is left,
+    and exit 130."""
+    process = subprocess.Popen(command, start_new_session=True, env=env)
     try:
         return process.wait()
     except KeyboardInterrupt:
