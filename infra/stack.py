@@ -11,6 +11,7 @@ Every process the stack starts, and everything they start (the worker's flow run
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -68,8 +69,12 @@ class Stack(BaseModel):
     services: list[Service] = []
 
     def client_environment(self) -> dict[str, str]:
+        """What a client of this stack needs; the Prefect credential comes from this process's environment
+        (`PREFECT_SERVER_API_AUTH_STRING`), never from the stack's file."""
         env = {"PREFECT_API_URL": self.prefect_api_url, "ALIGNOPS_REGISTRY": self.registry,
                "ALIGNOPS_DVC_REMOTE": self.dvc_remote}
+        if auth := prefect_auth():
+            env["PREFECT_API_AUTH_STRING"] = auth
         if self.s3_endpoint:
             env |= {"AWS_ENDPOINT_URL_S3": self.s3_endpoint, **LOCAL_S3_CREDENTIALS}
         return env
@@ -190,18 +195,30 @@ def save_s3(stack: Stack) -> int:
     return count
 
 
-def start_prefect(stack: Stack, env: dict[str, str], port: int) -> None:
+def prefect_auth() -> str | None:
+    """The Prefect API's credential (`user:password`), from the environment only."""
+    return os.environ.get("PREFECT_SERVER_API_AUTH_STRING") or None
+
+
+def prefect_headers() -> dict[str, str]:
+    auth = prefect_auth()
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+
+
+def start_prefect(stack: Stack, env: dict[str, str], port: int, host: str) -> None:
+    """Prefect's server on `host`; with `PREFECT_SERVER_API_AUTH_STRING` set, its API answers only clients
+    presenting it (the worker and the CLI get it as `PREFECT_API_AUTH_STRING`)."""
     api = f"http://127.0.0.1:{port}/api"
     env = env | {"PREFECT_UI_API_URL": api, "PREFECT_API_URL": api}
     service = start_service(stack, "prefect-server", [
-        sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
-        f"http://127.0.0.1:{port}")
+        sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)], env,
+        f"http://{host}:{port}")
     wait_until(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, "the Prefect server",
                Path(service.log), 120)
 
 
 def worker_online(api: str, pool: str) -> bool:
-    workers = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=5)
+    workers = httpx.post(f"{api}/work_pools/{pool}/workers/filter", json={}, headers=prefect_headers(), timeout=5)
     return workers.status_code == 200 and any(w["status"] == "ONLINE" for w in workers.json())
 
 
@@ -221,7 +238,12 @@ def plan(home: Path, prefect_port: int, s3_port: int, pool: str) -> Stack:
         dvc_remote=settings.dvc_remote_url if registry else f"s3://{BUCKET}/dvc")
 
 
-def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL) -> Stack:
+def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL,
+       host: str = "127.0.0.1") -> Stack:
+    """Start what the environment does not name. Prefect's server listens on `host`: beyond 127.0.0.1 only with
+    `PREFECT_SERVER_API_AUTH_STRING` set (the S3 server stays on 127.0.0.1)."""
+    check_exposure(host, prefect_auth() is not None, "the Prefect server",
+                   "set PREFECT_SERVER_API_AUTH_STRING=user:password (from a secret store) in the environment")
     running = load_stack(home)
     if running and any(s.alive() for s in running.services):
         raise StackError(f"a stack already runs from {home} (UI {running.ui_url}); `alignops down` stops it")
@@ -232,7 +254,7 @@ def up(home: Path, prefect_port: int = 4200, s3_port: int = 9555, pool: str = LO
         if stack.s3_endpoint:
             start_s3(stack, env, s3_port)
         if stack.ui_url:
-            start_prefect(stack, env, prefect_port)
+            start_prefect(stack, env, prefect_port, host)
         env |= stack.client_environment()
         register = subprocess.run([str(Path(sys.executable).parent / "alignops"), "deploy", "--pool", pool],
                                   env=env, capture_output=True, text=True)
@@ -319,12 +341,14 @@ def describe_api(stack: Stack) -> str:
     api = stack.prefect_api_url
 
     def runs(states: dict, sort: str) -> list[dict]:
-        return httpx.post(f"{api}/flow_runs/filter", timeout=5,
+        return httpx.post(f"{api}/flow_runs/filter", timeout=5, headers=prefect_headers(),
                           json={"flow_runs": {"state": {"type": states}}, "sort": sort, "limit": 5}).json()
 
+    headers = prefect_headers()
     try:
-        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
-        workers = httpx.post(f"{api}/work_pools/{stack.pool}/workers/filter", json={}, timeout=5).json()
+        deployments = httpx.post(f"{api}/deployments/filter", json={}, headers=headers, timeout=5).json()
+        workers = httpx.post(f"{api}/work_pools/{stack.pool}/workers/filter", json={}, headers=headers,
+                             timeout=5).json()
         latest = runs({"not_any_": ["SCHEDULED"]}, "START_TIME_DESC")
         upcoming = runs({"any_": ["SCHEDULED"]}, "EXPECTED_START_TIME_ASC")
     except (httpx.HTTPError, ValueError) as error:

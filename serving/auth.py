@@ -75,6 +75,9 @@ class AuthConfig:
         per_minute = int(env.get("ALIGNOPS_RATE_LIMIT") or DEFAULT_PER_MINUTE)
         text = env.get("ALIGNOPS_API_KEYS") or ""
         if path := env.get("ALIGNOPS_API_KEYS_FILE"):
+            if not Path(path).is_file():
+                raise AuthConfigError(f"ALIGNOPS_API_KEYS_FILE {path} does not exist: create a key with `alignops keys "
+                                      "api-key NAME`, or unset it")
             if Path(path).stat().st_size > MAX_KEYS_BYTES:
                 raise AuthConfigError(f"ALIGNOPS_API_KEYS_FILE {path} is over {MAX_KEYS_BYTES} bytes: not a key file")
             text += "\n" + Path(path).read_text()

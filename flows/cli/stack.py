@@ -13,13 +13,15 @@ from infra.stack import LOCAL_POOL
 
 
 @user_errors
-def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL) -> None:
+def up(prefect_port: int = 4200, s3_port: int = 9555, pool: str = LOCAL_POOL,
+       host: Annotated[str, typer.Option(help="where Prefect's server and UI listen; beyond 127.0.0.1 only with "
+                                              "PREFECT_SERVER_API_AUTH_STRING set")] = "127.0.0.1") -> None:
     """Start the local stack on 127.0.0.1 (Prefect server + UI, S3, a worker) and register the deployments."""
     from flows.steps.output import bold, console, line
     from infra.stack import up as start_stack
 
     with console.status("Starting the S3 server, the Prefect server and a worker; registering deployments"):
-        stack = start_stack(alignops_home(), prefect_port, s3_port, pool)
+        stack = start_stack(alignops_home(), prefect_port, s3_port, pool, host)
     print_stack(stack)
     console.print(line("Prefect UI: ", bold(stack.ui_url or stack.prefect_api_url), "   (stop with `alignops down`)"))
 

@@ -118,7 +118,8 @@ def raw_request(server, headers: str) -> tuple[bytes, float]:
 
 def test_the_caller_is_judged_before_any_body_byte_is_read(server):
     # A body declared but never sent: a server that read it first would wait (and then time out).
-    declared = "POST /encode_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n"
+    declared = ("POST /encode_text HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 500000\r\n\r\n")
     answer, took = raw_request(server, declared)
     assert answer.startswith(b"HTTP/1.1 401") and took < 10
     # A body over the size limit is still a 401 to a caller without a key (the limit never looks).
