@@ -14,8 +14,8 @@ import pytest
 from cli_invoke import invoke
 
 from infra.stack import prefect_headers
-from serving.auth import key_line
 from registry.local_s3 import free_port
+from serving.auth import key_line
 
 pytestmark = pytest.mark.slow
 AUTH = "admin:s3cret-for-this-test"
