@@ -12,6 +12,17 @@ def registry(request, tmp_path):
 
 
 @pytest.fixture
+def artifact(tmp_path):
+    """A small artifact folder (weights, config, a tokenizer in a subfolder) for the registry suites."""
+    folder = tmp_path / "artifact"
+    (folder / "tokenizer").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"\x00weights" * 100)
+    (folder / "config.json").write_text('{"embed_dim": 8}')
+    (folder / "tokenizer" / "tokenizer.json").write_text("{}")
+    return folder
+
+
+@pytest.fixture
 def scans(monkeypatch) -> list:
     """The dataset directories `validate_data` scans, in order (its cached task skips the scan)."""
     from flows import validate_data as validate_module

@@ -19,16 +19,6 @@ PASSING = {"policy": "t", "passed": True, "rules": []}
 
 
 @pytest.fixture
-def artifact(tmp_path) -> Path:
-    folder = tmp_path / "artifact"
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "model.safetensors").write_bytes(b"\x00weights" * 100)
-    (folder / "config.json").write_text('{"embed_dim": 8}')
-    (folder / "tokenizer" / "tokenizer.json").write_text("{}")
-    return folder
-
-
-@pytest.fixture
 def keys(tmp_path) -> dict[str, SigningKey]:
     """Three people's keys, all trusted by the platform (`<identity>.pub` in one folder)."""
     return {who: create_key(tmp_path / "keys" / f"{who}.pem", tmp_path / "trusted" / f"{who}.pub")

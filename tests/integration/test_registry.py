@@ -13,16 +13,6 @@ PASSING = {"policy": "t", "passed": True, "rules": []}
 FAILING = {"policy": "t", "passed": False, "rules": [{"rule": "floor", "passed": False, "reason": "x/t2i_r1 < 0.3"}]}
 
 
-@pytest.fixture
-def artifact(tmp_path):
-    folder = tmp_path / "artifact"
-    (folder / "tokenizer").mkdir(parents=True)
-    (folder / "model.safetensors").write_bytes(b"\x00weights" * 100)
-    (folder / "config.json").write_text('{"embed_dim": 8}')
-    (folder / "tokenizer" / "tokenizer.json").write_text("{}")
-    return folder
-
-
 def test_register_records_sha256_of_every_file_and_numbers_versions(registry, artifact):
     first = registry.register("general", artifact, metrics={"x/t2i_r1": 0.4}, gate=PASSING, lineage={"a": 1})
     second = registry.register("general", artifact)
