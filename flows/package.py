@@ -28,7 +28,7 @@ from serving.smoke import SmokeResult, smoke_test
 
 @task(cache_policy=NO_CACHE)
 def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef | None, gallery_split: str,
-          serving: ServingOptions, provenance: Provenance, trusted: TrustedKeys, *,
+          serving: ServingOptions, *, provenance: Provenance, trusted: TrustedKeys,
           registered: RegisteredGallery | None = None) -> str:
     labels = {"registry-model": record.name, "registry-version": str(record.version),
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
@@ -93,8 +93,8 @@ def package(model_ref: str, gallery_dataset: DatasetRef | None = None, gallery_s
         with stage("build the bento"):
             provenance = Provenance(ref=record.ref, signature_required=registry.trust.policy.requires_signature(
                 registry.aliases_of(record)))
-            bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, provenance,
-                              registry.trust.trusted, registered=registered)
+            bento_tag = build(record, artifact_dir, gallery_dataset, gallery_split, serving, provenance=provenance,
+                              trusted=registry.trust.trusted, registered=registered)
         with stage("serve it and answer a search"):
             result = smoke(bento_tag, artifact_dir, gallery_dataset is not None or registered is not None)
     registry.record_event(Event(event="packaged", model=record.name, version=record.version,
