@@ -31,7 +31,11 @@ def alignops_home(tmp_path_factory) -> Path:
     # signed versions by default, and what the suite promotes is signed like a user's would be.
     from flows.steps.platform import Platform
 
-    Platform(home=home).create_signing_key("pytest")
+    platform = Platform(home=home)
+    platform.create_signing_key("pytest")
+    # Named in the environment, so tests that run in a state directory of their own sign and trust the same.
+    os.environ.update({"ALIGNOPS_SIGNING_KEY": str(platform.signing_key),
+                       "ALIGNOPS_TRUSTED_KEYS": str(platform.trusted_keys)})
     # Prefect's console log handler keeps the sys.stderr current when logging is first set up (on the first
     # `from prefect import flow`). Inside a CLI test that is CliRunner's stream, closed afterwards, and every
     # later Prefect log line then fails; set logging up here, on the real stderr.

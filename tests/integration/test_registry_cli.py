@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import pytest
 from cli_invoke import invoke
@@ -175,6 +176,7 @@ def test_an_approval_through_the_cli_lets_production_move(prefect_harness, model
     assert "another identity runs `alignops registry approve" in refused.output
     assert "other than pytest (registrant) and pytest (trainer); it has 0" in refused.output
 
+    suite_key = os.environ["ALIGNOPS_SIGNING_KEY"]
     monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", str(tmp_path / "bob" / "signing.pem"))
     created = invoke("keys", "create", "bob")
     assert created.exit_code == 0 and (trusted / "bob.pub").is_file(), created.output
@@ -183,7 +185,7 @@ def test_an_approval_through_the_cli_lets_production_move(prefect_harness, model
     listed = invoke("keys", "list").output
     assert "bob" in listed and "pytest" in listed
 
-    monkeypatch.delenv("ALIGNOPS_SIGNING_KEY")  # back to the suite's key, which registered the version
+    monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", suite_key)  # back to the suite's key, which registered the version
     promoted = invoke("registry", "promote", model, "1", "--reason", "approved by bob")
     assert promoted.exit_code == 0, promoted.output
     history = json.loads(invoke("registry", "history", model, "--json").output)
