@@ -142,11 +142,14 @@ def promote(name: str, version: int, alias: str = "production", *, reason: str =
     moved = registry.promote(name, version, alias, reason=reason, force_reason=force_reason,
                              check=promotion_check(registry, alias, judging.policy))
     previous = moved.history[-1] if moved.history else None
+    admitted = moved.event.details if moved.event else {}
     announce_alias_move(registry, record, alias, previous, package_on_move, forced=bool(force_reason))
     create_markdown_artifact(key="registry-change", description=f"{name}@{alias} -> {version}", markdown=(
         f"# `{name}@{alias}` -> version {version}\n\nPrevious holder: {previous or 'none'}.  \n"
         f"Reason: {reason or force_reason or '-'}{' (forced)' if force_reason else ''}  \n"
-        f"Non-regression: {judging}"))
+        f"Non-regression: {judging}  \n"
+        f"Signed by: {admitted.get('signed_by') or 'unsigned'}; approved by: "
+        f"{', '.join(admitted.get('approved_by', [])) or 'no approval asked'}"))
     return Promotion(previous=previous, judged_by=str(judging))
 
 

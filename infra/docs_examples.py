@@ -45,6 +45,7 @@ class Block:
 
 WALKTHROUGH = (
     Block("bring-your-own-data", (
+        "alignops keys create alice",
         "head -3 captions.csv",
         "alignops data import csv captions.csv coco --images ../shared/data/coco-mini/val2017")),
     Block("bring-your-own-data", ("alignops data validate coco", "alignops train coco --name coco-clip")),

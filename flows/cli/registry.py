@@ -72,11 +72,14 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
     store = registry()
     record = store.resolve(ref)
     held = store.aliases_of(record)
+    signed_by, problem = signature_status(store, record)
     if as_json:
-        return emit_json(record.model_dump() | {"aliases": held,
+        return emit_json(record.model_dump() | {"aliases": held, "signed_by": signed_by, "signature_problem": problem,
                                                 "archived": store.is_archived(record.name, record.version)})
+    signature = f"signed by {signed_by} (verified)" if signed_by else f"NOT VERIFIED: {problem}" if problem else \
+        "unsigned"
     console.print(line(bold(record.ref), f" created {record.created_at} by {record.created_by}; aliases: "
-                       f"{', '.join(held) or '-'}"))
+                       f"{', '.join(held) or '-'}; {signature}"))
     console.print(rich_table("metrics", ["metric", "value"], [(k, f"{v:.4f}") for k, v in record.metrics.items()]))
     if record.gate:
         console.print(rich_table(f"gate {record.gate.policy}", ["rule", "result", "reason"],
@@ -86,6 +89,16 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME:VERSION or NA
     console.print(rich_table("lineage", ["field", "value"], [(k, json.dumps(v)) for k, v in lineage.items()]))
     console.print(rich_table("files", ["file", "size", "sha256"],
                              [(f, e.size, e.sha256[:16]) for f, e in record.files.items()]))
+
+
+def signature_status(store, record) -> tuple[str | None, str | None]:
+    """Who signed the version as the trusted keys verify it, or what is wrong with its signature."""
+    from registry.signing import SignatureInvalid
+
+    try:
+        return store.verify(record), None
+    except SignatureInvalid as error:
+        return None, str(error)
 
 
 def compatibility_table(record):

@@ -193,6 +193,8 @@ def test_an_approval_through_the_cli_lets_production_move(prefect_harness, model
     assert (approval["actor"], approval["actor_verified_by"]) == ("bob", "signature")
     assert promotion["details"]["approved_by"] == ["bob"] and promotion["details"]["signed_by"] == "pytest"
     assert "signing key" in invoke("registry", "history", model).output
+    assert "; signed by pytest (verified)" in invoke("registry", "show", f"{model}:1").output
+    assert json.loads(invoke("registry", "show", f"{model}:1", "--json").output)["signed_by"] == "pytest"
 
 
 def test_a_promotion_waits_in_the_prefect_ui_for_its_approval(prefect_harness, model, tmp_path, monkeypatch):

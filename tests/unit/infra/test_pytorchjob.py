@@ -152,3 +152,8 @@ def test_embedding_service_manifest_agrees_with_the_bento():
     assert env["BENTOML_DO_NOT_TRACK"]["value"] == "true"
     assert env["OMP_NUM_THREADS"]["valueFrom"]["resourceFieldRef"]["resource"] == "requests.cpu"
     assert "cpu" in container["resources"]["requests"]
+    # The probes are the paths a credential is not asked for; every other path needs the secret's API keys.
+    from serving.auth import AUTH_VARIABLES, OPEN_PATHS
+
+    assert {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")} <= OPEN_PATHS
+    assert "ALIGNOPS_API_KEYS" in AUTH_VARIABLES and env["ALIGNOPS_API_KEYS"]["valueFrom"]["secretKeyRef"]["key"]
