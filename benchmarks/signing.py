@@ -1,7 +1,8 @@
 """What signing costs: register, download and a bento's start-up check of an artifact of --size-mb (default
 500, in four files), signed against unsigned, side by side in one run on a local store (interleaved, each
-going first in turn; median of --repeats). Signing and verifying work from the digests the registry computes anyway, so the difference
-should be the model-signing import and a few milliseconds; the bento's check re-hashes the files it serves.
+going first in turn; median of --repeats). Signing and verifying work from the digests the registry
+computes anyway, so the difference should be a few milliseconds; the bento's check re-hashes the files it
+serves.
 Usage: python -m benchmarks.signing [--size-mb 500] [--repeats 5]
 """
 
@@ -47,8 +48,8 @@ def main() -> None:
             order = list(stores.items()) if i % 2 == 0 else list(stores.items())[::-1]  # neither always goes first
             for kind, registry in order:
                 times[f"register {kind}"].append(timed(lambda r=registry: r.register("big", artifact)))
-                times[f"download {kind}"].append(timed(lambda r=registry, v=i + 1: r.download(
-                    "big", v, work / f"out-{kind}")))
+                times[f"download {kind}"].append(timed(lambda r=registry, v=i + 1, k=kind: r.download(
+                    "big", v, work / f"out-{k}")))
             served = work / "out-signed"
             pack(served, Provenance(ref=f"big:{i + 1}", signature_required=True), trust.trusted)
             times["bento check (signed)"].append(timed(lambda s=served: verify_served_model(s)))
