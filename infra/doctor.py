@@ -15,6 +15,8 @@ from typing import Literal
 
 from components.runtime import Settings
 from core.secrets import redact
+from registry.access import AccessPolicy
+from registry.signing import SignatureInvalid, SigningKey, TrustedKeys
 
 PACKAGES = ("torch", "lightning", "prefect", "bentoml", "dvc", "great-expectations", "wandb", "transformers")
 MIN_FREE_GIB = 5.0
@@ -31,7 +33,7 @@ class Finding:
 
 def examine(settings: Settings) -> list[Finding]:
     return [python(), *packages(), state_directory(settings.home), free_disk(settings.home),
-            registry(settings), dvc_remote(settings), prefect_api(), local_stack(settings.home)]
+            registry(settings), signing(settings), dvc_remote(settings), prefect_api(), local_stack(settings.home)]
 
 
 def python() -> Finding:
@@ -93,6 +95,26 @@ def free_disk(home: Path) -> Finding:
 
 def registry(settings: Settings) -> Finding:
     return _store("registry", settings.registry_url, "local directory; ALIGNOPS_REGISTRY=s3://bucket/prefix for S3")
+
+
+def signing(settings: Settings) -> Finding:
+    """Whose key this user signs with, whether the platform trusts it, and whether the access policy loads."""
+    try:
+        trusted = TrustedKeys.from_folder(settings.trusted_keys)
+        if settings.access_policy:
+            AccessPolicy.load(settings.access_policy)
+        if not settings.signing_key.exists():
+            return Finding("signing", "warn", f"no signing key at {settings.signing_key}: production takes only "
+                                              "signed versions; `alignops keys create NAME` makes one")
+        key = SigningKey.load(settings.signing_key, os.environ.get("ALIGNOPS_SIGNING_KEY_PASSWORD"))
+    except SignatureInvalid as error:
+        return Finding("signing", "fail", str(error))
+    identity = trusted.identity(key.fingerprint)
+    if identity is None:
+        return Finding("signing", "warn", f"your key {key.fingerprint[:16]} is not among the {len(trusted.keys)} "
+                                          f"trusted keys in {settings.trusted_keys}: what you sign is refused there")
+    return Finding("signing", "ok", f"signing as {identity}; {len(trusted.keys)} trusted key(s) in "
+                                    f"{settings.trusted_keys}")
 
 
 def dvc_remote(settings: Settings) -> Finding:

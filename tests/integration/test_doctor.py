@@ -30,6 +30,7 @@ def test_a_healthy_local_setup_is_all_ok(monkeypatch):
     assert {"python", "torch", "prefect", "state directory", "free disk", "registry", "dvc remote", "prefect api",
             "local stack"} <= set(found)
     assert found["torch"][1].startswith(metadata.version("torch"))
+    assert found["signing"][0] == "ok" and found["signing"][1].startswith("signing as pytest; ")
     assert all(status != "fail" for status, _ in found.values())
 
 
