@@ -178,3 +178,16 @@ def test_a_protected_alias_cannot_be_set_around_promotion(store_url, tmp_path, k
     with pytest.raises(PromotionRefused, match="is unsigned"):
         registry.set_alias("general", "production", unsigned.version)
     assert registry.get_alias("general", "production") is None
+
+
+def test_package_refuses_a_rewritten_version_before_building(prefect_harness, tmp_path, artifact):
+    from flows.package import package
+    from flows.steps.platform import Platform
+
+    registry = Platform.from_env().registry()  # the suite's signing key and trusted keys
+    record = registry.register(f"pkg-{tmp_path.name[-8:].lower().strip('_-')}".replace("_", "-"), artifact,
+                               gate=PASSING)
+    rewrite_together(registry, record, "config.json", b'{"embed_dim": 9}')
+    with pytest.raises(SignatureInvalid, match=f"{record.ref}: config.json, version.json differ from what pytest "
+                                               "signed"):
+        package(record.ref)

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -132,3 +133,23 @@ def test_the_caller_is_judged_before_any_body_byte_is_read(server):
 def test_key_lines_keep_only_digests():
     line = key_line("ops", "secret-value", 30)
     assert line == f"ops:{hashlib.sha256(b'secret-value').hexdigest()}:30" and "secret-value" not in line
+
+
+def test_a_bento_whose_files_and_record_were_rewritten_together_refuses_to_start(tiny_artifact, tmp_path):
+    """After packaging, the weights and `version.json` inside the bento's model are replaced with consistent
+    checksums: the signature no longer covers them, and `bentoml serve` exits naming the version."""
+    import bentoml
+
+    downloaded, provenance, trusted = as_downloaded(tiny_artifact, tmp_path / "registry")
+    model_tag = import_model(downloaded, "alignops-tampered", {}, provenance=provenance, trusted=trusted)
+    tag = build_bento(model_tag, {}, ServingOptions(front_workers=1))
+    model = Path(bentoml.models.get(model_tag).path)
+    weights = (model / "model.safetensors").read_bytes()
+    rewritten = weights[:-8] + bytes(8)  # the same size, other numbers
+    (model / "model.safetensors").write_bytes(rewritten)
+    record = json.loads((model / "version.json").read_text())
+    record["files"]["model.safetensors"]["sha256"] = hashlib.sha256(rewritten).hexdigest()
+    (model / "version.json").write_text(json.dumps(record))
+    with pytest.raises(RuntimeError, match="bentoml serve exited") as refused:
+        BentoServer(tag, startup_timeout_s=120).start()
+    assert "standin:1: model.safetensors, version.json differ from what standin signed" in str(refused.value)
