@@ -78,8 +78,9 @@ class BentoServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
+        output = self._output()  # read before `stop` closes the log
         self.stop()
-        raise TimeoutError(f"{self.bento_tag} was not ready within {self.timeout:.0f} s:\n{self._output()}")
+        raise TimeoutError(f"{self.bento_tag} was not ready within {self.timeout:.0f} s:\n{output}")
 
     def _output(self) -> str:
         self.log.seek(0)

@@ -3,6 +3,7 @@ without a registry of their own (a bento serves only what verifies at start)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from registry.access import Trust
@@ -12,11 +13,16 @@ from serving.provenance import Provenance
 
 
 def as_downloaded(artifact: Path, workdir: Path) -> tuple[Path, Provenance, TrustedKeys]:
-    """`artifact`'s files with `version.json` and `version.sig`, signed by a throwaway key trusted alone, and
-    the provenance a bento built from them verifies at start."""
-    create_key(workdir / "keys" / "signing.pem", workdir / "trusted" / "standin.pub")
-    trust = Trust(trusted=TrustedKeys.from_folder(workdir / "trusted"),
-                  signing_key=SigningKey.load(workdir / "keys" / "signing.pem"))
+    """`artifact`'s files with `version.json` and `version.sig`, and the provenance a bento built from them
+    verifies at start. Signed with the key the environment names (`ALIGNOPS_SIGNING_KEY`, trusted in
+    `ALIGNOPS_TRUSTED_KEYS`), which a bento served in that environment checks against; else with a
+    throwaway key, trusted alone."""
+    if os.environ.get("ALIGNOPS_SIGNING_KEY") and os.environ.get("ALIGNOPS_TRUSTED_KEYS"):
+        key, trusted = Path(os.environ["ALIGNOPS_SIGNING_KEY"]), Path(os.environ["ALIGNOPS_TRUSTED_KEYS"])
+    else:
+        key, trusted = workdir / "keys" / "signing.pem", workdir / "trusted"
+        create_key(key, trusted / "standin.pub")
+    trust = Trust(trusted=TrustedKeys.from_folder(trusted), signing_key=SigningKey.load(key))
     registry = Registry.local(workdir / "registry", trust)
     record = registry.register("standin", artifact)
     downloaded = registry.download(record.name, record.version, workdir / "downloaded")

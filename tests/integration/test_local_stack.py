@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flows.steps.platform import Platform
 from infra.stack import Stack, load_stack, marked_processes
 from registry.local_s3 import free_port
 from registry.registry import Registry
@@ -98,11 +99,12 @@ def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 400) -> dict:
 
 
 def registry(stack: Stack):
-    """The stack's registry; its boto3 client takes endpoint and credentials when it is made."""
+    """The stack's registry, signing with the suite's key as the platform does (the stack's worker trusts
+    it); its boto3 client takes endpoint and credentials when it is made."""
     before = dict(os.environ)
     os.environ.update(stack.client_environment())
     try:
-        return Registry.from_url(stack.registry)
+        return Registry.from_url(stack.registry, Platform.from_env().trust())
     finally:
         os.environ.clear()
         os.environ.update(before)
