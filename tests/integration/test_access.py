@@ -191,3 +191,15 @@ def test_package_refuses_a_rewritten_version_before_building(prefect_harness, tm
     with pytest.raises(SignatureInvalid, match=f"{record.ref}: config.json, version.json differ from what pytest "
                                                "signed"):
         package(record.ref)
+
+
+def test_the_trainer_named_at_registration_cannot_approve_either(store_url, tmp_path, keys, artifact):
+    registry = as_("alice", store_url, tmp_path, APPROVALS)
+    record = registry.register("general", artifact, gate=PASSING, trained_by="carol")  # carol's job, alice registers
+    assert (record.created_by, record.trained_by) == ("alice", "carol")
+    as_("carol", store_url, tmp_path, APPROVALS).approve("general", 1, "production", reason="my run looks fine")
+    with pytest.raises(PromotionRefused, match=r"other than alice \(registrant\) and carol \(trainer\); it has 0"):
+        registry.promote("general", 1)
+    lenient = AccessPolicy(signatures_required_for=["production"], approvals={"production": 1},
+                           distinct_from=["registrant"])
+    assert as_("alice", store_url, tmp_path, lenient).promote("general", 1).version == 1  # carol counts there
