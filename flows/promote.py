@@ -90,6 +90,9 @@ def policy_for(record: VersionRecord, gate_policy: GatePolicy | str | None) -> J
                                                f"({record.gate.policy_digest})")
 
 
+APPROVAL_POLL_S = 10  # how often a paused promotion asks the API whether a person answered
+
+
 class ApprovalDecision(RunInput):
     """What a person answers in the Prefect UI when a promotion waits for approval."""
 
@@ -110,9 +113,11 @@ def wait_for_approval(registry: Registry, record: VersionRecord, alias: str, wai
     decision = pause_flow_run(wait_for_input=ApprovalDecision.with_initial_data(
         description=f"**{record.ref} -> {alias}** needs {missing} more signed approval(s). Record yours with "
                     f"`alignops registry approve {record.ref} --alias {alias} --reason …`, then approve here.",
-        approve=True), timeout=wait_s, key=f"approve-{record.name}-{record.version}-{alias}")
+        approve=True), timeout=wait_s, poll_interval=APPROVAL_POLL_S,
+        key=f"approve-{record.name}-{record.version}-{alias}")
     if not decision.approve:
-        raise PromotionRefused(f"{record.ref} -> {alias!r} was turned down in the Prefect UI: {decision.note or '-'}")
+        raise PromotionRefused(f"{record.ref} -> {alias!r} was turned down in the Prefect UI: "
+                               f"{decision.note or '-'}")
     print(f"resumed in the Prefect UI: {decision.note or '-'}")
     return True
 

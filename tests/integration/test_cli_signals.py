@@ -49,7 +49,16 @@ def stopped_with_everything_it_started(process: subprocess.Popen, signum: int) -
 
 
 def serves_prefect(process: subprocess.Popen) -> bool:
-    return any("prefect" in " ".join(child.cmdline()) for child in psutil.Process(process.pid).children(recursive=True))
+    return any("prefect" in command_line(child) for child in psutil.Process(process.pid).children(recursive=True))
+
+
+def command_line(child: psutil.Process) -> str:
+    """A child's command line; empty for one that ended (or is a zombie) between listing and reading, as the
+    command's short-lived helpers (git, a shell) do."""
+    try:
+        return " ".join(child.cmdline())
+    except psutil.Error:
+        return ""
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

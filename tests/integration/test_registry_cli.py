@@ -161,45 +161,11 @@ def test_show_tells_which_galleries_a_version_can_query(model, tmp_path):
         assert expected in shown.output, expected
 
 
-def test_an_approval_through_the_cli_lets_production_move(prefect_harness, model, tmp_path, monkeypatch):
-    import shutil
-
-    platform = Platform.from_env()
-    trusted = tmp_path / "trusted"
-    shutil.copytree(platform.trusted_keys, trusted)  # the suite's own key ("pytest") and, below, bob's
-    policy = tmp_path / "access.yaml"
-    policy.write_text("signatures_required_for: [production]\napprovals: {production: 1}\n")
-    monkeypatch.setenv("ALIGNOPS_TRUSTED_KEYS", str(trusted))
-    monkeypatch.setenv("ALIGNOPS_ACCESS_POLICY", str(policy))
-    refused = invoke("registry", "promote", model, "1")
-    assert refused.exit_code == 1
-    assert "another identity runs `alignops registry approve" in refused.output
-    assert "other than pytest (registrant) and pytest (trainer); it has 0" in refused.output
-
-    suite_key = os.environ["ALIGNOPS_SIGNING_KEY"]
-    monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", str(tmp_path / "bob" / "signing.pem"))
-    created = invoke("keys", "create", "bob")
-    assert created.exit_code == 0 and (trusted / "bob.pub").is_file(), created.output
-    approved = invoke("registry", "approve", f"{model}:1", "--alias", "production", "--reason", "read the report")
-    assert approved.output.strip() == f"{model}:1 approved for 'production' by bob (1 approval(s); the policy asks 1)"
-    listed = invoke("keys", "list").output
-    assert "bob" in listed and "pytest" in listed
-
-    monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", suite_key)  # back to the suite's key, which registered the version
-    promoted = invoke("registry", "promote", model, "1", "--reason", "approved by bob")
-    assert promoted.exit_code == 0, promoted.output
-    history = json.loads(invoke("registry", "history", model, "--json").output)
-    approval, promotion = [e for e in history if e["event"] in ("approved", "promoted")]
-    assert (approval["actor"], approval["actor_verified_by"]) == ("bob", "signature")
-    assert promotion["details"]["approved_by"] == ["bob"] and promotion["details"]["signed_by"] == "pytest"
-    assert "signing key" in invoke("registry", "history", model).output
-    assert "; signed by pytest (verified)" in invoke("registry", "show", f"{model}:1").output
-    assert json.loads(invoke("registry", "show", f"{model}:1", "--json").output)["signed_by"] == "pytest"
-
-
-def test_a_promotion_waits_in_the_prefect_ui_for_its_approval(prefect_harness, model, tmp_path, monkeypatch):
-    """The flow pauses (Prefect's pause with an input form); bob records his signed approval, a person resumes
-    the run with `approve: true`, and the promotion goes through with bob's approval counted."""
+def test_a_promotion_waits_in_the_prefect_ui_until_an_approval_made_with_the_cli(prefect_harness, model, tmp_path,
+                                                                                  monkeypatch):
+    """From the CLI a promotion without its approval is refused at once; the deployed flow instead pauses
+    (Prefect's pause with an input form). Bob makes a key and approves with the CLI, a person resumes the run
+    with `approve: true`, and the promotion goes through with bob's approval counted and on record."""
     import shutil
     import threading
     import time
@@ -208,21 +174,24 @@ def test_a_promotion_waits_in_the_prefect_ui_for_its_approval(prefect_harness, m
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateName
     from prefect.flow_runs import resume_flow_run
 
-    from flows.promote import promote
-    from registry.access import Trust
-    from registry.registry import Registry
-    from registry.signing import SigningKey, TrustedKeys, create_key
+    from flows import promote as promote_module
 
     trusted = tmp_path / "trusted"
-    shutil.copytree(Platform.from_env().trusted_keys, trusted)
+    shutil.copytree(Platform.from_env().trusted_keys, trusted)  # the suite's own key ("pytest") and, below, bob's
     policy = tmp_path / "access.yaml"
     policy.write_text("signatures_required_for: [production]\napprovals: {production: 1}\n")
     monkeypatch.setenv("ALIGNOPS_TRUSTED_KEYS", str(trusted))
     monkeypatch.setenv("ALIGNOPS_ACCESS_POLICY", str(policy))
-    outcome = {}
-    run = threading.Thread(target=lambda: outcome.update(moved=promote(model, 1, approval_wait_s=300)))
-    run.start()
+    monkeypatch.setattr(promote_module, "APPROVAL_POLL_S", 1)  # the deployment polls every 10 s
+    refused = invoke("registry", "promote", model, "1")
+    assert refused.exit_code == 1
+    assert "another identity runs `alignops registry approve" in refused.output
+    assert "other than pytest (registrant) and pytest (trainer); it has 0" in refused.output
 
+    outcome = {}
+    run = threading.Thread(target=lambda: outcome.update(moved=promote_module.promote(
+        model, 1, reason="approved by bob", approval_wait_s=300)))
+    run.start()
     paused = FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused"])))
     deadline, waiting = time.monotonic() + 120, []
     while not waiting and time.monotonic() < deadline:
@@ -232,12 +201,23 @@ def test_a_promotion_waits_in_the_prefect_ui_for_its_approval(prefect_harness, m
     assert len(waiting) == 1 and run.is_alive()
     assert Platform.from_env().registry().get_alias(model, "production") is None
 
-    bob = create_key(tmp_path / "bob.pem", trusted / "bob.pub")
-    as_bob = Registry.from_url(Platform.from_env().registry_url,
-                               Trust(TrustedKeys.from_folder(trusted), SigningKey.load(bob.path)))
-    as_bob.approve(model, 1, "production", reason="read the report")
+    suite_key = os.environ["ALIGNOPS_SIGNING_KEY"]
+    monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", str(tmp_path / "bob" / "signing.pem"))
+    created = invoke("keys", "create", "bob")
+    assert created.exit_code == 0 and (trusted / "bob.pub").is_file(), created.output
+    approved = invoke("registry", "approve", f"{model}:1", "--alias", "production", "--reason", "read the report")
+    assert approved.output.strip() == f"{model}:1 approved for 'production' by bob (1 approval(s); the policy asks 1)"
+    listed = invoke("keys", "list").output
+    assert "bob" in listed and "pytest" in listed
+    monkeypatch.setenv("ALIGNOPS_SIGNING_KEY", suite_key)
+
     resume_flow_run(waiting[0].id, run_input={"approve": True, "note": "bob approved"})
     run.join(timeout=120)
     assert not run.is_alive() and outcome["moved"].previous is None
-    promoted = Platform.from_env().registry().events(model)[-1]
-    assert promoted.event == "promoted" and promoted.details["approved_by"] == ["bob"]
+    history = json.loads(invoke("registry", "history", model, "--json").output)
+    approval, promotion = [e for e in history if e["event"] in ("approved", "promoted")]
+    assert (approval["actor"], approval["actor_verified_by"]) == ("bob", "signature")
+    assert promotion["details"]["approved_by"] == ["bob"] and promotion["details"]["signed_by"] == "pytest"
+    assert "signing key" in invoke("registry", "history", model).output
+    assert "; signed by pytest (verified)" in invoke("registry", "show", f"{model}:1").output
+    assert json.loads(invoke("registry", "show", f"{model}:1", "--json").output)["signed_by"] == "pytest"
