@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from components.compat.projection import Projection
 from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
-from components.models.artifact import ModelArtifact
+from components.models.artifact import WEIGHTS_FILE, ModelArtifact
 from components.models.embedder import Embedder
 from components.text.prompts import TEMPLATES, prompts
 from serving import hardening
@@ -110,7 +110,9 @@ class EmbeddingService:
 
     def __init__(self) -> None:
         path = Path(self.bento_model.path)
-        verify_served_model(path)  # the tokenizer and config it loads are the version's, signed
+        # The tokenizer and config it loads are the version's, signed; the weights are the encoder's to check (one
+        # front process per core would otherwise each hash them at start).
+        verify_served_model(path, skip=frozenset({WEIGHTS_FILE}))
         artifact = ModelArtifact.load_light(path)
         self.tokenizer, self.transform = artifact.tokenizer, Embedder.transform_for(artifact.config)
         self.logit_scale = artifact.logit_scale
