@@ -25,12 +25,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         configure_environment(Path(tmp) / "home")
+        from components.models.embedder import ModelDirectory
         from serving.package import build_bento, build_gallery, import_model
         from serving.smoke import BentoServer
         from serving.standin import as_downloaded
 
         artifact = untrained_artifact(Path(tmp))
-        gallery = build_gallery(artifact, gallery_dataset(Path(tmp)), "test")
+        gallery = build_gallery(ModelDirectory(path=str(artifact)), gallery_dataset(Path(tmp)), "test")
         downloaded, provenance, trusted = as_downloaded(artifact, Path(tmp) / "registry")
         bento = build_bento(import_model(downloaded, "alignops-fuzz", {}, provenance=provenance, trusted=trusted,
                                          gallery=gallery), {})

@@ -61,6 +61,7 @@ class TreePeakRss:
 
 def run_variant(variant: str, dataset: Path, workers: int) -> dict:
     from components.config import ValidationConfig
+    from components.data.location import ImageRoot
     from components.data.manifest import read_manifest
     from components.validation.image_scan import scan_images
     from components.validation.validate import validate_dataset
@@ -71,7 +72,8 @@ def run_variant(variant: str, dataset: Path, workers: int) -> dict:
         if variant == "pillow-loop":
             images = pillow_loop(dataset)
         elif variant == "scan":
-            images = len(scan_images(dataset, read_manifest(dataset)["image"].unique().tolist(), config))
+            names = read_manifest(dataset)["image"].unique().tolist()
+            images = len(scan_images(ImageRoot(root=str(dataset)), names, config))
         else:
             images = validate_dataset(dataset, config).image_facts.images
     seconds = time.perf_counter() - started

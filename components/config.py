@@ -335,6 +335,7 @@ class ValidationConfig(BaseModel):
                                     "refused while it is read, batch by batch, before the batch is decoded")
     min_side_px: int = Field(8, ge=1, description="smaller images are rejected")
     max_pixels: int = Field(64_000_000, ge=1, description="larger declared sizes are rejected unread (bombs)")
+    max_image_bytes: int = Field(256 << 20, ge=1, description="larger image files are rejected unread")
     max_aspect_ratio: float = Field(8.0, ge=1, description="long side / short side; beyond it, rejected")
     max_caption_chars: int = Field(1000, ge=1)
     min_unique_caption_fraction: float = Field(0.05, ge=0, le=1)

@@ -20,11 +20,11 @@ from components.curation.rules import CurationRules
 from components.data.manifest import read_manifest
 from components.data.reference import DatasetRef
 from components.domains import domain
-from components.models.embedder import Embedder
 from components.validation.validated import ValidatedDataset
 from core.containment import relative_path
 from flows.evaluate import model_dir, model_record
 from flows.steps.candidate import dataset_target, measure
+from flows.steps.cluster import Cluster
 from flows.steps.datasets import on_this_machine
 from flows.steps.output import markdown_table
 from flows.steps.platform import Platform, code_revision
@@ -74,14 +74,15 @@ class Curation(BaseModel):
 def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules(),  # noqa: B008 - form default
            *, name: str = "", against: list[DatasetRef] | None = None,
            validation: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
-           force_reason: str | None = None, replace_existing: bool = False) -> Curation:
+           force_reason: str | None = None, replace_existing: bool = False,
+           cluster: Cluster = Cluster()) -> Curation:  # noqa: B008 - a default the UI form shows
     """`dataset` is validated first (its quarantined rows are counted under `quarantined`); `model` is
     `name:N`, `name@alias` or an artifact directory; the result is written to the workspace folder `name`
     (default: the dataset's name + `-curated`) and versioned there, a new version of it on each run. Rules
     that trust the model's embeddings (scores, embedding duplicates) are refused when the model's own R@1 on
     the dataset's held-out split is under `rules.min_scorer_lift` times chance, unless `force_reason`. A folder
     holding a version curation did not make (a catalog eval set among them) is replaced only with
-    `replace_existing`."""
+    `replace_existing`. Images and captions are read and embedded on `cluster`."""
     dataset, against = on_this_machine(dataset), [on_this_machine(ref) for ref in against or []]
     platform = Platform.from_env()
     target = platform.open_workspace() / str(relative_path(name or f"{dataset.label}-curated", "dataset name"))
@@ -89,13 +90,14 @@ def curate(dataset: DatasetRef, model: str, rules: CurationRules = CurationRules
     check_sizes((Path(dataset.path), *(Path(ref.path) for ref in against)), rules.max_rows)
     registry = platform.registry()
     record = model_record(registry, model)  # a misspelt model fails before validation
-    validated = validate_data(dataset, validation)
+    validated = validate_data(dataset, validation, cluster)
     quarantined = validated.quarantined
     with tempfile.TemporaryDirectory() as tmp:
         artifact_dir = model_dir(registry, model, record, Path(tmp) / "model")
         scorer = checked_scorer(str(artifact_dir), validated, rules, force_reason)
-        result = curate_dataset(Path(dataset.path), Embedder.load(artifact_dir), rules, quarantined=quarantined,
-                                against=tuple(Path(ref.path) for ref in against))
+        result = curate_dataset(Path(dataset.path), cluster.model(artifact_dir, record.ref if record else ""), rules,
+                                quarantined=quarantined, against=tuple(Path(ref.path) for ref in against),
+                                runner=cluster.runner(dataset.content_key()))
     lineage = CurationLineage(
         parent=dataset.recorded, parent_hash=dataset.hash, model=record.ref if record else Path(artifact_dir).name,
         rules=rules, score_thresholds=result.score_thresholds, against=[ref.recorded for ref in against],

@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from components.data.reference import DatasetRef
+from flows.steps.cluster import Cluster
 from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform
 from registry.records import LineageRecord, VersionRecord
@@ -20,16 +21,18 @@ from serving.package import build_gallery as embed_gallery
 
 
 @flow(name="build_gallery", log_prints=True)
-def build_gallery(model_ref: str, dataset: DatasetRef, name: str, split: str = "test") -> VersionRecord:
-    """Embed `dataset`'s `split` images with `model_ref` and register them as the next version of gallery
-    `name`, in the model's embedding space."""
+def build_gallery(model_ref: str, dataset: DatasetRef, name: str, split: str = "test",
+                  cluster: Cluster = Cluster()) -> VersionRecord:  # noqa: B008 - a default the UI form shows
+    """Embed `dataset`'s `split` images with `model_ref` (on `cluster`) and register them as the next version
+    of gallery `name`, in the model's embedding space."""
     dataset = on_this_machine(dataset)
     registry = Platform.from_env().registry()
     model = registry.resolve(model_ref)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         artifact = registry.download(model.name, model.version, Path(tmp) / "model")
-        gallery = embed_gallery(artifact, Path(dataset.path), split)
+        gallery = embed_gallery(cluster.model(artifact, model.ref), Path(dataset.path), split,
+                                images_at=dataset.images or None, runner=cluster.runner(dataset.content_key()))
         gallery.save(Path(tmp) / "gallery")
         seconds = time.monotonic() - started
         record = registry.galleries().register(

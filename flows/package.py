@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
+from components.models.embedder import ModelDirectory
 from flows.gallery import pairing
 from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform
@@ -34,7 +35,8 @@ def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef 
               **{f"dataset-{role}": ref for role, ref in record.lineage.datasets.items()}}
     gallery, query_space = None, None
     if gallery_dataset is not None:
-        gallery = build_gallery(Path(artifact_dir), Path(gallery_dataset.path), gallery_split)
+        gallery = build_gallery(ModelDirectory(path=artifact_dir, ref=record.ref), Path(gallery_dataset.path),
+                                gallery_split)
         labels["gallery"] = f"{gallery_dataset.recorded}/{gallery_split} ({len(gallery.items)} images)"
     elif registered is not None:
         gallery, query_space = Gallery.load(Path(registered.directory)), registered.query_space

@@ -13,6 +13,7 @@ from components.data.reference import DatasetRef
 from components.validation.expectations import suite_fingerprint
 from components.validation.validate import validate_dataset, write_report
 from components.validation.validated import ValidatedDataset, ValidationReport
+from flows.steps.cluster import Cluster
 from flows.steps.datasets import on_this_machine
 from flows.steps.output import markdown_table
 from flows.steps.platform import Platform
@@ -34,20 +35,22 @@ def _version_and_suite(context: TaskRunContext, parameters: dict) -> str | None:
 
 
 @task(cache_key_fn=_version_and_suite, result_serializer="json", persist_result=True)
-def scan_and_check(dataset: DatasetRef, config: ValidationConfig, out_dir: str) -> dict:
-    return validate_dataset(Path(dataset.path), config, Path(out_dir)).model_dump(mode="json")
+def scan_and_check(dataset: DatasetRef, config: ValidationConfig, out_dir: str, cluster: Cluster) -> dict:
+    return validate_dataset(Path(dataset.path), config, Path(out_dir), images_at=dataset.images or None,
+                            runner=cluster.runner(dataset.content_key())).model_dump(mode="json")
 
 
 @flow(name="validate_data", log_prints=True)
 def validate_data(dataset: DatasetRef,
                   config: ValidationConfig = ValidationConfig(),  # noqa: B008 - a default the UI form shows
+                  cluster: Cluster = Cluster(),  # noqa: B008 - a default the UI form shows
                   ) -> ValidatedDataset:
     """Validate a dataset: rows that fail are quarantined (training and evaluation leave them out), and the
     flow fails when a critical check fails or more than `max_rejected_fraction` of the rows are rejected.
-    A versioned dataset is scanned once per validation suite."""
+    A versioned dataset is scanned once per validation suite; its images are scanned on `cluster`."""
     dataset = on_this_machine(dataset)
     out = Platform.from_env().reports / dataset.key
-    report = ValidationReport.model_validate(scan_and_check(dataset, config, str(out)))
+    report = ValidationReport.model_validate(scan_and_check(dataset, config, str(out), cluster))
     report_path, quarantine_path = write_report(report, out)
     publish(dataset, report, report_path, quarantine_path)
     if not report.passed:

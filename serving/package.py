@@ -9,9 +9,12 @@ from pathlib import Path
 
 import bentoml
 
-from components.evaluation.embed import encode_split
+from components.curation.works import ImageWork
+from components.data.location import ImageRoot
+from components.data.manifest import read_manifest
 from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
-from components.models.embedder import Embedder
+from components.models.embedder import ModelDirectory
+from components.partitions.plan import IN_PROCESS, Runner
 from registry.signing import TrustedKeys
 from serving.options import ServiceArgs, ServingOptions
 from serving.provenance import Provenance, pack
@@ -25,15 +28,21 @@ RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "
                     "model-signing==1.1.1", "pyopenssl==26.4.0", "cryptography==50.0.2", "pyjwt==2.15.1"]
 
 
-def build_gallery(artifact_dir: Path, dataset_dir: Path, split: str = "test") -> Gallery:
-    """Embed a dataset split's images; each item carries its image_id, split and first caption."""
-    encoded = encode_split(Embedder.load(artifact_dir), dataset_dir, split)
-    first_caption = {}
-    for caption, image in zip(encoded.captions, encoded.text_to_image.tolist(), strict=True):
-        first_caption.setdefault(image, caption)
-    items = [{"image_id": image_id, "image": path, "caption": first_caption[i]}
-             for i, (image_id, path) in enumerate(zip(encoded.image_ids, encoded.image_paths, strict=True))]
-    return Gallery.build(encoded.image_emb.numpy(), items)
+def build_gallery(model: ModelDirectory, dataset_dir: Path, split: str = "test", *, images_at: str | None = None,
+                  runner: Runner = IN_PROCESS) -> Gallery:
+    """Embed a dataset split's images (read from `images_at`, else the dataset directory, by `runner`'s
+    processes); each item carries its image_id, path and first caption."""
+    rows = read_manifest(dataset_dir)
+    rows = rows[rows["split"] == split]
+    if rows.empty:
+        raise ValueError(f"split {split!r} of {dataset_dir} has no rows to embed")
+    images = rows.drop_duplicates("image_id")
+    first_caption = rows.groupby("image_id", sort=False)["caption"].first()
+    work = ImageWork(root=ImageRoot(root=images_at or str(dataset_dir)), model=model, perceptual=False)
+    embedded = runner.map(work, images["image"].astype(str).tolist())
+    items = [{"image_id": image_id, "image": path, "caption": str(first_caption[image_id])}
+             for image_id, path in zip(images["image_id"], images["image"], strict=True)]
+    return Gallery.build(embedded.embeddings, items)
 
 
 def import_model(artifact_dir: Path, name: str, labels: dict[str, str], *, provenance: Provenance,

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 
 from components.curation.decide import Decision, Fingerprints, Reference, decide, normalised
-from components.curation.hashing import FINGERPRINT_BYTES, fingerprints
 from components.curation.rules import RULES, CurationRules
+from components.curation.works import ImageWork, TextWork
+from components.data.location import ImageRoot
 from components.data.manifest import manifest_rows, read_manifest, resolve_image, write_manifest
-from components.models.embedder import Embedder
+from components.models.embedder import ModelDirectory
+from components.partitions.plan import IN_PROCESS, Runner
 
 GUARDED_SPLITS = ("val", "test")  # what evaluation measures: training must not overlap it
-READ_CHUNK = 256  # images decoded and held at once
 
 
 @dataclass
@@ -45,19 +46,21 @@ class CurationResult:
         return {rule: int(found.get(rule, 0)) for rule in RULES}
 
 
-def curate_dataset(dataset_dir: Path, embedder: Embedder, rules: CurationRules, *,
-                   quarantined: frozenset[str] = frozenset(), against: tuple[Path, ...] = ()) -> CurationResult:
+def curate_dataset(dataset_dir: Path, model: ModelDirectory, rules: CurationRules, *,
+                   quarantined: frozenset[str] = frozenset(), against: tuple[Path, ...] = (),
+                   runner: Runner = IN_PROCESS) -> CurationResult:
     """Rules judge the train split; the dataset's own val/test rows and every `against` dataset's are the
-    reference that train rows must not leak into."""
+    reference that train rows must not leak into. Images and captions are read and embedded by `runner`."""
     check_sizes((dataset_dir, *against), rules.max_rows)
     manifest = read_manifest(dataset_dir, strict=False, max_rows=rules.max_rows)  # every row annotated
     usable = manifest[~manifest["sample_id"].astype(str).isin(quarantined)]
-    images, image_emb = _fingerprinted(dataset_dir, usable, embedder, embed=True)
+    images, image_emb = _fingerprinted(dataset_dir, usable, model, runner, embed=True)
     position = {image_id: i for i, image_id in enumerate(images.image_ids)}
-    text_emb = embedder.encode_texts(usable["caption"].astype(str).tolist())
+    text_emb = runner.map(TextWork(model=model), usable["caption"].astype(str).tolist())
     scores = np.einsum("nd,nd->n", image_emb[usable["image_id"].map(position).to_numpy()], text_emb)
     images.embeddings = image_emb if rules.embedding_cosine is not None else None
-    decision = decide(usable, images, scores, rules, _reference(usable, images, against, embedder, rules))
+    reference = _reference(usable, images, against, model=model, runner=runner, rules=rules)
+    decision = decide(usable, images, scores, rules, reference)
     return CurationResult(rows=_annotated(manifest, usable, scores, decision),
                           score_thresholds=decision.score_thresholds)
 
@@ -85,26 +88,18 @@ def write_curated(source_dir: Path, result: CurationResult, out_dir: Path) -> Pa
     return write_manifest(kept, out_dir)
 
 
-def _fingerprinted(dataset_dir: Path, rows: pd.DataFrame, embedder: Embedder,
+def _fingerprinted(dataset_dir: Path, rows: pd.DataFrame, model: ModelDirectory, runner: Runner,
                    embed: bool) -> tuple[Fingerprints, np.ndarray | None]:
-    """Each image of `rows` read once, `READ_CHUNK` at a time (memory stays bounded): its bytes hashed, its
-    pixels decoded once for the pHash and, with `embed`, for the model."""
+    """Each image of `rows` read once: its bytes hashed, its pixels decoded once for the pHash and, with
+    `embed`, for the model."""
     images = rows.drop_duplicates("image_id")
-    paths = [resolve_image(dataset_dir, image) for image in images["image"].astype(str)]
-    sha256, hashes, embeddings = [], [], []
-    for start in range(0, len(paths), READ_CHUNK):
-        chunk_sha, chunk_hashes, decoded = fingerprints(paths[start:start + READ_CHUNK])
-        sha256 += chunk_sha
-        hashes.append(chunk_hashes)
-        if embed:
-            embeddings.append(embedder.encode_images(decoded))
-    stacked = np.concatenate(hashes) if hashes else np.zeros((0, FINGERPRINT_BYTES), np.uint8)
-    embedded = (np.concatenate(embeddings) if embeddings else embedder.encode_images([])) if embed else None
-    return Fingerprints(images["image_id"].tolist(), sha256, stacked), embedded
+    work = ImageWork(root=ImageRoot(root=str(dataset_dir)), model=model if embed else None)
+    part = runner.map(work, images["image"].astype(str).tolist())
+    return Fingerprints(images["image_id"].tolist(), part.sha256_hex, part.hashes), part.embeddings
 
 
-def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...], embedder: Embedder,
-               rules: CurationRules) -> Reference:
+def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...], *, model: ModelDirectory,
+               runner: Runner, rules: CurationRules) -> Reference:
     """The guarded rows of this dataset (fingerprinted already, with the train rows) and of every eval set
     (image ids are prefixed per dataset: two datasets may use the same names for different pictures)."""
     guarded = usable[usable["split"].isin(GUARDED_SPLITS)]
@@ -116,7 +111,8 @@ def _reference(usable: pd.DataFrame, own: Fingerprints, against: tuple[Path, ...
         guarded = frame[frame["split"].isin(GUARDED_SPLITS)]
         if guarded.empty:
             raise ValueError(f"{directory} has no val or test rows to guard against leakage: name an eval set")
-        prints, embeddings = _fingerprinted(directory, guarded, embedder, embed=rules.embedding_cosine is not None)
+        prints, embeddings = _fingerprinted(directory, guarded, model, runner,
+                                            embed=rules.embedding_cosine is not None)
         prints.embeddings = embeddings
         parts.append(prints)
         for caption, images in described(guarded, str(len(parts) - 1)).items():

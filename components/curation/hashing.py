@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import io
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import faiss
 import imagehash
 import numpy as np
 from PIL import Image
 
+from components.data.location import ImageRoot
 from components.data.transforms import load_image
 
 HASH_SIZE = 16  # the DCT's low-frequency square: HASH_SIZE² bits
@@ -40,20 +40,22 @@ def image_hash(image: Image.Image) -> bytes:
     return np.packbits(imagehash.phash(image, hash_size=HASH_SIZE).hash.flatten()).tobytes() + thumbnail.tobytes()
 
 
-def fingerprint(path: Path) -> tuple[str, bytes, Image.Image]:
-    """The file's sha256, the image's pHash (pixel count bounded before decoding), and the decoded image, from
-    one read: whoever also embeds the image takes it from here instead of reading the file again."""
-    data = path.read_bytes()
+def fingerprint(data: bytes, perceptual: bool = True) -> tuple[str, bytes, Image.Image]:
+    """The file's sha256, the image's pHash (pixel count bounded before decoding; none without `perceptual`),
+    and the decoded image, from one read: whoever also embeds the image takes it from here instead of reading
+    the file again."""
     image = load_image(Image.open(io.BytesIO(data)))
-    return hashlib.sha256(data).hexdigest(), image_hash(image), image
+    return hashlib.sha256(data).hexdigest(), image_hash(image) if perceptual else b"", image
 
 
-def fingerprints(paths: list[Path], workers: int = 4) -> tuple[list[str], np.ndarray, list[Image.Image]]:
-    """Per image, in order: the sha256s, the hashes with their thumbnails as (N, FINGERPRINT_BYTES) uint8, and
-    the decoded images (read a bounded number of paths at a time)."""
+def fingerprints(root: ImageRoot, images: list[str], workers: int = 4,
+                 perceptual: bool = True) -> tuple[list[str], np.ndarray, list[Image.Image]]:
+    """Per image of `root`, in order: the sha256s, the hashes with their thumbnails as (N, FINGERPRINT_BYTES)
+    uint8 ((N, 0) without `perceptual`), and the decoded images (callers pass a bounded number at a time)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = list(pool.map(fingerprint, paths))
-    hashes = np.frombuffer(b"".join(h for _, h, _ in found), dtype=np.uint8).reshape(len(paths), FINGERPRINT_BYTES)
+        found = list(pool.map(lambda image: fingerprint(root.read(image), perceptual), images))
+    width = FINGERPRINT_BYTES if perceptual else 0
+    hashes = np.frombuffer(b"".join(h for _, h, _ in found), dtype=np.uint8).reshape(len(images), width)
     return [sha for sha, _, _ in found], hashes, [image for *_, image in found]
 
 

@@ -23,6 +23,9 @@ class DatasetRef(BaseModel):
     # A form or a schedule can send any string: the hash names cache entries and folders, so it is checked.
     hash: str = Field("", pattern=r"^([0-9a-f]{32}\.dir)?$",
                       description="DVC hash of the directory (`<md5>.dir`); empty when unversioned")
+    images: str = Field("", pattern=r"^(s3://[A-Za-z0-9.-]{3,63}(/[^\x00-\x1f]*)?)?$",
+                        description="where its image files are read from when not beside the manifest in `path`: "
+                                    "the S3 prefix of a dataset on S3 (`path` then holds its manifest alone)")
 
     def model_post_init(self, _: object) -> None:
         if not self.path and "@" not in self.ref:
@@ -35,6 +38,11 @@ class DatasetRef(BaseModel):
     def resolved(self) -> bool:
         """Its bytes are at `path` on this machine (a reference by version alone is checked out first)."""
         return bool(self.path)
+
+    @property
+    def remote(self) -> bool:
+        """Its images stay where the dataset lives (S3) and are read from there."""
+        return bool(self.images)
 
     @property
     def versioned(self) -> bool:

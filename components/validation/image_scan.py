@@ -11,14 +11,16 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from components.config import ValidationConfig
 from components.curation.hashing import image_hash
-from components.data.manifest import ManifestError, resolve_image
+from components.data.location import ImageRoot, ImageUnreadable
 from components.data.transforms import load_image
+from components.partitions.plan import Work, digest
 
 EXIF_ORIENTATION = 0x0112
 # Signatures of image formats: a file that starts like one but cannot be read is corrupt, not "not an image".
@@ -27,18 +29,13 @@ PROCESS_POOL_FROM = 5000  # images; below it a process pool's start-up costs mor
 SCAN_COLUMNS = ["image", "problem", "width", "height", "mode", "aspect_ratio", "sha256", "exif_orientation", "phash"]
 
 
-def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
+def scan_image(root: ImageRoot, image: str, config: ValidationConfig) -> dict:
     """Facts about one image file, and `problem` (None when it is usable)."""
     facts = dict.fromkeys(SCAN_COLUMNS) | {"image": image}
     try:
-        path = resolve_image(dataset_dir, image)
-    except ManifestError:
-        return facts | {"problem": "path leaves the dataset directory"}
-    if not path.is_file():
-        return facts | {"problem": "missing file"}
-    data = path.read_bytes()
-    if not data:
-        return facts | {"problem": "empty (0-byte) file"}
+        data = root.read(image)
+    except ImageUnreadable as unreadable:
+        return facts | {"problem": str(unreadable)}
     facts["sha256"] = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -68,15 +65,16 @@ def scan_image(dataset_dir: Path, image: str, config: ValidationConfig) -> dict:
     return facts
 
 
-def scan_images(dataset_dir: Path, images: list[str], config: ValidationConfig) -> pd.DataFrame:
-    """One row per distinct image.
+def scan_images(root: ImageRoot, images: list[str], config: ValidationConfig, processes: bool = True) -> pd.DataFrame:
+    """One row per distinct image (`processes=False`: threads only, as inside a cluster worker, whose own
+    processes may not start children).
 
     Decoding releases the GIL but the checks around it do not, so threads stop scaling at the core
     count; large scans use processes (forkserver: safe beside the threads of Prefect or GX), small ones
     threads, whose start-up is free (figures in benchmarks/validation_scan.py).
     """
-    scan = partial(scan_image, dataset_dir, config=config)
-    if len(images) >= PROCESS_POOL_FROM and config.workers > 1:
+    scan = partial(scan_image, root, config=config)
+    if processes and len(images) >= PROCESS_POOL_FROM and config.workers > 1:
         with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             rows = list(pool.map(scan, images, chunksize=256))
     else:
@@ -101,3 +99,28 @@ def caption_problem(caption: object, config: ValidationConfig) -> str | None:
     if not any(ch.isalpha() for ch in caption):
         return "caption has no letters"
     return None
+
+
+class ScanWork(Work):
+    """Validation's scan of image files: one row per image (`SCAN_COLUMNS`)."""
+
+    kind: ClassVar[str] = "scan"
+    suffix: ClassVar[str] = "parquet"
+    root: ImageRoot
+    config: ValidationConfig
+
+    def identity(self) -> str:
+        # the thread count is how, not what: it must not change which parts a re-run finds
+        return digest(self.kind, self.root, self.config.model_copy(update={"workers": 1}))
+
+    def run(self, items: list[str]) -> pd.DataFrame:
+        return scan_images(self.root, items, self.config, processes=False)
+
+    def save(self, part: pd.DataFrame, path: Path) -> None:
+        part.to_parquet(path, index=False)
+
+    def load(self, path: Path) -> pd.DataFrame:
+        return pd.read_parquet(path)
+
+    def combine(self, parts: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCAN_COLUMNS)

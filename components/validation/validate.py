@@ -11,9 +11,11 @@ import pandas as pd
 from components.config import ValidationConfig
 from components.curation.decide import normalised
 from components.curation.hashing import FINGERPRINT_BYTES, HASH_BYTES, hash_matches
+from components.data.location import ImageRoot
 from components.data.manifest import SPLITS, read_manifest
+from components.partitions.plan import IN_PROCESS, Runner
 from components.validation.expectations import run_suite
-from components.validation.image_scan import caption_problem, scan_images
+from components.validation.image_scan import ScanWork, caption_problem
 from components.validation.validated import ImageFacts, QuarantinedRow, ValidationReport
 
 LEAK = "image also in the train split (train/test leakage)"
@@ -23,14 +25,17 @@ MAX_COMPARED = 200  # images of one caption compared pairwise
 REPORT_FILE, QUARANTINE_FILE, SCAN_FILE, DOCS_DIR = "validation.json", "quarantine.csv", "images.parquet", "data-docs"
 
 
-def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None,
-                     out_dir: Path | None = None) -> ValidationReport:
-    """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`)."""
+def validate_dataset(dataset_dir: Path, config: ValidationConfig | None = None, out_dir: Path | None = None, *,
+                     images_at: str | None = None, runner: Runner = IN_PROCESS) -> ValidationReport:
+    """With `out_dir`, also writes the per-image scan and GX Data Docs there (see `write_report`). The images
+    are read from `images_at` (the dataset directory when None; an S3 prefix for a dataset on S3), by
+    `runner`'s processes."""
     config = config or ValidationConfig()
     dataset_dir = Path(dataset_dir)
     manifest = read_manifest(dataset_dir, strict=False, max_rows=config.max_rows,  # bounded before it is decoded
                              max_bytes=config.max_manifest_bytes)
-    images = scan_images(dataset_dir, manifest["image"].dropna().astype(str).unique().tolist(), config)
+    root = ImageRoot(root=images_at or str(dataset_dir), max_bytes=config.max_image_bytes)
+    images = runner.map(ScanWork(root=root, config=config), manifest["image"].dropna().astype(str).unique().tolist())
     frame = manifest.assign(**derived_columns(manifest, images, config.near_duplicate_bits))
     docs = out_dir / DOCS_DIR if out_dir else None
     checks = run_suite(frame, config, docs)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.errors import user_errors
+from flows.cli.runs import ClusterAddress, PartitionSize, WorkerBatch
 from flows.steps.output import echo
 
 app = typer.Typer(help="Datasets: generate, import, validate, version.", no_args_is_help=True)
@@ -126,12 +127,15 @@ def get(ref: Annotated[str, typer.Argument(help="PATH@REV, as `alignops data add
 @app.command("validate")
 @user_errors
 def validate(
-    dataset: Annotated[str, typer.Argument(help="a dataset directory or PATH@REV")],
+    dataset: Annotated[str, typer.Argument(help="a dataset directory, PATH@REV, or s3://bucket/prefix (its images "
+                                                "are read from there)")],
     out: Annotated[Path | None, typer.Option(help="also copy the report folder (JSON, quarantine list, Data Docs) "
                                                   "here; any path, relative ones too")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON report here")] = None,
     max_rejected_fraction: float = 0.05,
     workers: Annotated[int | None, typer.Option(help="parallel scans (default: the core count)")] = None,
+    cluster: ClusterAddress = None,
+    partition_size: PartitionSize = 1024,
 ) -> None:
     """Run the `validate_data` flow: scan images and captions, run the GX suite (once per dataset version).
     The report is always kept under the state directory (per dataset version, or per directory when
@@ -139,15 +143,16 @@ def validate(
     import shutil
 
     from components.config import ValidationConfig
-    from flows.cli.runs import dataset_at
+    from flows.cli.runs import cluster_named, dataset_at
     from flows.steps.platform import Platform
     from flows.validate_data import DatasetRejected, validate_data
 
     config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
     out, json_out = (path.resolve() if path else None for path in (out, json_out))  # before the work starts
-    ref = dataset_at(dataset)
+    where = cluster_named(cluster, partition_size)
+    ref = dataset_at(dataset, remote_ok=True)
     try:
-        report = validate_data(ref, config).report
+        report = validate_data(ref, config, where).report
     except DatasetRejected as rejected:
         report = rejected.report
     print_report(dataset, report)
@@ -201,13 +206,16 @@ def curate(
                                                    "recorded")] = None,
     replace_existing: Annotated[bool, typer.Option(help="replace a --name folder that holds another dataset "
                                                         "version (an eval set too) on purpose")] = False,
+    cluster: ClusterAddress = None,
+    partition_size: PartitionSize = 1024,
+    worker_batch: WorkerBatch = 64,
 ) -> None:
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
     dataset's own val/test splits are always guarded against leakage."""
     from components.curation.rules import CurationRules
     from core.containment import relative_path
-    from flows.cli.runs import dataset_at
+    from flows.cli.runs import cluster_named, dataset_at
     from registry.names import parse_ref
 
     if name is not None:
@@ -221,8 +229,9 @@ def curate(
     from flows.curate import curate as curate_flow
 
     guarded = [eval_set_at(spec) for spec in against or []]
+    where = cluster_named(cluster, partition_size, worker_batch)
     result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded, force_reason=force,
-                         replace_existing=replace_existing)
+                         replace_existing=replace_existing, cluster=where)
     print_curation(result)
 
 

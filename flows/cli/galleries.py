@@ -8,6 +8,7 @@ import typer
 
 from flows.cli.errors import user_errors
 from flows.cli.registry import JsonOption, emit_json, refused_records, show_history
+from flows.cli.runs import ClusterAddress, PartitionSize, WorkerBatch
 from flows.cli.store import registry
 from flows.steps.output import echo
 
@@ -23,18 +24,23 @@ def galleries():
 @user_errors
 def build(
     model: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME:VERSION of the model that embeds")],
-    dataset: Annotated[str, typer.Argument(help="a dataset directory or PATH@REV")],
+    dataset: Annotated[str, typer.Argument(help="a dataset directory, PATH@REV, or s3://bucket/prefix (its images "
+                                                "are read from there)")],
     name: Annotated[str, typer.Option(help="the gallery's name in the registry")],
     split: Annotated[str, typer.Option(help="the dataset's split to embed")] = "test",
+    cluster: ClusterAddress = None,
+    partition_size: PartitionSize = 1024,
+    worker_batch: WorkerBatch = 64,
 ) -> None:
     """Run the `build_gallery` flow: embed a dataset split with a model version and register it as the next
     version of gallery NAME (embeddings, ids, index parameters, the model and its embedding space, the data)."""
-    from flows.cli.runs import dataset_at
+    from flows.cli.runs import cluster_named, dataset_at
     from flows.gallery import build_gallery
     from registry.names import check_name, parse_ref
 
     parse_ref(model), check_name(name, "gallery name")  # before a flow starts
-    record = build_gallery(model, dataset_at(dataset), name, split)
+    where = cluster_named(cluster, partition_size, worker_batch)
+    record = build_gallery(model, dataset_at(dataset, remote_ok=True), name, split, where)
     echo(f"gallery {record.ref}: {record.tags['size']} images from {record.lineage.parent_model} in space "
                f"{record.embedding_space} ({record.tags['index']} index)")
 

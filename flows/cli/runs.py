@@ -18,13 +18,26 @@ MaxMinutes = Annotated[float | None, typer.Option(help="time budget: training en
 Policy = Annotated[str | None, typer.Option(help="gate policy: a shipped name (general, synthetic, medical…) or "
                                                  "a YAML file; default: the preset's")]
 Preset = Annotated[str, typer.Option(help="general, medical, remote_sensing or person")]
+ClusterAddress = Annotated[str | None, typer.Option(
+    "--cluster", help="where image work runs: `local:N` (a Dask cluster of N worker processes for this command), "
+                      "`tcp://HOST:PORT` (an existing Dask scheduler); default: ALIGNOPS_DASK_ADDRESS, else here")]
+PartitionSize = Annotated[int, typer.Option(help="images (or captions) per partition on a cluster")]
+WorkerBatch = Annotated[int, typer.Option(help="images per forward pass on a cluster worker")]
 
 
-def dataset_at(spec: str):
-    """A dataset argument (a directory, or PATH@REV of the workspace) resolved once, before a flow starts."""
+def dataset_at(spec: str, remote_ok: bool = False):
+    """A dataset argument (a directory, PATH@REV of the workspace, or where the command reads images where they
+    live, `s3://bucket/prefix`) resolved once, before a flow starts."""
     from flows.steps.datasets import dataset_named
 
-    return dataset_named(spec)
+    return dataset_named(spec, remote_ok=remote_ok)
+
+
+def cluster_named(address: str | None, partition_size: int = 1024, batch_size: int = 64):
+    """The --cluster options as the typed object the flows take, checked before a flow starts."""
+    from flows.steps.cluster import Cluster
+
+    return Cluster.named(address, partition_size=partition_size, batch_size=batch_size)
 
 
 def resolved_policy(spec: str | None):

@@ -12,7 +12,7 @@ import pytest
 from corpus import bomb_png, jpeg_bytes, photo, png_bytes
 from PIL import Image
 
-from components.models.embedder import Embedder
+from components.models.embedder import Embedder, ModelDirectory
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import PROBE_TEXTS, BentoServer, probe_images, smoke_test
 from serving.standin import as_downloaded
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bento_tag(tiny_artifact, tiny_dataset, tmp_path_factory):
-    gallery = build_gallery(tiny_artifact, tiny_dataset, "test")
+    gallery = build_gallery(ModelDirectory(path=str(tiny_artifact)), tiny_dataset, "test")
     downloaded, provenance, trusted = as_downloaded(tiny_artifact, tmp_path_factory.mktemp("registry"))
     model_tag = import_model(downloaded, "alignops-test", {"registry-version": "0"}, provenance=provenance,
                              trusted=trusted, gallery=gallery)

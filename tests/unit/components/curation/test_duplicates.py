@@ -12,6 +12,7 @@ from components.curation.curate import described
 from components.curation.decide import Fingerprints, Reference, decide
 from components.curation.hashing import FINGERPRINT_BYTES, fingerprints, hash_matches
 from components.curation.rules import CurationRules
+from components.data.location import ImageRoot
 
 
 def photos(shared_data: Path, count: int) -> list[Path]:
@@ -41,7 +42,7 @@ def manifest(images: list[Path], splits: list[str]) -> pd.DataFrame:
 
 
 def prints_of(paths: list[Path]) -> Fingerprints:
-    sha256, hashes, _ = fingerprints(paths)
+    sha256, hashes, _ = fingerprints(ImageRoot(root="/"), [str(p.resolve().relative_to("/")) for p in paths])
     return Fingerprints([p.name for p in paths], sha256, hashes)
 
 

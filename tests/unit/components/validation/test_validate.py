@@ -185,13 +185,14 @@ def test_counts_must_add_up():
 
 
 def test_process_pool_scan_equals_thread_scan(tiny_dataset, monkeypatch):
+    from components.data.location import ImageRoot
     from components.data.manifest import read_manifest
     from components.validation import image_scan
 
-    images = read_manifest(tiny_dataset)["image"].unique().tolist()
-    threads = image_scan.scan_images(tiny_dataset, images, ValidationConfig(workers=2))
+    images, root = read_manifest(tiny_dataset)["image"].unique().tolist(), ImageRoot(root=str(tiny_dataset))
+    threads = image_scan.scan_images(root, images, ValidationConfig(workers=2))
     monkeypatch.setattr(image_scan, "PROCESS_POOL_FROM", 1)
-    processes = image_scan.scan_images(tiny_dataset, images, ValidationConfig(workers=2))
+    processes = image_scan.scan_images(root, images, ValidationConfig(workers=2))
     pd.testing.assert_frame_equal(threads, processes)
 
 
