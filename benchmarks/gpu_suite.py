@@ -5,8 +5,8 @@
    memory and MFU (123 GFLOPs per pair for forward + backward), eager and `torch.compile`, on synthetic
    tensors (compute only) and through the real loader (pre-resized WebDataset shards, decode workers), and
    the largest batch that fits.
-3. fsdp: the `fsdp` strategy on one GPU through `train` — a few steps, a checkpoint, a resume to more
-   steps; the artifact must equal the weights in the last (full) checkpoint.
+3. fsdp: the `fsdp` strategy (FSDP2) on one GPU through `train` — a few steps, a sharded checkpoint, a resume
+   to more steps; the artifact must equal the weights the last checkpoint's shards gather to.
 4. serving: `bentoml serve` with `device: cuda`, `encode_text` and `encode_image` at concurrency 1/8/32,
    batching on and off: ok/s, p50/p95/p99, and the batching gain at 32.
 5. numerics: served embeddings against the artifact's on the same device (fp32, at most 1e-5), and one
@@ -14,7 +14,7 @@
 
 Each part runs on its own; a part that fails is reported with its error and the rest still run. The table
 goes to stdout and the figures to `$OUT/gpu_suite.json` (or `--json`). `--dry-run` runs every part at toy
-sizes on the CPU (FSDP has no CPU path, so that part runs the same steps with the default strategy):
+sizes on the CPU (FSDP2 included, over gloo):
 `tests/integration/test_gpu_suite.py` runs it, so the script cannot rot between GPU loans.
 
 Usage: python -m benchmarks.gpu_suite [--dry-run] [--json PATH] [--parts peak,train,fsdp,serving,numerics]
@@ -232,18 +232,19 @@ def generated(sizes: Sizes, work: Path) -> Path:
 # 3. fsdp ---------------------------------------------------------------------------------------------------
 
 def fsdp(sizes: Sizes, work: Path) -> dict:
-    """Half the steps, then a resume to all of them in the same run folder; the artifact against the last
-    checkpoint's weights (Lightning's FSDP saves a full, gathered state dict)."""
+    """Half the steps, then a resume to all of them in the same run folder; the artifact against the weights
+    the last (sharded) checkpoint gathers to."""
     from safetensors.torch import load_file
 
     from components.config import TrainConfig
     from components.data.reference import DatasetRef
     from components.models.artifact import WEIGHTS_FILE, Lineage
     from components.training.job import TrainingJob
+    from components.training.sharding import checkpoint_step, whole_weights
     from components.training.trainer import train as train_run
     from components.validation.validated import ValidatedDataset
 
-    strategy = "fsdp" if torch.cuda.is_available() else "auto"  # Lightning's FSDP has no CPU path
+    strategy = "fsdp"
     dataset, run_dir = generated(sizes, work), work / "fsdp-run"
 
     def run(steps: int):
@@ -259,12 +260,12 @@ def fsdp(sizes: Sizes, work: Path) -> dict:
     resumed = run(sizes.fsdp_steps)
     artifact = resumed.artifact.save(work / "fsdp-artifact")
     saved = load_file(str(artifact / WEIGHTS_FILE))
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    gathered = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    gathered = whole_weights(last)
     equal = saved.keys() == gathered.keys() and all(torch.equal(saved[k], gathered[k].to(saved[k].dtype))
                                                     for k in saved)
     return {"strategy": strategy, "first_steps": sizes.fsdp_steps // 2, "resumed_from": resumed.resumed_from,
-            "steps_after_resume": checkpoint["global_step"], "first_resumed_from": first.resumed_from,
+            "steps_after_resume": checkpoint_step(last), "first_resumed_from": first.resumed_from,
             "artifact_equals_checkpoint": equal, "tensors": len(saved)}
 
 

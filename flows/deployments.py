@@ -32,7 +32,7 @@ from flows.projection import project
 from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
 from flows.steps.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
-from flows.upgrade import rollback_upgrade, upgrade
+from flows.upgrade import REEMBED_DEPLOYMENT, reembed_gallery, rollback_upgrade, upgrade
 from flows.validate_data import validate_data
 from flows.version_dataset import version_dataset
 
@@ -88,8 +88,12 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                                                      "older one's and register it with its compatibility record.",
                               **common),
         upgrade.to_deployment("upgrade", description="Make a version the query model of a gallery's serving pair: "
-                                                     "at once where compatible, else after a shadow re-embed "
-                                                     "compared on probes.", **common),
+                                                     "at once where compatible (the gallery then re-embedded in "
+                                                     "the background), else after a shadow re-embed compared on "
+                                                     "probes.", parameters={"background": True}, **common),
+        reembed_gallery.to_deployment(REEMBED_DEPLOYMENT.split("/")[1], description="Re-embed a served gallery by "
+                                      "its new query model; the new version takes the pair over where its probes "
+                                      "hold.", **common),
         rollback_upgrade.to_deployment("rollback-upgrade", description="Put a gallery's serving pair and its "
                                                                        "model's alias back together.", **common),
     ]

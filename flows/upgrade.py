@@ -32,10 +32,14 @@ from components.models.embedder import Embedder
 from flows.gallery import build_gallery, pairing
 from flows.promote import policy_for, promotion_check
 from flows.steps.candidate import announce_alias_move
+from flows.steps.cluster import Cluster
 from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform
+from registry.names import parse_ref
 from registry.records import AliasRecord, VersionRecord
 from registry.registry import Registry, RegistryError
+
+REEMBED_DEPLOYMENT = "reembed_gallery/reembed-gallery"
 
 
 class Pair(BaseModel):
@@ -55,6 +59,16 @@ class Upgrade(BaseModel):
     comparison: ProbeComparison | None  # the re-embedded gallery against what it would replace; None: no re-embed
     shadow: str | None = None  # a re-embedded gallery left in the shadow (it did not hold), and why
     shadow_reason: str | None = None
+    reembedding: str | None = None  # the flow run re-embedding the gallery in the background (deployment)
+
+
+class Reembedded(BaseModel):
+    """A compatible upgrade's re-embedded gallery, and whether it took the pair over."""
+
+    gallery: str  # the new gallery version
+    comparison: ProbeComparison  # its answers against the pair being served
+    serving: Pair  # what is served after it
+    shadow_reason: str | None = None  # why it stays in the shadow, where it did not take over
 
 
 def serving_pair(galleries: Registry, name: str, alias: str) -> tuple[AliasRecord, VersionRecord, str]:
@@ -119,10 +133,13 @@ def announced(registry: Registry, gallery: VersionRecord, model: VersionRecord, 
 @flow(name="upgrade", log_prints=True)
 def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "production", *, k: int = 10,
             probes: int = 1000, tolerance: float = 0.02, reembed: bool = True, reason: str = "",
-            force_reason: str | None = None) -> Upgrade:
+            force_reason: str | None = None, background: bool = False,
+            cluster: Cluster = Cluster()) -> Upgrade:  # noqa: B008 - a default the UI form shows
     """Make `model_ref` the query model of gallery `gallery`@`alias` and move the model's `alias` with it.
-    `dataset` is the gallery's data (re-embedded by the new model). The new gallery takes over only where
-    the probes' recall@k does not fall by more than `tolerance` (unless `force_reason`, recorded)."""
+    `dataset` is the gallery's data (re-embedded by the new model, on `cluster`). The new gallery takes over
+    only where the probes' recall@k does not fall by more than `tolerance` (unless `force_reason`, recorded).
+    With `background` (as the deployment runs it), a compatible model's re-embedding is a run of the
+    `reembed-gallery` deployment of its own, and this run ends once the model serves over the old gallery."""
     dataset = on_this_machine(dataset)
     registry = Platform.from_env().registry()
     galleries = registry.galleries()
@@ -138,10 +155,12 @@ def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "pro
     probe_set = Probes.of_split(Path(dataset.path), split, limit=probes)
 
     if model.can_query(current.embedding_space):
+        reembedding = ({"dataset": dataset, "alias": alias, "k": k, "probes": probes, "tolerance": tolerance,
+                        "force_reason": force_reason, "cluster": cluster} if reembed else None)
         return compatible_upgrade(registry, model, (current_model, current), probe_set, alias, expected=expected,
-                                  k=k, tolerance=tolerance, reembed=reembed, reason=reason, force_reason=force_reason,
-                                  dataset=dataset)
-    shadow = build_gallery(model.ref, dataset, gallery, split)
+                                  k=k, tolerance=tolerance, reason=reason, force_reason=force_reason,
+                                  reembedding=reembedding, background=background)
+    shadow = build_gallery(model.ref, dataset, gallery, split, cluster)
     comparison = compare(registry, (current_model, current), (model, shadow), probe_set, k)
     print(comparison.summary())
     if comparison.regressed(tolerance) and not force_reason:
@@ -154,11 +173,11 @@ def upgrade(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "pro
 
 def compatible_upgrade(registry: Registry, model: VersionRecord, serving: tuple[VersionRecord, VersionRecord],
                        probe_set: Probes, alias: str, *, expected: tuple[int, str | None], k: int, tolerance: float,
-                       reembed: bool, reason: str, force_reason: str | None, dataset: DatasetRef) -> Upgrade:
+                       reason: str, force_reason: str | None, reembedding: dict | None, background: bool) -> Upgrade:
     """The new model over the gallery it can already query: measured as served (through its projection where
-    it has one), switched where it holds; then the gallery re-embedded by it, which takes over only where it
-    holds against that pair. A re-embed that does not hold stays in the shadow: what is served changed as
-    intended, so the upgrade still succeeds, and says so."""
+    it has one), switched where it holds; then the gallery re-embedded by it (`reembed_gallery`, here or in
+    the background), which takes over only where it holds against that pair. A re-embed that does not hold
+    stays in the shadow: what is served changed as intended, so the upgrade still succeeds, and says so."""
     current_model, current = serving
     before = Pair(gallery=current.ref, model=current_model.ref)
     served = compare(registry, serving, (model, current), probe_set, k)
@@ -171,19 +190,50 @@ def compatible_upgrade(registry: Registry, model: VersionRecord, serving: tuple[
     print(f"serving {now} ({served.summary()})")
     result = Upgrade(mode="compatible", before=before, served_at_once=now, served_comparison=served, after=now,
                      comparison=None)
-    if not reembed:
+    if reembedding is None:
         return report(result)
-    shadow = build_gallery(model.ref, dataset, current.name, current.tags.get("split", "test"))
-    result.comparison = compare(registry, (model, current), (model, shadow), probe_set, k)
-    if result.comparison.regressed(tolerance) and not force_reason:
-        result.shadow, result.shadow_reason = shadow.ref, (
-            f"re-embedded gallery {shadow.ref} finds fewer probes than {now} ({result.comparison.summary()}), so "
-            f"{now} stays served; to switch anyway, run the upgrade again with --force REASON")
+    parameters = {"model_ref": model.ref, "gallery": current.ref, **reembedding}
+    if background:
+        from prefect.deployments import run_deployment
+
+        run = run_deployment(REEMBED_DEPLOYMENT, parameters=parameters, timeout=0, as_subflow=False)
+        result.reembedding = str(run.id)
+        print(f"re-embedding {current.ref} with {model.ref} in the background: flow run {run.name} ({run.id})")
         return report(result)
-    registry.galleries().pair(current.name, alias, shadow.version, model.ref, reason=f"re-embedded by {model.ref}",
-                              expected=(current.version, model.ref))
-    result.after = Pair(gallery=shadow.ref, model=model.ref)
+    done = reembed_gallery(**parameters)
+    result.comparison, result.after = done.comparison, done.serving
+    if done.shadow_reason:
+        result.shadow, result.shadow_reason = done.gallery, done.shadow_reason
     return report(result)
+
+
+@flow(name="reembed_gallery", log_prints=True)
+def reembed_gallery(model_ref: str, gallery: str, dataset: DatasetRef, alias: str = "production", *, k: int = 10,
+                    probes: int = 1000, tolerance: float = 0.02, force_reason: str | None = None,
+                    cluster: Cluster = Cluster()) -> Reembedded:  # noqa: B008 - a default the UI form shows
+    """Re-embed gallery version `gallery` (NAME:VERSION, served with `model_ref`) by that model, on `cluster`.
+    The new version takes the pair `gallery`@`alias` over only where its probes' recall@k holds within
+    `tolerance` against the pair being served (unless `force_reason`), and only while that pair is still
+    (`gallery`, `model_ref`): a pair that moved meanwhile is left as it is."""
+    dataset = on_this_machine(dataset)
+    registry = Platform.from_env().registry()
+    model, galleries = registry.resolve(model_ref), registry.galleries()
+    named = parse_ref(gallery)
+    current = galleries.get_version(named.name, named.version)
+    split = current.tags.get("split", "test")
+    probe_set = Probes.of_split(Path(dataset.path), split, limit=probes)
+    shadow = build_gallery(model.ref, dataset, current.name, split, cluster)
+    comparison = compare(registry, (model, current), (model, shadow), probe_set, k)
+    served = Pair(gallery=current.ref, model=model.ref)
+    if comparison.regressed(tolerance) and not force_reason:
+        why = (f"re-embedded gallery {shadow.ref} finds fewer probes than {served} ({comparison.summary()}), so "
+               f"{served} stays served; to switch anyway, run the upgrade again with --force REASON")
+        print(why)
+        return Reembedded(gallery=shadow.ref, comparison=comparison, serving=served, shadow_reason=why)
+    galleries.pair(current.name, alias, shadow.version, model.ref, reason=f"re-embedded by {model.ref}",
+                   expected=(current.version, model.ref))
+    print(f"serving {shadow.ref} with {model.ref} ({comparison.summary()})")
+    return Reembedded(gallery=shadow.ref, comparison=comparison, serving=Pair(gallery=shadow.ref, model=model.ref))
 
 
 def report(result: Upgrade) -> Upgrade:
@@ -191,6 +241,8 @@ def report(result: Upgrade) -> Upgrade:
     interim = (f"  \nServed at once: {result.served_at_once} ({result.served_comparison.summary()})"
                if result.served_at_once and result.served_comparison else "")
     shadow = f"  \nIn the shadow: {result.shadow_reason}" if result.shadow else ""
+    if result.reembedding:
+        comparison = f"re-embedding in the background (flow run {result.reembedding})"
     create_markdown_artifact(key="upgrade", description=f"{result.before} -> {result.after}", markdown=(
         f"# Upgrade ({result.mode})\n\nBefore: {result.before}{interim}  \nServed now: {result.after}  \n"
         f"Re-embedded gallery's probes: {comparison}{shadow}\n\nPackage it: `alignops package "

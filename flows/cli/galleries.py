@@ -102,16 +102,20 @@ def upgrade(
     reason: str = "",
     force: Annotated[str | None, typer.Option(help="switch despite a failed gate or probe check: the reason, "
                                                    "recorded")] = None,
+    cluster: ClusterAddress = None,
+    partition_size: PartitionSize = 1024,
+    worker_batch: WorkerBatch = 64,
 ) -> None:
     """Run the `upgrade` flow: MODEL becomes the query model of gallery NAME@ALIAS, and takes ALIAS. A model
     that can query the gallery's space serves it at once while the gallery is re-embedded; any other gets a
     new gallery built in the shadow, compared on probe captions, then model and gallery switch together."""
-    from flows.cli.runs import dataset_at
+    from flows.cli.runs import cluster_named, dataset_at
     from flows.upgrade import serving_pair
     from flows.upgrade import upgrade as run_upgrade
     from registry.names import check_name, parse_ref
 
     parse_ref(model), check_name(gallery, "gallery name"), check_name(alias, "alias")  # before a flow starts
+    where = cluster_named(cluster, partition_size, worker_batch)
     if dataset is None:
         _, current, _ = serving_pair(galleries(), gallery, alias)
         dataset = current.lineage.datasets.get("gallery", "")
@@ -119,7 +123,7 @@ def upgrade(
             raise typer.BadParameter(f"gallery {current.ref} was embedded from {dataset or 'unrecorded data'}, "
                                      "which is no version: name its data with --dataset DIR", param_hint="--dataset")
     result = run_upgrade(model, gallery, dataset_at(dataset), alias, k=k, probes=probes, tolerance=tolerance,
-                         reembed=reembed, reason=reason, force_reason=force)
+                         reembed=reembed, reason=reason, force_reason=force, cluster=where)
     echo(f"{gallery}@{alias} ({result.mode}): {result.before} -> {result.after}")
     if result.served_comparison:
         echo(f"served at once: {result.served_at_once} ({result.served_comparison.summary()})")

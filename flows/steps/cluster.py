@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel, Field
 
-from components.models.embedder import ModelDirectory
+from components.models.artifact import WEIGHTS_FILE
+from components.models.embedder import Embedder, ModelDirectory, loaded_embedder
 from components.partitions.plan import IN_PROCESS, PartStore, Runner, Work, digest, plan, run_partition
 from components.training.progress import Pace, duration
 
@@ -31,6 +33,7 @@ ADDRESS_VARIABLE = "ALIGNOPS_DASK_ADDRESS"
 PARTS_VARIABLE = "ALIGNOPS_PARTS"
 RETRIES = 2  # Prefect's, beside Dask's own re-run of a lost worker's partition
 PROGRESS_EVERY_S = 10.0
+_FETCHING = threading.Lock()
 
 
 class Cluster(BaseModel):
@@ -59,9 +62,11 @@ class Cluster(BaseModel):
         return IN_PROCESS if self.in_process else DaskPartitions(self, scope)
 
     def model(self, path: Path, ref: str = "") -> ModelDirectory:
-        """A model as the works load it: with the workers' batch size on a cluster, today's in this process."""
-        return ModelDirectory(path=str(path), ref=ref) if self.in_process else ModelDirectory(
-            path=str(path), ref=ref, batch_size=self.batch_size)
+        """A model as the works load it: today's in this process; on a cluster, with the workers' batch size,
+        and (a registry version) fetched by a worker that cannot read this machine's folder."""
+        if self.in_process:
+            return ModelDirectory(path=str(path), ref=ref)
+        return (RegistryModel if ref else ModelDirectory)(path=str(path), ref=ref, batch_size=self.batch_size)
 
     def parts_root(self) -> str:
         from flows.steps.platform import Platform
@@ -76,6 +81,30 @@ class Cluster(BaseModel):
                 "n_workers": int(self.address.removeprefix("local:")), "threads_per_worker": 1, "processes": True,
                 "host": "127.0.0.1", "dashboard_address": None, "silence_logs": logging.ERROR})
         return DaskTaskRunner(address=self.address)
+
+
+class RegistryModel(ModelDirectory):
+    """A registry version: read from the flow's folder where the worker shares this machine's disk, else
+    downloaded from the registry once per worker (its signature verified against the worker's trusted keys)."""
+
+    def load(self) -> Embedder:
+        path = self.path if Path(self.path, WEIGHTS_FILE).is_file() else fetched(self.ref)
+        return loaded_embedder(path, self.batch_size, self.device)
+
+
+def fetched(ref: str) -> str:
+    """`ref` downloaded into this worker's state directory, once: later partitions find it there."""
+    from flows.steps.platform import Platform
+    from registry.names import parse_ref
+
+    platform, named = Platform.from_env(), parse_ref(ref)
+    if named.version is None:
+        raise ValueError(f"a worker fetches a version, not {ref!r}: resolve the reference where the flow starts")
+    folder = platform.home / "worker-models" / f"{named.name}-{named.version}"
+    with _FETCHING:
+        if not Path(folder, WEIGHTS_FILE).is_file():
+            platform.registry().download(named.name, named.version, folder)
+    return str(folder)
 
 
 partition_task = task(run_partition, name="partition", retries=RETRIES, retry_delay_seconds=2)
@@ -113,28 +142,32 @@ class DaskPartitions:
         started = time.monotonic()
         with api_for_workers(), quiet("distributed"), self.cluster.task_runner() as runner:
             needs_gpu = getattr(work, "model", None) is not None and workers_have_gpu(runner.client)
-            futures = []
+            futures = {}
             for partition in todo:
                 annotations = {"resources": {"GPU": 1}} if needs_gpu else {}
                 with dask.annotate(**annotations):
                     named = partition_task.with_options(task_run_name=f"{work.kind}-{partition.index}")
-                    futures.append(runner.submit(named, parameters={"work": work, "partition": partition,
-                                                                    "folder": folder}))
+                    future = runner.submit(named, parameters={"work": work, "partition": partition,
+                                                              "folder": folder})
+                futures[future] = len(partition.items)
             report_progress(work.kind, futures, started)
 
 
-def report_progress(kind: str, futures: list, started: float) -> None:
-    """Wait for every partition, with a progress line every `PROGRESS_EVERY_S`; the first failure raises."""
+def report_progress(kind: str, futures: dict, started: float) -> None:
+    """Wait for every partition (`futures`: each with its input count), with a progress line every
+    `PROGRESS_EVERY_S` (partitions, inputs a second, ETA); the first failure raises."""
     from prefect.futures import as_completed
 
-    last = started
-    for done, future in enumerate(as_completed(futures), start=1):
+    last, inputs, total = started, 0, sum(futures.values())
+    for done, future in enumerate(as_completed(list(futures)), start=1):
         future.result()  # a partition that failed past its retries fails the run
+        inputs += futures[future]
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_S or done == len(futures):
             last = now
-            pace = Pace(done, len(futures), now - started)
-            say(f"[{kind}] partition {done}/{len(futures)} · {pace.steps_per_s:.2f}/s · ETA {duration(pace.eta_s)}")
+            pace = Pace(inputs, total, now - started)
+            say(f"[{kind}] partition {done}/{len(futures)} · {pace.steps_per_s:,.0f} inputs/s · "
+                f"ETA {duration(pace.eta_s)}")
 
 
 def workers_have_gpu(client) -> bool:

@@ -171,3 +171,60 @@ def test_workers_read_a_dataset_on_s3_through_the_cli(moto_s3, s3_bucket, tiny_d
     assert there["dataset"] != here["dataset"]
     assert {**there, "dataset": "", "data_docs": ""} == {**here, "dataset": "", "data_docs": ""}
     assert running_children() - before == set()  # the command's cluster: scheduler and workers stopped
+    assert partition_runs("validate_data") == {f"scan-{i}": "COMPLETED" for i in range(4)}
+
+
+def partition_runs(flow: str) -> dict[str, str]:
+    """The partition task runs of `flow`'s latest run, as Prefect's API (and so its UI) holds them."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+                                       sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+    return {task.name: task.state.type.value for task in tasks if task.name.split("-")[0] == "scan"}
+
+
+def test_embedding_partitions_go_to_the_workers_that_declare_a_gpu(prefect_harness, tiny_dataset, tiny_artifact):
+    """Of two workers, one declares `GPU=1`: every embedding partition runs there (a model's partitions ask for
+    the resource), while a scan, which asks for none, may run on either."""
+    from distributed import Client, Nanny, SpecCluster
+    from distributed.scheduler import Scheduler
+
+    from flows.steps.cluster import workers_have_gpu
+
+    options = {"nthreads": 1, "host": "127.0.0.1"}
+    workers = {"gpu": {"cls": Nanny, "options": options | {"resources": {"GPU": 1}}},
+               "cpu": {"cls": Nanny, "options": options}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": None}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        assert workers_have_gpu(client)
+        images = read_manifest(tiny_dataset).drop_duplicates("image_id")["image"].tolist()
+        work = ImageWork(root=ImageRoot(root=str(tiny_dataset)), model=ModelDirectory(path=str(tiny_artifact)))
+        on(cluster.scheduler_address).runner("tiny").map(work, images)
+        executed = client.run(lambda dask_worker: (dask_worker.name, dask_worker.state.executed_count))
+        counts = dict(executed.values())
+        assert counts == {"gpu": len(plan(images, SIZE, work.identity())), "cpu": 0}
+
+
+def test_a_worker_that_cannot_read_the_flows_folder_fetches_the_version_from_the_registry(
+        dask_cluster, tiny_dataset, tiny_artifact, tmp_path):
+    """On a remote cluster the flow's download is on another disk: each worker fetches the registry version
+    itself (verified), once, and embeds the same as this process does with the flow's copy."""
+    from flows.steps.cluster import RegistryModel
+    from flows.steps.platform import Platform
+
+    address, client = dask_cluster
+    record = Platform.from_env().registry().register("scale-out", tiny_artifact, reason="test")
+    model = on(address).model(tmp_path / "only-on-the-flows-disk", record.ref)
+    assert isinstance(model, RegistryModel)
+    images = read_manifest(tiny_dataset).drop_duplicates("image_id")["image"].tolist()[:40]
+    work = ImageWork(root=ImageRoot(root=str(tiny_dataset)), model=model, perceptual=False)
+    spread = on(address).runner("tiny").map(work, images)
+    local = IN_PROCESS.map(work.model_copy(update={"model": ModelDirectory(path=str(tiny_artifact))}), images)
+    np.testing.assert_allclose(spread.embeddings, local.embeddings, atol=1e-6, rtol=0)
+    fetched = Platform.from_env().home / "worker-models" / f"scale-out-{record.version}"
+    assert (fetched / "version.sig").is_file()  # a verified download, as `registry download` delivers it

@@ -85,6 +85,34 @@ def test_a_compatible_model_serves_the_old_gallery_at_once_then_its_own(served, 
     assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
 
 
+def test_in_the_background_the_upgrade_ends_serving_the_old_gallery_and_a_deployment_run_re_embeds_it(
+        served, tiny_dataset, tiny_artifact):
+    """As the `upgrade` deployment runs it: the run ends once v2 serves over g:1, leaving a run of the
+    `reembed-gallery` deployment with what it needs; that run (here executed in-process, as a worker would)
+    then moves the pair to the re-embedded gallery."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+
+    from flows.upgrade import REEMBED_DEPLOYMENT, reembed_gallery
+
+    registry, v1, gallery = served
+    v2 = registry.register(v1.name, tiny_artifact, gate=PASSING, space=v1.ref)
+    reembed_gallery.to_deployment(REEMBED_DEPLOYMENT.split("/")[1]).apply()
+
+    result = upgrade(v2.ref, gallery.name, DatasetRef(path=str(tiny_dataset)), probes=40, background=True)
+    assert result.after == result.served_at_once == Pair(gallery=gallery.ref, model=v2.ref)
+    assert result.comparison is None and held(registry, gallery.name, v1.name) == (1, v2.ref, 2)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(result.reembedding)
+    assert run.state.type == StateType.SCHEDULED  # waiting for a worker, not run inside the upgrade
+    assert {key: run.parameters[key] for key in ("model_ref", "gallery", "probes")} == {
+        "model_ref": v2.ref, "gallery": gallery.ref, "probes": 40}
+
+    done = reembed_gallery(**run.parameters)
+    assert done.serving == Pair(gallery=f"{gallery.name}:2", model=v2.ref) and done.shadow_reason is None
+    assert held(registry, gallery.name, v1.name) == (2, v2.ref, 2)
+
+
 def test_the_cli_upgrade_of_a_compatible_model_exits_0_and_prints_the_served_pairs_probes(served, tiny_dataset,
                                                                                           tiny_artifact):
     registry, v1, gallery = served

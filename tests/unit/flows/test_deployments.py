@@ -44,6 +44,12 @@ def test_schedules_and_their_parameters():
     scheduled = {name: [s.schedule.cron for s in d.schedules] for name, d in declared.items() if d.schedules}
     assert scheduled == {"weekly-production": [WEEKLY], **{f"nightly-{n}": [NIGHTLY] for n in DOMAINS}}
     assert declared["weekly-production"].parameters == {"model_ref": "general@production"}
+    # a deployed upgrade re-embeds in a run of its own, which the deployment that name points to runs
+    from flows.upgrade import REEMBED_DEPLOYMENT
+
+    assert declared["upgrade"].parameters == {"background": True}
+    assert f"{declared[REEMBED_DEPLOYMENT.split('/')[1]].flow_name}/{REEMBED_DEPLOYMENT.split('/')[1]}" == \
+        REEMBED_DEPLOYMENT
     for name in DOMAINS:
         watched = WatchedDataset.model_validate(declared[f"nightly-{name}"].parameters["watched"])
         assert watched.domain == name and watched.base_model == "general@production"
