@@ -13,6 +13,7 @@ from components.models.dual_encoder import DualEncoder
 from components.models.towers import lock_tower
 from components.objectives import Batch, Outputs, Views, WeightedObjectives, build_objective
 from components.objectives.views import image_views, text_views
+from components.training.sharding import is_sharded, shard
 
 
 def warmup_cosine(warmup_steps: int, max_steps: int):
@@ -60,6 +61,8 @@ class ContrastivePretraining(L.LightningModule):
                 tower.activation_checkpointing_enable()
 
     def configure_model(self) -> None:
+        if self._device_mesh is not None and not is_sharded(self):  # ModelParallelStrategy: `strategy: fsdp`
+            shard(self.model, self.objectives, self._device_mesh["data_parallel"])
         if self.towers.compile:
             self.model.vision.compile()  # in place: parameter names, hence checkpoints and artifacts, stay the same
             self.model.text.compile()

@@ -21,10 +21,20 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.strategies import Strategy
 from lightning.pytorch.trainer.states import TrainerStatus
 from safetensors.torch import load_file
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-from components.config import ModelConfig, ModelSection, OptimSection, TokenizerConfig, TrainConfig, preset
+from components.config import (
+    ModelConfig,
+    ModelSection,
+    OptimSection,
+    ScaleSection,
+    TokenizerConfig,
+    TrainConfig,
+    preset,
+)
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
@@ -36,6 +46,7 @@ from components.training.job import TrainingJob
 from components.training.module import ContrastivePretraining
 from components.training.plots import plot_loss_curves
 from components.training.progress import ProgressLines, Report
+from components.training.sharding import PREVIOUS, ShardedCheckpoints, is_sharded
 from core.containment import without_local_paths
 from core.secrets import redacted
 
@@ -100,8 +111,10 @@ def _fresh_model_config(model: ModelSection, run_dir: Path, captions: list[str])
 def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
     """`report` also receives the progress lines (an orchestrator's progress display)."""
     config, run_dir = job.config, Path(job.run_dir)
-    if config.scale.strategy == "fsdp" and not torch.cuda.is_available():
-        raise ValueError("strategy 'fsdp' needs CUDA GPUs (Lightning's FSDP has no CPU path): use 'ddp' on CPU")
+    if config.scale.strategy == "fsdp" and "://" in (config.logging.checkpoint_dir or ""):
+        raise ValueError("strategy 'fsdp' writes sharded checkpoints (a folder per checkpoint, swapped in by a "
+                         "rename) to a filesystem every rank shares: set logging.checkpoint_dir to a path, not "
+                         f"{config.logging.checkpoint_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     model_config, tokenizer = run_model_config(config, run_dir, _training_captions(job))
@@ -190,7 +203,7 @@ def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, log
         max_steps=optim.max_steps, max_time=timedelta(minutes=optim.max_minutes) if optim.max_minutes else None,
         enable_progress_bar=False,  # ProgressLines instead: they read the same with or without a terminal
         accelerator="auto", devices=scale.devices, num_nodes=scale.num_nodes,
-        strategy=scale.strategy, precision=_precision(optim), accumulate_grad_batches=optim.accumulate_grad_batches,
+        strategy=_strategy(scale), precision=_precision(optim), accumulate_grad_batches=optim.accumulate_grad_batches,
         deterministic=optim.deterministic or None, logger=loggers, log_every_n_steps=min(10, optim.max_steps),
         val_check_interval=logging_.val_every_n_steps * optim.accumulate_grad_batches, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, enable_model_summary=False, default_root_dir=run_dir,
@@ -200,6 +213,17 @@ def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, log
                                    every_n_train_steps=logging_.checkpoint_every_n_steps)])
 
 
+def _strategy(scale: ScaleSection) -> str | Strategy:
+    """`fsdp` is FSDP2 through Lightning's ModelParallelStrategy (every rank one shard of the data-parallel mesh,
+    no tensor parallelism; the module shards itself in `configure_model`), on GPUs or, over gloo, on CPUs.
+    Checkpoints are sharded (`torch.distributed.checkpoint`: a folder, each rank writing its own shard)."""
+    if scale.strategy != "fsdp":
+        return scale.strategy
+    devices = scale.devices if isinstance(scale.devices, int) else max(1, torch.cuda.device_count())
+    return ShardedCheckpoints(data_parallel_size=devices * scale.num_nodes, tensor_parallel_size=1,
+                              save_distributed_checkpoint=True)
+
+
 def _precision(optim: OptimSection) -> str:
     if optim.precision != "auto":
         return optim.precision
@@ -207,19 +231,25 @@ def _precision(optim: OptimSection) -> str:
 
 
 def _last_checkpoint(directory: str) -> str | None:
-    """`last.ckpt` in a local directory or under an s3:// prefix, where an earlier attempt left one."""
+    """`last.ckpt` in a local directory or under an s3:// prefix, where an earlier attempt left one (a sharded
+    one killed between its two renames: the one it was replacing)."""
     fs, path = fsspec.core.url_to_fs(directory)
-    last = f"{path.rstrip('/')}/last.ckpt"
-    if not fs.exists(last):
-        return None
-    return f"{directory.rstrip('/')}/last.ckpt"
+    for name in ("last.ckpt", f"last.ckpt{PREVIOUS}"):
+        if fs.exists(f"{path.rstrip('/')}/{name}"):
+            return f"{directory.rstrip('/')}/{name}"
+    return None
 
 
 def _trained_model(trainer: L.Trainer, config: ModelConfig) -> DualEncoder:
-    """The dual encoder's full weights, gathered from every shard under FSDP (a collective: all ranks call it)."""
-    state = trainer.strategy.lightning_module_state_dict()
+    """The dual encoder's full weights, gathered from every shard under FSDP2 (a collective: all ranks call it)."""
+    module = trainer.lightning_module
+    if is_sharded(module):
+        state = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True))
+    else:
+        state = trainer.strategy.lightning_module_state_dict()
     model = DualEncoder(config, load_pretrained=False)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    model.load_state_dict({k.removeprefix("model."): v.detach().cpu() for k, v in state.items()
+                           if k.startswith("model.")})
     return model.eval()
 
 

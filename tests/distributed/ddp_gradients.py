@@ -1,8 +1,10 @@
-"""Two-process DDP on CPU (gloo): loss and every gradient of the dual encoder against the single-process
-full-batch computation. Run as a script (by tests/integration/test_distributed.py) because DDP inside
-pytest's process can hang.
+"""Two-process DDP, or FSDP2 (`--fsdp`: the parameters sharded by `components.training.sharding`, as `strategy:
+fsdp` trains), on CPU (gloo): loss and every gradient of the dual encoder against the single-process full-batch
+computation. Run as a script (by tests/integration/test_distributed.py) because DDP inside pytest's process
+can hang.
 
     python tests/distributed/ddp_gradients.py --objective clip --out result.json --store rendezvous [--plain-gather]
+        [--fsdp]
 
 `--plain-gather` swaps the autograd all-gather for `dist.all_gather`, the classic bug, to show that the
 comparison catches it.
@@ -14,17 +16,20 @@ import argparse
 import faulthandler
 import json
 import os
+import resource
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
 from torch.nn.parallel import DistributedDataParallel
 
 from components.config import preset
 from components.models.dual_encoder import DualEncoder
 from components.objectives import Batch, Outputs, build_objective
+from components.training.sharding import shard as shard_module
 
 GLOBAL_BATCH, WORLD = 8, 2
 STALL_S = 60  # a run takes ~10 s; past this a process is stalled, and says where (faulthandler) before it exits
@@ -71,7 +76,31 @@ def plain_all_gather(x: torch.Tensor, world_size: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool) -> None:
+def wrapped(step: Step, fsdp: bool) -> nn.Module:
+    """The step as the strategy runs it: DDP around it, or its parameters sharded in place by FSDP2."""
+    if not fsdp:
+        return DistributedDataParallel(step)
+    shard_module(step.model, step.objective, init_device_mesh("cpu", (WORLD,)))
+    return step
+
+
+def full_gradients(step: nn.Module) -> dict[str, torch.Tensor]:
+    """Every gradient whole: a shard's is gathered (a collective, so every rank calls this, in one order)."""
+    inner = step.module if isinstance(step, DistributedDataParallel) else step
+    return {name: p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad
+            for name, p in inner.named_parameters() if p.grad is not None}
+
+
+def local_bytes(step: nn.Module) -> int:
+    """What this rank holds of the weights and their gradients: its shards under FSDP2, everything under DDP."""
+    def size(tensor: torch.Tensor) -> int:
+        local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+        return local.numel() * local.element_size()
+
+    return sum(size(p) + (size(p.grad) if p.grad is not None else 0) for p in step.parameters())
+
+
+def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool, fsdp: bool) -> None:
     faulthandler.dump_traceback_later(STALL_S, exit=True)
     # A file store: no rank hosts the rendezvous, so neither waits on the other's store at teardown.
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD,
@@ -80,26 +109,28 @@ def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: b
     if plain_gather:
         module = __import__(f"components.objectives.{objective_name}", fromlist=["gather_with_grad"])
         module.gather_with_grad = plain_all_gather
-    step = DistributedDataParallel(Step(objective_name, rank, WORLD))
+    step = wrapped(Step(objective_name, rank, WORLD), fsdp)
     loss = step(shard(global_batch(), rank))
-    loss.backward()  # DDP averages the gradients over ranks
+    loss.backward()  # DDP, and FSDP2's reduce-scatter, average the gradients over ranks
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
+    held = local_bytes(step)
+    gathered = full_gradients(step)
     if rank == 0:
         reference = Step(objective_name, 0, 1)
         single = reference(global_batch())
         single.backward()
         single = single.detach()
-        ddp_grads = dict(step.module.named_parameters())
-        differences = {name: float((ddp_grads[name].grad - p.grad).abs().max())
+        differences = {name: float((gathered[name] - p.grad).abs().max())
                        for name, p in reference.named_parameters() if p.grad is not None}
         worst = max(differences, key=differences.get)
         with open(out, "w") as f:
-            json.dump({"ddp_loss": float(mean_loss) / WORLD, "single_loss": float(single), "parameters":
+            json.dump({"rank_bytes": held, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                       "ddp_loss": float(mean_loss) / WORLD, "single_loss": float(single), "parameters":
                        len(differences), "max_grad_difference": differences[worst], "worst_parameter": worst,
-                       "logit_scale_grad": [float(ddp_grads["model.logit_scale"].grad),
+                       "logit_scale_grad": [float(gathered["model.logit_scale"]),
                                             float(reference.model.logit_scale.grad)],
-                       "logit_bias_grad": [float(ddp_grads["model.logit_bias"].grad),
+                       "logit_bias_grad": [float(gathered["model.logit_bias"]),
                                            float(reference.model.logit_bias.grad)]
                        if reference.model.logit_bias is not None else None}, f)
     dist.barrier()  # leave together: a rank tearing down while the other still works can stall the group
@@ -115,9 +146,11 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--store", required=True, help="a file path that does not exist yet (the rendezvous)")
     parser.add_argument("--plain-gather", action="store_true")
+    parser.add_argument("--fsdp", action="store_true", help="shard with FSDP2 instead of DDP")
     args = parser.parse_args()
     faulthandler.dump_traceback_later(STALL_S + 30, exit=True)
-    mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather, args.fsdp), nprocs=WORLD,
+             join=True)
 
 
 if __name__ == "__main__":

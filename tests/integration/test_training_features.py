@@ -142,10 +142,12 @@ def test_local_shards_need_one_shard_per_consumer(tiny_dataset, tmp_path):
         train(job(quick(data={"train_shards": shards, "num_workers": 2}), tiny_dataset, tmp_path / "run2"))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
-def test_fsdp_without_gpus_is_refused_up_front(tiny_dataset, tmp_path):
-    with pytest.raises(ValueError, match="'fsdp' needs CUDA GPUs.*use 'ddp'"):
-        train(job(quick(scale={"strategy": "fsdp"}), tiny_dataset, tmp_path / "run"))
+def test_fsdp_with_checkpoints_on_s3_is_refused_up_front(tiny_dataset, tmp_path):
+    """Sharded checkpoints are swapped in by a rename, which S3 has not: refused before anything runs."""
+    config = quick(scale={"strategy": "fsdp"}, logging={"checkpoint_dir": "s3://bucket/runs/a"})
+    with pytest.raises(ValueError, match="'fsdp' writes sharded checkpoints.*not s3://bucket/runs/a"):
+        train(job(config, tiny_dataset, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_compiled_towers_match_eager_and_keep_parameter_names(monkeypatch):
