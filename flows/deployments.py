@@ -31,6 +31,7 @@ from flows.pretrain import pretrain
 from flows.projection import project
 from flows.promote import promote, rollback
 from flows.reevaluate import reevaluate
+from flows.shard_dataset import shard_dataset
 from flows.steps.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.upgrade import REEMBED_DEPLOYMENT, reembed_gallery, rollback_upgrade, upgrade
 from flows.validate_data import validate_data
@@ -82,6 +83,8 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                               **common),
         lifecycle.to_deployment("lifecycle", description="Validate, pretrain, evaluate, register, promote, package.",
                                 **common),
+        shard_dataset.to_deployment("shard-dataset", description="Write a dataset as WebDataset tar shards, one "
+                                                                 "shard a partition on a cluster.", **common),
         build_gallery.to_deployment("build-gallery", description="Embed a dataset split with a version and register "
                                                                  "it as a gallery version.", **common),
         project.to_deployment("project", description="Fit a projection from a version's embedding space into an "

@@ -16,18 +16,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import pandas as pd
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from components.data.manifest import OPTIONAL_COLUMNS, ManifestError, read_manifest, resolve_image
+from components.data.location import ImageRoot
+from components.data.manifest import OPTIONAL_COLUMNS, ManifestError, read_manifest
 from components.data.transforms import load_image
+from components.partitions.plan import IN_PROCESS, Runner, Work, digest
 from core.containment import UnsafePath, relative_path
 
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
@@ -85,10 +88,10 @@ def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, shard: str,
     return str(name.parent / stem) if str(name.parent) != "." else stem, extension, tar.extractfile(member).read()
 
 
-def _image_bytes(path: Path, resize: int | None) -> tuple[bytes, str]:
+def _image_bytes(data: bytes, suffix: str, resize: int | None) -> tuple[bytes, str]:
     if resize is None:
-        return path.read_bytes(), path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
-    image = load_image(path)
+        return data, suffix.lower().lstrip(".").replace("jpeg", "jpg")
+    image = load_image(Image.open(io.BytesIO(data)))
     size = _short_side(image.size, resize)
     if size != image.size:
         image = image.resize(size, Image.Resampling.BICUBIC)
@@ -109,35 +112,75 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_shards(dataset_dir: Path, out_dir: Path, samples_per_shard: int = 1000,
-                 resize: int | None = None) -> list[Path]:
-    """Shard every split of a dataset; `resize` shrinks images so their short side is at most that."""
+def write_shards(dataset_dir: Path, out_dir: Path, samples_per_shard: int = 1000, resize: int | None = None, *,
+                 runner: Runner = IN_PROCESS) -> list[Path]:
+    """Shard every split of a dataset; `resize` shrinks images so their short side is at most that. Each shard
+    is written by `runner` (on a cluster, one shard a partition: its partition size must be `samples_per_shard`)
+    into `out_dir`, which every worker must reach."""
     manifest = read_manifest(dataset_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     extra = [c for c in OPTIONAL_COLUMNS if c in manifest.columns and c != "license"]
     written = []
     for split, rows in manifest.groupby("split", sort=True):
-        images = list(rows.groupby("image_id", sort=True))
-        for n, start in enumerate(range(0, len(images), samples_per_shard)):
-            path = out_dir / f"{split}-{n:06d}.tar"
-            with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-                keys: set[str] = set()
-                for image_id, group in images[start:start + samples_per_shard]:
-                    key = shard_key(image_id)
-                    if key in keys:
-                        raise ManifestError(f"image ids of split {split} collide as WebDataset key {key!r}; "
-                                            "make the image ids distinct")
-                    keys.add(key)
-                    data, ext = _image_bytes(resolve_image(dataset_dir, group["image"].iloc[0]), resize)
-                    meta = {"image_id": image_id, "split": split,
-                            "captions": [{"sample_id": s, "caption": c}
-                                         for s, c in zip(group["sample_id"], group["caption"], strict=True)],
-                            **{c: _plain(group[c].iloc[0]) for c in extra}}
-                    _add(tar, f"{key}.{ext}", data)
-                    _add(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
-                    _add(tar, f"{key}.txt", str(group["caption"].iloc[0]).encode())
-            written.append(path)
+        samples = [json.dumps({"image_id": image_id, "image": str(group["image"].iloc[0]), "split": split,
+                               "shard": position // samples_per_shard,
+                               "captions": [{"sample_id": s, "caption": c}
+                                            for s, c in zip(group["sample_id"], group["caption"], strict=True)],
+                               **{c: _plain(group[c].iloc[0]) for c in extra}}, ensure_ascii=False, default=str)
+                   for position, (image_id, group) in enumerate(rows.groupby("image_id", sort=True))]
+        work = ShardWork(root=ImageRoot(root=str(dataset_dir)), out=str(out_dir), resize=resize)
+        written += [out_dir / name for name in runner.map(work, samples)]
     return written
+
+
+class ShardWork(Work):
+    """Samples (one JSON record per image, naming the shard it belongs in) written as WebDataset tar shards into
+    `out`, each written whole to a temporary name and renamed; the part is the shards' names."""
+
+    kind: ClassVar[str] = "shards"
+    suffix: ClassVar[str] = "json"
+    root: ImageRoot
+    out: str
+    resize: int | None = None
+
+    def identity(self) -> str:
+        return digest(self.kind, self.root, self.out, self.resize)
+
+    def run(self, items: list[str]) -> list[str]:
+        samples = [json.loads(item) for item in items]
+        names = []
+        for shard in sorted({sample["shard"] for sample in samples}):
+            chosen = [sample for sample in samples if sample["shard"] == shard]
+            names.append(self._write(f"{chosen[0]['split']}-{shard:06d}.tar", chosen))
+        return names
+
+    def _write(self, name: str, samples: list[dict]) -> str:
+        target = Path(self.out) / name
+        staging = target.with_name(f".partial-{name}")
+        keys: set[str] = set()
+        with tarfile.open(staging, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for sample in samples:
+                key = shard_key(sample["image_id"])
+                if key in keys:
+                    raise ManifestError(f"image ids of split {sample['split']} collide as WebDataset key {key!r}; "
+                                        "make the image ids distinct")
+                keys.add(key)
+                data, ext = _image_bytes(self.root.read(sample["image"]), Path(sample["image"]).suffix, self.resize)
+                meta = {k: v for k, v in sample.items() if k not in ("image", "shard")}
+                _add(tar, f"{key}.{ext}", data)
+                _add(tar, f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
+                _add(tar, f"{key}.txt", str(sample["captions"][0]["caption"]).encode())
+        os.replace(staging, target)
+        return name
+
+    def save(self, part: list[str], path: Path) -> None:
+        path.write_text(json.dumps(part))
+
+    def load(self, path: Path) -> list[str]:
+        return json.loads(path.read_text())
+
+    def combine(self, parts: list[list[str]]) -> list[str]:
+        return [name for part in parts for name in part]
 
 
 def _plain(value: object) -> object:

@@ -19,12 +19,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from components.data.location import s3_filesystem as _s3
 from core.digest import canonical_digest
 
 MAX_PARTITIONS = 100_000  # a plan with more is refused: raise the partition size
@@ -80,6 +80,14 @@ def plan(items: Sequence[str], size: int, identity: str) -> list[Partition]:
             digest.update(item.encode("utf-8", "surrogatepass") + b"\x00")
         partitions.append(Partition(index=index, items=chunk, key=digest.hexdigest()[:24]))
     return partitions
+
+
+@cache
+def _s3():
+    """One S3 filesystem per process for the parts (s3fs: boto's credential chain, `AWS_ENDPOINT_URL_S3`)."""
+    import fsspec
+
+    return fsspec.filesystem("s3")
 
 
 class PartStore:

@@ -81,11 +81,15 @@ def shard(
     dataset: Path, out: Path,
     samples_per_shard: Annotated[int, typer.Option(help="images per shard")] = 1000,
     resize: Annotated[int | None, typer.Option(help="shrink images so the short side is at most this")] = None,
+    cluster: ClusterAddress = None,
 ) -> None:
-    """Write WebDataset tar shards from a dataset, for streaming training at scale."""
-    from components.data.shards import write_shards
+    """Run the `shard_dataset` flow: write WebDataset tar shards from a dataset, for streaming training at scale
+    (on a cluster, one shard a partition, written into OUT, which every worker must reach)."""
+    from flows.cli.runs import cluster_named, dataset_at
+    from flows.shard_dataset import shard_dataset
 
-    shards = write_shards(dataset, out, samples_per_shard, resize)
+    where = cluster_named(cluster)
+    shards = shard_dataset(dataset_at(str(dataset)), str(out.resolve()), samples_per_shard, resize, where)
     echo(f"{len(shards)} shards -> {out}")
 
 

@@ -19,7 +19,7 @@ def run_ddp(objective: str, out: Path, *flags: str) -> dict:
     work was done (the script now skips it); the retry stays as a net. A genuine deadlock stalls again."""
     for attempt in (1, 2):
         command = [sys.executable, str(SCRIPT), "--objective", objective, "--out", str(out),
-                   "--store", str(out.parent / f"rendezvous-{attempt}"), *flags]
+                   "--store", str(out.with_name(f"{out.stem}-rendezvous-{attempt}")), *flags]
         result = subprocess.run(command, capture_output=True, text=True, timeout=180)
         stalled = "Timeout (0:" in result.stderr or "timed out" in result.stderr.lower()
         if result.returncode == 0 or not stalled or attempt == 2:

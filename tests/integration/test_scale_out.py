@@ -228,3 +228,17 @@ def test_a_worker_that_cannot_read_the_flows_folder_fetches_the_version_from_the
     np.testing.assert_allclose(spread.embeddings, local.embeddings, atol=1e-6, rtol=0)
     fetched = Platform.from_env().home / "worker-models" / f"scale-out-{record.version}"
     assert (fetched / "version.sig").is_file()  # a verified download, as `registry download` delivers it
+
+
+def test_shards_written_on_a_cluster_are_the_bytes_written_here(dask_cluster, tiny_dataset, tmp_path):
+    """One shard a partition, each written whole by a worker into the output folder: the same files, byte for
+    byte, as in this process; a shard's partition that runs again (a lost worker's) writes the same bytes."""
+    from components.data.shards import write_shards
+
+    address, _ = dask_cluster
+    here = write_shards(tiny_dataset, tmp_path / "here", samples_per_shard=40)
+    one_shard_each = Cluster(address=address, partition_size=40).runner("tiny")
+    there = write_shards(tiny_dataset, tmp_path / "there", samples_per_shard=40, runner=one_shard_each)
+    assert [p.name for p in there] == [p.name for p in here] and len(here) == 6  # train 4, val 1, test 1
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(here, there, strict=True))
+    assert sorted(p.name for p in (tmp_path / "there").iterdir()) == [p.name for p in there]  # no leftovers
