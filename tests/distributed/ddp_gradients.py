@@ -125,7 +125,8 @@ def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: b
                        for name, p in reference.named_parameters() if p.grad is not None}
         worst = max(differences, key=differences.get)
         with open(out, "w") as f:
-            json.dump({"rank_bytes": held, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            json.dump({"rank_bytes": held, "full_bytes": local_bytes(reference),
+                       "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                        "ddp_loss": float(mean_loss) / WORLD, "single_loss": float(single), "parameters":
                        len(differences), "max_grad_difference": differences[worst], "worst_parameter": worst,
                        "logit_scale_grad": [float(gathered["model.logit_scale"]),

@@ -17,8 +17,8 @@ from components.config import TrainConfig
 pytestmark = pytest.mark.slow
 
 # 800 training pairs / 64 = 12 batches an epoch; checkpoints every 5 steps are never at an epoch boundary,
-# and 30 steps cross two of them.
-CONFIG = TrainConfig(optim={"max_steps": 30, "warmup_steps": 3, "deterministic": True}, data={"batch_size": 64},
+# and 20 steps cross one.
+CONFIG = TrainConfig(optim={"max_steps": 20, "warmup_steps": 3, "deterministic": True}, data={"batch_size": 64},
                      logging={"checkpoint_every_n_steps": 5, "val_every_n_steps": 50, "wandb": False})
 
 

@@ -33,7 +33,7 @@ from infra.workspace import directory_md5
 from serving.package import build_gallery
 
 pytestmark = pytest.mark.slow
-SIZE = 16  # images per partition: the tiny dataset's 196 images make 13 partitions
+SIZE = 48  # inputs per partition: the tiny dataset's 196 images make 5, its 980 captions 21
 
 
 @pytest.fixture(scope="module")
