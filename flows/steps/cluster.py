@@ -56,6 +56,12 @@ class Cluster(BaseModel):
     def in_process(self) -> bool:
         return not self.address
 
+    @property
+    def on_this_machine(self) -> bool:
+        """Its workers run here: they can reach this machine's loopback (Prefect's temporary server)."""
+        host = self.address.removeprefix("tcp://").rsplit(":", 1)[0]
+        return self.address.startswith("local:") or host in ("127.0.0.1", "localhost", "[::1]")
+
     def runner(self, scope: str) -> Runner:
         """The runner for work on the data `scope` names (a dataset's content key): parts of other data are
         never taken for its own."""
@@ -140,7 +146,7 @@ class DaskPartitions:
         import dask
 
         started = time.monotonic()
-        with api_for_workers(), quiet("distributed"), self.cluster.task_runner() as runner:
+        with api_for_workers(self.cluster), quiet("distributed"), self.cluster.task_runner() as runner:
             needs_gpu = getattr(work, "model", None) is not None and workers_have_gpu(runner.client)
             futures = {}
             for partition in todo:
@@ -177,15 +183,19 @@ def workers_have_gpu(client) -> bool:
 
 
 @contextlib.contextmanager
-def api_for_workers() -> Iterator[None]:
+def api_for_workers(cluster: Cluster) -> Iterator[None]:
     """Workers report their task runs to this process's Prefect API. Where that is Prefect's temporary
-    server (no `PREFECT_API_URL`), its address is handed to them; otherwise each would start its own and the
-    partitions would never appear in this run."""
+    server (no `PREFECT_API_URL`), its address is handed to workers on this machine (otherwise each would
+    start its own and the partitions would never appear in this run); workers elsewhere cannot reach it."""
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     if get_current_settings().api.url:
         yield
         return
+    if not cluster.on_this_machine:
+        raise ValueError(f"the Dask cluster at {cluster.address} runs elsewhere, and its workers cannot reach "
+                         "Prefect's temporary server on this machine: run a Prefect server they reach and set "
+                         "PREFECT_API_URL (`alignops up`, or your own)")
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
