@@ -7,11 +7,11 @@ read; a path or file that fails is an `ImageUnreadable` naming the problem, whic
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from components.storage import s3_filesystem
 from core.containment import UnsafePath, relative_path
 
 MAX_IMAGE_BYTES = 256 << 20  # a larger file is refused unread; no photograph or radiograph we take is near it
@@ -67,10 +67,3 @@ class ImageRoot(BaseModel):
         if size > self.max_bytes:
             raise ImageUnreadable(f"file of {size:,} bytes, over the limit of {self.max_bytes:,}")
 
-
-@cache
-def s3_filesystem():
-    """One S3 filesystem per process (a worker reads many images through one connection pool)."""
-    import fsspec
-
-    return fsspec.filesystem("s3")

@@ -19,12 +19,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from components.storage import s3_filesystem
 from core.digest import canonical_digest
 
 MAX_PARTITIONS = 100_000  # a plan with more is refused: raise the partition size
@@ -75,19 +75,11 @@ def plan(items: Sequence[str], size: int, identity: str) -> list[Partition]:
     partitions = []
     for index, start in enumerate(range(0, len(items), size)):
         chunk = list(items[start:start + size])
-        digest = hashlib.sha256(identity.encode())
+        named = hashlib.sha256(identity.encode())
         for item in chunk:
-            digest.update(item.encode("utf-8", "surrogatepass") + b"\x00")
-        partitions.append(Partition(index=index, items=chunk, key=digest.hexdigest()[:24]))
+            named.update(item.encode("utf-8", "surrogatepass") + b"\x00")
+        partitions.append(Partition(index=index, items=chunk, key=named.hexdigest()[:24]))
     return partitions
-
-
-@cache
-def _s3():
-    """One S3 filesystem per process for the parts (s3fs: boto's credential chain, `AWS_ENDPOINT_URL_S3`)."""
-    import fsspec
-
-    return fsspec.filesystem("s3")
 
 
 class PartStore:
@@ -102,7 +94,7 @@ class PartStore:
         return f"{self.folder}/{partition.index:06d}-{partition.key}.{self.work.suffix}"
 
     def done(self, partition: Partition) -> bool:
-        return _s3().exists(self.path(partition)) if self.remote else Path(self.path(partition)).is_file()
+        return s3_filesystem().exists(self.path(partition)) if self.remote else Path(self.path(partition)).is_file()
 
     def write(self, partition: Partition, part: Any) -> str:
         """Atomically: written whole to a temporary file, then renamed into place (locally) or uploaded in one
@@ -115,7 +107,7 @@ class PartStore:
         try:
             self.work.save(part, Path(temporary))
             if self.remote:
-                _s3().put_file(temporary, target)
+                s3_filesystem().put_file(temporary, target)
             else:
                 os.replace(temporary, target)
         finally:
@@ -127,14 +119,14 @@ class PartStore:
             return self.work.load(Path(self.path(partition)))
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / f"part.{self.work.suffix}"
-            _s3().get_file(self.path(partition), str(local))
+            s3_filesystem().get_file(self.path(partition), str(local))
             return self.work.load(local)
 
     def clear(self) -> None:
         """The parts, once combined: a run's scratch, not a cache."""
         if self.remote:
-            if _s3().exists(self.folder):
-                _s3().rm(self.folder, recursive=True)
+            if s3_filesystem().exists(self.folder):
+                s3_filesystem().rm(self.folder, recursive=True)
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -64,7 +64,7 @@ def on_s3(url: str, cache: Path) -> DatasetRef:
     images left where they are. Unversioned: the manifest's digest names its bytes."""
     import hashlib
 
-    from components.data.location import s3_filesystem
+    from components.storage import s3_filesystem
 
     prefix = url.rstrip("/")
     folder = cache / ("s3-" + hashlib.sha256(prefix.encode()).hexdigest()[:24])
