@@ -62,7 +62,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
     from components.data.generators.synthetic import generate_dataset
     from components.data.location import ImageRoot
     from components.data.manifest import read_manifest
-    from components.models.embedder import ModelDirectory
+    from components.models.directory import ModelDirectory
     from components.partitions.plan import IN_PROCESS
     from components.validation.image_scan import ScanWork
     from flows.steps.cluster import Cluster

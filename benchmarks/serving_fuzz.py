@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         configure_environment(Path(tmp) / "home")
-        from components.models.embedder import ModelDirectory
+        from components.models.directory import ModelDirectory
         from serving.package import build_bento, build_gallery, import_model
         from serving.smoke import BentoServer
         from serving.standin import as_downloaded

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from components.data.reference import DatasetRef
 from components.evaluation.gallery import Gallery
-from components.models.embedder import ModelDirectory
+from components.models.directory import ModelDirectory
 from flows.gallery import pairing
 from flows.steps.datasets import on_this_machine
 from flows.steps.platform import Platform

@@ -13,7 +13,7 @@ from components.curation.works import ImageWork
 from components.data.location import ImageRoot
 from components.data.manifest import read_manifest
 from components.evaluation.gallery import GALLERY_DIR, QUERY_SPACE_FILE, Gallery
-from components.models.embedder import ModelDirectory
+from components.models.directory import ModelDirectory
 from components.partitions.plan import IN_PROCESS, Runner
 from registry.signing import TrustedKeys
 from serving.options import ServiceArgs, ServingOptions

@@ -15,7 +15,7 @@ from components.curation.rules import RULES, CurationRules
 from components.curation.works import ImageWork, TextWork
 from components.data.location import ImageRoot
 from components.data.manifest import manifest_rows, read_manifest, resolve_image, write_manifest
-from components.models.embedder import ModelDirectory
+from components.models.directory import ModelDirectory
 from components.partitions.plan import IN_PROCESS, Runner
 
 GUARDED_SPLITS = ("val", "test")  # what evaluation measures: training must not overlap it

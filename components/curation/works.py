@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 from components.curation.hashing import FINGERPRINT_BYTES, fingerprints
 from components.data.location import ImageRoot
-from components.models.embedder import ModelDirectory
+from components.models.directory import ModelDirectory
 from components.partitions.plan import Work, digest
 
 READ_CHUNK = 256  # images decoded and held at once within a partition

@@ -1,26 +1,19 @@
 """Inference over a model artifact: texts and images in, L2-normalised embeddings out.
 
 Evaluation and serving both encode through this class, so a served embedding equals the evaluated one.
-`ModelDirectory` names an artifact folder for work that may run in other processes: each loads it once
-(`loaded_embedder`), not once per partition, and keeps it between the partitions it is given.
 """
 
 from __future__ import annotations
 
-import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, Field
 
 from components.config import ModelConfig
 from components.data.transforms import ImageTransform
-from components.models.artifact import WEIGHTS_FILE, ModelArtifact
-
-_LOADING = threading.Lock()
+from components.models.artifact import ModelArtifact
 
 
 class Embedder:
@@ -62,34 +55,3 @@ class Embedder:
         """Images as `transform.fit` makes them: uint8 (N, H, W, 3)."""
         return self.encode_pixels(self.transform.normalise(fitted).numpy())
 
-
-class ModelDirectory(BaseModel):
-    """A model artifact folder that every worker can read (this machine, a shared filesystem)."""
-
-    path: str
-    ref: str = ""  # what the registry calls it, for the work's identity (a folder's path says nothing)
-    batch_size: int = Field(256, ge=1, le=65_536)
-    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")  # auto: the worker's GPU where it has one
-
-    def load(self) -> Embedder:
-        return loaded_embedder(self.path, self.batch_size, self.device)
-
-    @property
-    def named(self) -> str:
-        """The model as a work's identity names it: its registry reference, else its folder."""
-        return self.ref or self.path
-
-
-@lru_cache(maxsize=2)
-def _cached(path: str, weights: tuple[int, int], batch_size: int, device: str) -> Embedder:
-    chosen = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    embedder = Embedder.load(Path(path), device=chosen)
-    embedder.batch_size = batch_size
-    return embedder
-
-
-def loaded_embedder(path: str, batch_size: int, device: str) -> Embedder:
-    """Loaded once per process; a folder whose weights were written again since is loaded again."""
-    stat = (Path(path) / WEIGHTS_FILE).stat()
-    with _LOADING:  # two threads of one worker load it once
-        return _cached(path, (stat.st_mtime_ns, stat.st_size), batch_size, device)

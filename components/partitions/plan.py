@@ -28,6 +28,9 @@ from components.storage import s3_filesystem
 from core.digest import canonical_digest
 
 MAX_PARTITIONS = 100_000  # a plan with more is refused: raise the partition size
+# Where partitions may run, as `--cluster` names it: here (empty), a Dask LocalCluster of N worker processes, or
+# an existing scheduler. Kept here, light to import, so the CLI refuses a bad address before any heavy import.
+CLUSTER_ADDRESS = r"^(|local:[1-9][0-9]{0,2}|tcp://[A-Za-z0-9.\[\]:_-]{1,200})$"
 
 
 class Partition(BaseModel):

@@ -86,9 +86,10 @@ def shard(
     """Run the `shard_dataset` flow: write WebDataset tar shards from a dataset, for streaming training at scale
     (on a cluster, one shard a partition, written into OUT, which every worker must reach)."""
     from flows.cli.runs import cluster_named, dataset_at
+
+    where = cluster_named(cluster)  # before the heavy imports
     from flows.shard_dataset import shard_dataset
 
-    where = cluster_named(cluster)
     shards = shard_dataset(dataset_at(str(dataset)), str(out.resolve()), samples_per_shard, resize, where)
     echo(f"{len(shards)} shards -> {out}")
 
@@ -146,14 +147,15 @@ def validate(
     unversioned); the last line says where. Exit code 0: pass, 1: fail."""
     import shutil
 
-    from components.config import ValidationConfig
     from flows.cli.runs import cluster_named, dataset_at
+
+    where = cluster_named(cluster, partition_size)  # a bad address is refused before the heavy imports
+    from components.config import ValidationConfig
     from flows.steps.platform import Platform
     from flows.validate_data import DatasetRejected, validate_data
 
     config = ValidationConfig(max_rejected_fraction=max_rejected_fraction, **({"workers": workers} if workers else {}))
     out, json_out = (path.resolve() if path else None for path in (out, json_out))  # before the work starts
-    where = cluster_named(cluster, partition_size)
     ref = dataset_at(dataset, remote_ok=True)
     try:
         report = validate_data(ref, config, where).report
@@ -217,9 +219,11 @@ def curate(
     """Run the `curate` flow: score every pair with a model, drop low scores, duplicates and leakage into eval
     data, and version the result in the workspace with its lineage. Rules judge the train split; the
     dataset's own val/test splits are always guarded against leakage."""
+    from flows.cli.runs import cluster_named, dataset_at
+
+    where = cluster_named(cluster, partition_size, worker_batch)  # before the heavy imports
     from components.curation.rules import CurationRules
     from core.containment import relative_path
-    from flows.cli.runs import cluster_named, dataset_at
     from registry.names import parse_ref
 
     if name is not None:
@@ -233,7 +237,6 @@ def curate(
     from flows.curate import curate as curate_flow
 
     guarded = [eval_set_at(spec) for spec in against or []]
-    where = cluster_named(cluster, partition_size, worker_batch)
     result = curate_flow(dataset_at(dataset), model, rules, name=name or "", against=guarded, force_reason=force,
                          replace_existing=replace_existing, cluster=where)
     print_curation(result)

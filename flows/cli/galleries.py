@@ -35,11 +35,12 @@ def build(
     """Run the `build_gallery` flow: embed a dataset split with a model version and register it as the next
     version of gallery NAME (embeddings, ids, index parameters, the model and its embedding space, the data)."""
     from flows.cli.runs import cluster_named, dataset_at
+
+    where = cluster_named(cluster, partition_size, worker_batch)  # before the heavy imports
     from flows.gallery import build_gallery
     from registry.names import check_name, parse_ref
 
     parse_ref(model), check_name(name, "gallery name")  # before a flow starts
-    where = cluster_named(cluster, partition_size, worker_batch)
     record = build_gallery(model, dataset_at(dataset, remote_ok=True), name, split, where)
     echo(f"gallery {record.ref}: {record.tags['size']} images from {record.lineage.parent_model} in space "
                f"{record.embedding_space} ({record.tags['index']} index)")
@@ -110,12 +111,13 @@ def upgrade(
     that can query the gallery's space serves it at once while the gallery is re-embedded; any other gets a
     new gallery built in the shadow, compared on probe captions, then model and gallery switch together."""
     from flows.cli.runs import cluster_named, dataset_at
+
+    where = cluster_named(cluster, partition_size, worker_batch)  # before the heavy imports
     from flows.upgrade import serving_pair
     from flows.upgrade import upgrade as run_upgrade
     from registry.names import check_name, parse_ref
 
     parse_ref(model), check_name(gallery, "gallery name"), check_name(alias, "alias")  # before a flow starts
-    where = cluster_named(cluster, partition_size, worker_batch)
     if dataset is None:
         _, current, _ = serving_pair(galleries(), gallery, alias)
         dataset = current.lineage.datasets.get("gallery", "")

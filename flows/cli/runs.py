@@ -21,8 +21,9 @@ Preset = Annotated[str, typer.Option(help="general, medical, remote_sensing or p
 ClusterAddress = Annotated[str | None, typer.Option(
     "--cluster", help="where image work runs: `local:N` (a Dask cluster of N worker processes for this command), "
                       "`tcp://HOST:PORT` (an existing Dask scheduler); default: ALIGNOPS_DASK_ADDRESS, else here")]
-PartitionSize = Annotated[int, typer.Option(help="images (or captions) per partition on a cluster")]
-WorkerBatch = Annotated[int, typer.Option(help="images per forward pass on a cluster worker")]
+PartitionSize = Annotated[int, typer.Option(min=1, max=1_000_000,
+                                            help="images (or captions) per partition on a cluster")]
+WorkerBatch = Annotated[int, typer.Option(min=1, max=65_536, help="images per forward pass on a cluster worker")]
 
 
 def dataset_at(spec: str, remote_ok: bool = False):
@@ -34,7 +35,18 @@ def dataset_at(spec: str, remote_ok: bool = False):
 
 
 def cluster_named(address: str | None, partition_size: int = 1024, batch_size: int = 64):
-    """The --cluster options as the typed object the flows take, checked before a flow starts."""
+    """The --cluster options as the typed object the flows take, checked before a flow starts (the address
+    before any heavy import)."""
+    import os
+    import re
+
+    from components.partitions.plan import CLUSTER_ADDRESS
+
+    named = os.environ.get("ALIGNOPS_DASK_ADDRESS", "") if address is None else address
+    if not re.fullmatch(CLUSTER_ADDRESS, named):
+        where = "--cluster" if address is not None else "ALIGNOPS_DASK_ADDRESS"
+        raise ValueError(f"{where} {named[:80]!r} is no cluster: use local:N (N from 1 to 999 worker processes) "
+                         "or tcp://HOST:PORT (a Dask scheduler)")
     from flows.steps.cluster import Cluster
 
     return Cluster.named(address, partition_size=partition_size, batch_size=batch_size)

@@ -18,16 +18,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prefect import task
 from pydantic import BaseModel, Field
 
-from components.models.artifact import WEIGHTS_FILE
-from components.models.embedder import Embedder, ModelDirectory, loaded_embedder
-from components.partitions.plan import IN_PROCESS, PartStore, Runner, Work, digest, plan, run_partition
-from components.training.progress import Pace, duration
+from components.models.directory import ModelDirectory, loaded_embedder
+from components.partitions.plan import CLUSTER_ADDRESS, IN_PROCESS, PartStore, Runner, Work, digest, plan, run_partition
+
+if TYPE_CHECKING:
+    from components.models.embedder import Embedder
 
 ADDRESS_VARIABLE = "ALIGNOPS_DASK_ADDRESS"
 PARTS_VARIABLE = "ALIGNOPS_PARTS"
@@ -39,7 +40,7 @@ _FETCHING = threading.Lock()
 class Cluster(BaseModel):
     """Where partitioned work runs, and how it is cut. Travels whole from the CLI or a form into a flow."""
 
-    address: str = Field("", pattern=r"^(|local:[1-9][0-9]{0,2}|tcp://[A-Za-z0-9.\[\]:_-]{1,200})$",
+    address: str = Field("", pattern=CLUSTER_ADDRESS,
                          description="empty: in this process; `local:N`: a Dask LocalCluster of N worker "
                                      "processes for this run; `tcp://HOST:PORT`: an existing Dask scheduler")
     partition_size: int = Field(1024, ge=1, le=1_000_000, description="inputs (images, captions) per partition")
@@ -94,12 +95,15 @@ class RegistryModel(ModelDirectory):
     downloaded from the registry once per worker (its signature verified against the worker's trusted keys)."""
 
     def load(self) -> Embedder:
+        from components.models.artifact import WEIGHTS_FILE
+
         path = self.path if Path(self.path, WEIGHTS_FILE).is_file() else fetched(self.ref)
         return loaded_embedder(path, self.batch_size, self.device)
 
 
 def fetched(ref: str) -> str:
     """`ref` downloaded into this worker's state directory, once: later partitions find it there."""
+    from components.models.artifact import WEIGHTS_FILE
     from flows.steps.platform import Platform
     from registry.names import parse_ref
 
@@ -113,7 +117,12 @@ def fetched(ref: str) -> str:
     return str(folder)
 
 
-partition_task = task(run_partition, name="partition", retries=RETRIES, retry_delay_seconds=2)
+@cache
+def partition_task():
+    """`run_partition` as the Prefect task each partition runs as (made on first use: Prefect is heavy to import)."""
+    from prefect import task
+
+    return task(run_partition, name="partition", retries=RETRIES, retry_delay_seconds=2)
 
 
 class DaskPartitions:
@@ -152,7 +161,7 @@ class DaskPartitions:
             for partition in todo:
                 annotations = {"resources": {"GPU": 1}} if needs_gpu else {}
                 with dask.annotate(**annotations):
-                    named = partition_task.with_options(task_run_name=f"{work.kind}-{partition.index}")
+                    named = partition_task().with_options(task_run_name=f"{work.kind}-{partition.index}")
                     future = runner.submit(named, parameters={"work": work, "partition": partition,
                                                               "folder": folder})
                 futures[future] = len(partition.items)
@@ -163,6 +172,8 @@ def report_progress(kind: str, futures: dict, started: float) -> None:
     """Wait for every partition (`futures`: each with its input count), with a progress line every
     `PROGRESS_EVERY_S` (partitions, inputs a second, ETA); the first failure raises."""
     from prefect.futures import as_completed
+
+    from components.training.progress import Pace, duration
 
     last, inputs, total = started, 0, sum(futures.values())
     for done, future in enumerate(as_completed(list(futures)), start=1):

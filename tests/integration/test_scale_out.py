@@ -24,7 +24,7 @@ from components.curation.rules import CurationRules
 from components.curation.works import ImageWork
 from components.data.location import ImageRoot
 from components.data.manifest import read_manifest
-from components.models.embedder import ModelDirectory
+from components.models.directory import ModelDirectory
 from components.partitions.plan import IN_PROCESS, PartStore, plan, run_partition
 from components.validation.image_scan import ScanWork
 from components.validation.validate import validate_dataset

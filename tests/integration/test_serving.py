@@ -12,7 +12,8 @@ import pytest
 from corpus import bomb_png, jpeg_bytes, photo, png_bytes
 from PIL import Image
 
-from components.models.embedder import Embedder, ModelDirectory
+from components.models.directory import ModelDirectory
+from components.models.embedder import Embedder
 from serving.package import build_bento, build_gallery, import_model
 from serving.smoke import PROBE_TEXTS, BentoServer, probe_images, smoke_test
 from serving.standin import as_downloaded
