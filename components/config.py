@@ -182,6 +182,21 @@ class Augmentation(BaseModel):
         return self.crop or self.grayscale or self.rotations
 
 
+class LoraSettings(BaseModel):
+    """Low-rank adapters (LoRA, through `peft`) on both towers' attention and MLP layers, trained on a frozen
+    backbone and merged into it at export: the artifact is an ordinary model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(8, ge=1, le=1024)
+    alpha: float = Field(16.0, gt=0, description="scaling: the adapters' update is multiplied by alpha / rank")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2",  # CLIP, SigLIP
+                                 "query", "key", "value", "dense"],  # BERT (MiniLM)
+        min_length=1, description="names of the towers' linear layers that get adapters")
+
+
 class ModelSection(BaseModel):
     """What is trained: the architecture or the artifact it starts from, and which of its weights move."""
 
@@ -197,8 +212,17 @@ class ModelSection(BaseModel):
                                                                        "the model's")
     lock_image: TowerLock = Field(default_factory=TowerLock)
     lock_text: TowerLock = Field(default_factory=TowerLock)
+    lora: LoraSettings | None = Field(None, description="train low-rank adapters on the frozen model instead of "
+                                                         "its weights (no tower locks then: LoRA freezes both)")
     gradient_checkpointing: bool = False
     compile: bool = Field(False, description="torch.compile the towers")
+
+    @model_validator(mode="after")
+    def _lora_or_locks(self) -> ModelSection:
+        if self.lora is not None and (self.lock_image.locked or self.lock_text.locked):
+            raise ValueError("LoRA trains adapters on a frozen backbone: tower locks do not apply; drop "
+                             "`lock_image`/`lock_text` (finetune mode `full`) or `lora`")
+        return self
 
 
 class DataSection(BaseModel):

@@ -9,6 +9,8 @@ from components.objectives import (  # noqa: F401 - registers
     distill,
     identity,
     matching,
+    modx,
+    momentum,
     siglip,
 )
 from components.objectives.base import (

@@ -4,6 +4,11 @@ An objective is a plain `nn.Module` with rank and world size injected (as open_c
 takes the batch and the model's outputs for it and returns this rank's share of the loss, so that the
 mean over ranks (what DDP's gradient averaging computes) equals the loss of the single-process global
 batch.
+
+An objective may hold state (a momentum encoder, feature queues): it makes it in `bind`, once the model's
+starting weights are loaded, and moves it in `after_step`. Kept as its own submodules and buffers, that
+state is part of the training module's state dict, hence of every checkpoint, and a resume restores it
+exactly; it is never part of the exported model.
 """
 
 from __future__ import annotations
@@ -45,15 +50,23 @@ class Outputs:
     image_tokens: torch.Tensor  # (B, patches + 1, vision width)
     text_tokens: torch.Tensor  # (B, context, text width)
     step: int = 0  # the global step: seeds any sampling, so a resumed run samples as the original did
+    epochs: float = 0.0  # epochs trained, fractional (batch index / batches per epoch): ramps over the first epoch
     views: Views | None = None
 
 
 class Objective(nn.Module):
     needs_views = False  # True: the module also encodes second views of the batch (`Outputs.views`)
+    shards = True  # False: its state cannot be split over FSDP2's ranks (a whole momentum copy of the model)
 
     def __init__(self, rank: int = 0, world_size: int = 1):
         super().__init__()
         self.rank, self.world_size = rank, world_size
+
+    def bind(self, model: nn.Module) -> None:
+        """Called once, before training, with the model's starting weights loaded."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimiser step, with the weights it made."""
 
     def forward(self, batch: Batch, outputs: Outputs) -> torch.Tensor:
         raise NotImplementedError
@@ -90,6 +103,14 @@ class WeightedObjectives(nn.Module):
     def __init__(self, parts: dict[str, Objective], weights: dict[str, float]):
         super().__init__()
         self.parts, self.weights = nn.ModuleDict(parts), weights
+
+    def bind(self, model: nn.Module) -> None:
+        for part in self.parts.values():
+            part.bind(model)
+
+    def after_step(self, model: nn.Module) -> None:
+        for part in self.parts.values():
+            part.after_step(model)
 
     def forward(self, batch: Batch, outputs: Outputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         losses = {name: part(batch, outputs) for name, part in self.parts.items()}

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from safetensors.torch import load_file
 
 from components.config import ModelConfig, ModelSection, OptimSection
+from components.models.artifact import WEIGHTS_FILE
 from components.models.dual_encoder import DualEncoder
 from components.models.towers import lock_tower
 from components.objectives import Batch, Outputs, Views, WeightedObjectives, build_objective
 from components.objectives.views import image_views, text_views
+from components.training.lora import add_lora
 from components.training.sharding import is_sharded, shard
 
 
@@ -41,14 +45,18 @@ def to_batch(collated: dict[str, Any]) -> Batch:
 class ContrastivePretraining(L.LightningModule):
     def __init__(self, model_config: ModelConfig, optim: OptimSection | None = None,
                  towers: ModelSection | None = None):
-        """The model to build, how to optimise it (`optim`), and which tower weights move (`towers`: locks,
-        activation checkpointing, compilation). Checkpoints keep them as plain dicts: they load without pickle."""
+        """The model to build, how to optimise it (`optim`), and where it starts and which weights move (`towers`:
+        the artifact it starts from, locks or LoRA, activation checkpointing, compilation). Checkpoints keep them
+        as plain dicts: they load without pickle. A resume then overwrites the starting weights with the
+        checkpoint's."""
         super().__init__()
         self.optim, self.towers = optim or OptimSection(), towers or ModelSection()
         self.save_hyperparameters({"model_config": model_config.model_dump(mode="json"),
                                    "optim": self.optim.model_dump(mode="json"),
                                    "towers": self.towers.model_dump(mode="json")})
         self.model = DualEncoder(model_config)
+        if self.towers.init_from:
+            self.model.load_state_dict(load_file(str(Path(self.towers.init_from) / WEIGHTS_FILE)))
         specs = self.optim.objectives
         self.objectives = WeightedObjectives(
             {s.name: build_objective(s.name, s.options, 0, 1, model_config=model_config) for s in specs},
@@ -59,6 +67,10 @@ class ContrastivePretraining(L.LightningModule):
                 lock_tower(tower, lock.unlocked_layers)
             if self.towers.gradient_checkpointing:
                 tower.activation_checkpointing_enable()
+        if self.towers.lora is not None:
+            add_lora(self.model, self.towers.lora)
+        # An objective's state starts from the model as it will train (its starting weights, its adapters).
+        self.objectives.bind(self.model)
 
     def configure_model(self) -> None:
         if self._device_mesh is not None and not is_sharded(self):  # ModelParallelStrategy: `strategy: fsdp`
@@ -72,12 +84,20 @@ class ContrastivePretraining(L.LightningModule):
         for objective in self.objectives.parts.values():
             objective.rank, objective.world_size = self.global_rank, self.trainer.world_size
 
-    def losses(self, collated: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def losses(self, collated: dict[str, Any], batch_idx: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = to_batch(collated)
         encoded = self.model(batch.pixels, batch.token_ids)
         outputs = Outputs(encoded.image_emb, encoded.text_emb, self.model.logit_scale.exp(), self.model.logit_bias,
-                          encoded.image_tokens, encoded.text_tokens, self.global_step, self.views(batch))
+                          encoded.image_tokens, encoded.text_tokens, self.global_step, self.epochs(batch_idx),
+                          self.views(batch))
         return self.objectives(batch, outputs)
+
+    def epochs(self, batch_idx: int) -> float:
+        """Epochs trained, fractional; a stream of unknown length counts as past its first epoch."""
+        per_epoch = self.trainer.num_training_batches if self._trainer is not None else float("inf")
+        if not 0 < per_epoch < float("inf"):
+            return 1.0
+        return self.current_epoch + batch_idx / per_epoch
 
     def views(self, batch: Batch) -> Views | None:
         """Second views, encoded, where an objective asks for them; drawn per step and rank (exact resume)."""
@@ -90,7 +110,7 @@ class ContrastivePretraining(L.LightningModule):
         return Views(encoded.image_emb, encoded.text_emb)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, parts = self.losses(batch)
+        loss, parts = self.losses(batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True)
         if len(parts) > 1:
             self.log_dict({f"train/{name}": value for name, value in parts.items()})
@@ -106,6 +126,7 @@ class ContrastivePretraining(L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         # Right after the step, before any callback (a checkpoint) sees the weights.
         self.model.clamp_logit_scale()
+        self.objectives.after_step(self.model)
 
     def configure_optimizers(self):
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]

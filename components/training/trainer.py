@@ -21,9 +21,8 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 from lightning.pytorch.trainer.states import TrainerStatus
-from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from components.config import (
@@ -38,11 +37,12 @@ from components.config import (
 from components.data.datamodule import PairDataModule
 from components.data.manifest import read_manifest
 from components.data.transforms import ImageTransform
-from components.models.artifact import WEIGHTS_FILE, Lineage, ModelArtifact, config_hash
+from components.models.artifact import Lineage, ModelArtifact, config_hash
 from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.job import TrainingJob
+from components.training.lora import ADAPTER_DIR, describe, merged, parameter_counts, save_adapter
 from components.training.module import ContrastivePretraining
 from components.training.plots import plot_loss_curves
 from components.training.progress import ProgressLines, Report
@@ -122,8 +122,11 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
                           seed=config.seed, exclude=job.exclude, replay_dir=job.replay_dir,
                           replay_exclude=job.replay.quarantined if job.replay else frozenset())
     module = ContrastivePretraining(model_config, config.optim, config.model)
-    if config.model.init_from:  # a resume then overwrites these with the checkpoint's
-        module.model.load_state_dict(load_file(str(Path(config.model.init_from) / WEIGHTS_FILE)))
+    unsharded = [name for name, part in module.objectives.parts.items() if not part.shards]
+    if config.scale.strategy == "fsdp" and unsharded:
+        raise ValueError(f"objective {unsharded[0]!r} keeps a whole copy of the model, which FSDP2 does not "
+                         "shard: train it with strategy `ddp` (or `auto` on one device)")
+    lora = _lora_record(config, module)
     checkpoints = config.logging.checkpoint_dir or str(run_dir / "checkpoints")
     loggers = _loggers(config, run_dir, model_config, job.lineage)
     trainer = _lightning_trainer(config, run_dir, checkpoints, loggers,
@@ -142,9 +145,10 @@ def train(job: TrainingJob, report: Report | None = None) -> TrainResult:
         "config_hash": config_hash(model_config, config),
         "training": redacted(without_local_paths({
             **job.lineage.training, **config.model_dump(mode="json"), "steps": trainer.global_step,
-            "wandb_run_id": wandb_run_id, **({"stopped": stopped} if stopped else {})})),
+            "wandb_run_id": wandb_run_id, **({"stopped": stopped} if stopped else {}),
+            **({"lora": lora} if lora else {})})),
     })
-    model = _trained_model(trainer, model_config)
+    model = _trained_model(trainer, model_config, config, run_dir)
     loss_curve = run_dir / "loss_curve.png"
     if trainer.is_global_zero:
         history = pd.concat([pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt-*/metrics.csv"))])
@@ -214,9 +218,13 @@ def _lightning_trainer(config: TrainConfig, run_dir: Path, checkpoints: str, log
 
 
 def _strategy(scale: ScaleSection) -> str | Strategy:
-    """`fsdp` is FSDP2 through Lightning's ModelParallelStrategy (every rank one shard of the data-parallel mesh,
+    """`ddp` syncs buffers only at the start: the model's are constants, and an objective's (feature queues, tens of MB)
+    are kept identical on every rank by the objective itself, so rank 0 sending them every step is waste.
+    `fsdp` is FSDP2 through Lightning's ModelParallelStrategy (every rank one shard of the data-parallel mesh,
     no tensor parallelism; the module shards itself in `configure_model`), on GPUs or, over gloo, on CPUs.
     Checkpoints are sharded (`torch.distributed.checkpoint`: a folder, each rank writing its own shard)."""
+    if scale.strategy == "ddp":
+        return DDPStrategy(forward_sync_buffers=False)
     if scale.strategy != "fsdp":
         return scale.strategy
     devices = scale.devices if isinstance(scale.devices, int) else max(1, torch.cuda.device_count())
@@ -240,17 +248,32 @@ def _last_checkpoint(directory: str) -> str | None:
     return None
 
 
-def _trained_model(trainer: L.Trainer, config: ModelConfig) -> DualEncoder:
-    """The dual encoder's full weights, gathered from every shard under FSDP2 (a collective: all ranks call it)."""
+def _trained_model(trainer: L.Trainer, config: ModelConfig, train_config: TrainConfig, run_dir: Path) -> DualEncoder:
+    """The dual encoder's full weights, gathered from every shard under FSDP2 (a collective: all ranks call it);
+    LoRA adapters merged in (and kept alone in the run, by rank 0)."""
     module = trainer.lightning_module
     if is_sharded(module):
         state = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True))
     else:
         state = trainer.strategy.lightning_module_state_dict()
+    weights = {k.removeprefix("model."): v.detach().cpu() for k, v in state.items() if k.startswith("model.")}
     model = DualEncoder(config, load_pretrained=False)
-    model.load_state_dict({k.removeprefix("model."): v.detach().cpu() for k, v in state.items()
-                           if k.startswith("model.")})
-    return model.eval()
+    lora = train_config.model.lora
+    if lora is None:
+        model.load_state_dict(weights)
+        return model.eval()
+    if trainer.is_global_zero:
+        save_adapter(weights, lora, run_dir / ADAPTER_DIR)
+    return merged(model, lora, weights).eval()
+
+
+def _lora_record(config: TrainConfig, module: ContrastivePretraining) -> dict | None:
+    """What LoRA trains, said once at the start and kept in the lineage."""
+    if config.model.lora is None:
+        return None
+    counts = parameter_counts(module.model)
+    print(f"[train] LoRA rank {config.model.lora.rank}: {describe(counts)}", file=sys.stderr, flush=True)
+    return counts
 
 
 def _loggers(config: TrainConfig, run_dir: Path, model_config: ModelConfig, lineage: Lineage) -> list[Logger]:

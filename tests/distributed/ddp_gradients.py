@@ -4,10 +4,12 @@ computation. Run as a script (by tests/integration/test_distributed.py) because 
 can hang.
 
     python tests/distributed/ddp_gradients.py --objective clip --out result.json --store rendezvous [--plain-gather]
-        [--fsdp]
+        [--fsdp] [--steps N]
 
 `--plain-gather` swaps the autograd all-gather for `dist.all_gather`, the classic bug, to show that the
-comparison catches it.
+comparison catches it. `--steps N` trains N - 1 steps (SGD) before the compared one, each followed by the
+objective's `after_step`: an objective with state (a momentum copy, feature queues) is compared with that
+state in play. `modx` distils from a second, differently seeded tiny model standing in for the registry's.
 """
 
 from __future__ import annotations
@@ -29,9 +31,27 @@ from torch.nn.parallel import DistributedDataParallel
 from components.config import preset
 from components.models.dual_encoder import DualEncoder
 from components.objectives import Batch, Outputs, build_objective
+from components.objectives import modx as modx_module
+from components.objectives.distributed import gather_constant
 from components.training.sharding import shard as shard_module
 
 GLOBAL_BATCH, WORLD = 8, 2
+# A queue smaller than two global batches: by the third step it has wrapped.
+OPTIONS = {"momentum": {"queue_size": 12, "momentum": 0.9}, "modx": {"old": "seed-1", "alpha": 2.0}}
+
+
+class OldModel:
+    """Mod-X's frozen old model: a tiny dual encoder of another seed, embedding the global batch as
+    `FrozenModel.embed` does."""
+
+    def __init__(self, name: str, student_config):
+        torch.manual_seed(1)
+        self.model = DualEncoder(student_config).requires_grad_(False)
+
+    @torch.no_grad()
+    def embed(self, batch: Batch, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = self.model(batch.pixels, batch.token_ids)
+        return gather_constant(encoded.image_emb, world_size), gather_constant(encoded.text_emb, world_size)
 STALL_S = 60  # a run takes ~10 s; past this a process is stalled, and says where (faulthandler) before it exits
 
 
@@ -45,16 +65,34 @@ class Step(nn.Module):
         config.tokenizer.vocab_size = 100
         config.init_logit_bias = -5.0 if objective_name == "siglip" else None
         self.model = DualEncoder(config)
-        self.objective = build_objective(objective_name, {}, rank, world_size, model_config=config)
+        modx_module.FrozenModel = OldModel
+        self.objective = build_objective(objective_name, OPTIONS.get(objective_name, {}), rank, world_size,
+                                         model_config=config)
+        self.objective.bind(self.model)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         encoded = self.model(batch.pixels, batch.token_ids)
         return self.objective(batch, Outputs(encoded.image_emb, encoded.text_emb, self.model.logit_scale.exp(),
-                                             self.model.logit_bias, encoded.image_tokens, encoded.text_tokens))
+                                             self.model.logit_bias, encoded.image_tokens, encoded.text_tokens,
+                                             epochs=1.0))
 
 
-def global_batch() -> Batch:
-    generator = torch.Generator().manual_seed(1)
+def train(step: nn.Module, batch_of_step, steps: int) -> torch.Tensor:
+    """`steps - 1` SGD steps, each told to the objective, then the loss of one more, its gradients left."""
+    inner = step.module if isinstance(step, DistributedDataParallel) else step
+    optimizer = torch.optim.SGD(inner.parameters(), lr=0.5)
+    for number in range(steps):
+        loss = step(batch_of_step(number))
+        loss.backward()  # DDP, and FSDP2's reduce-scatter, average the gradients over ranks
+        if number < steps - 1:
+            optimizer.step()
+            optimizer.zero_grad()
+            inner.objective.after_step(inner.model)
+    return loss
+
+
+def global_batch(number: int = 0) -> Batch:
+    generator = torch.Generator().manual_seed(1 + number)
     tokens = torch.randint(4, 100, (GLOBAL_BATCH, 32), generator=generator)
     tokens[:, 12] = 3  # EOS
     persons = torch.tensor([0, 1, 0, 2, 3, 1, 4, 2])
@@ -79,7 +117,7 @@ def plain_all_gather(x: torch.Tensor, world_size: int) -> torch.Tensor:
 def wrapped(step: Step, fsdp: bool) -> nn.Module:
     """The step as the strategy runs it: DDP around it, or its parameters sharded in place by FSDP2."""
     if not fsdp:
-        return DistributedDataParallel(step)
+        return DistributedDataParallel(step, forward_sync_buffers=False)  # as `strategy: ddp` trains
     shard_module(step.model, step.objective, init_device_mesh("cpu", (WORLD,)))
     return step
 
@@ -100,7 +138,7 @@ def local_bytes(step: nn.Module) -> int:
     return sum(size(p) + (size(p.grad) if p.grad is not None else 0) for p in step.parameters())
 
 
-def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool, fsdp: bool) -> None:
+def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: bool, fsdp: bool, steps: int) -> None:
     faulthandler.dump_traceback_later(STALL_S, exit=True)
     # A file store: no rank hosts the rendezvous, so neither waits on the other's store at teardown.
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD,
@@ -110,17 +148,14 @@ def worker(rank: int, objective_name: str, store: str, out: str, plain_gather: b
         module = __import__(f"components.objectives.{objective_name}", fromlist=["gather_with_grad"])
         module.gather_with_grad = plain_all_gather
     step = wrapped(Step(objective_name, rank, WORLD), fsdp)
-    loss = step(shard(global_batch(), rank))
-    loss.backward()  # DDP, and FSDP2's reduce-scatter, average the gradients over ranks
+    loss = train(step, lambda number: shard(global_batch(number), rank), steps)
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
     held = local_bytes(step)
     gathered = full_gradients(step)
     if rank == 0:
         reference = Step(objective_name, 0, 1)
-        single = reference(global_batch())
-        single.backward()
-        single = single.detach()
+        single = train(reference, global_batch, steps).detach()
         differences = {name: float((gathered[name] - p.grad).abs().max())
                        for name, p in reference.named_parameters() if p.grad is not None}
         worst = max(differences, key=differences.get)
@@ -148,10 +183,11 @@ def main() -> None:
     parser.add_argument("--store", required=True, help="a file path that does not exist yet (the rendezvous)")
     parser.add_argument("--plain-gather", action="store_true")
     parser.add_argument("--fsdp", action="store_true", help="shard with FSDP2 instead of DDP")
+    parser.add_argument("--steps", type=int, default=1)
     args = parser.parse_args()
     faulthandler.dump_traceback_later(STALL_S + 30, exit=True)
-    mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather, args.fsdp), nprocs=WORLD,
-             join=True)
+    mp.spawn(worker, args=(args.objective, args.store, args.out, args.plain_gather, args.fsdp, args.steps),
+             nprocs=WORLD, join=True)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,30 @@ def test_distillation_from_a_teacher_artifact(tiny_dataset, tiny_artifact, tmp_p
     assert logged(tmp_path / "run")["train/distill"].dropna().gt(0).all()
 
 
+def test_lora_trains_adapters_and_exports_an_ordinary_merged_model(tiny_dataset, tiny_artifact, tmp_path):
+    start = load_file(str(tiny_artifact / "model.safetensors"))
+    config = quick(model={"init_from": str(tiny_artifact), "lora": {"rank": 4}}, optim={"learning_rate": 1e-2})
+    result = train(job(config, tiny_dataset, tmp_path / "run"))
+    weights = load_file(str(result.artifact.save(tmp_path / "artifact") / "model.safetensors"))
+    assert weights.keys() == start.keys()  # no adapter left in the artifact: serving sees an ordinary model
+    adapted = [k for k in start if not torch.equal(weights[k], start[k])]
+    assert adapted and all(k.endswith(("_proj.weight", "fc1.weight", "fc2.weight")) for k in adapted)
+    assert not any(k.startswith(("image_projection", "text_projection", "logit")) for k in adapted)  # frozen
+    adapter = tmp_path / "run" / "adapter"
+    kept = load_file(str(adapter / "adapter_model.safetensors"))
+    assert kept and all(".lora_" in k for k in kept) and (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").stat().st_size < (tmp_path / "artifact" / "model.safetensors"
+                                                                    ).stat().st_size / 5
+    lora = result.artifact.lineage.training["lora"]
+    assert lora["trainable_params"] == sum(t.numel() for t in kept.values()) < lora["total_params"] / 5
+
+
+def test_momentum_under_fsdp_is_refused_up_front(tiny_dataset, tmp_path):
+    config = quick(optim={"objectives": [{"name": "momentum"}]}, scale={"strategy": "fsdp"})
+    with pytest.raises(ValueError, match="keeps a whole copy of the model.*strategy `ddp`"):
+        train(job(config, tiny_dataset, tmp_path / "run"))
+
+
 def test_missing_person_ids_are_reported(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="person_id"):
         train(job(quick(optim={"objectives": [{"name": "identity"}]}), tiny_dataset, tmp_path / "run"))
