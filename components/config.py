@@ -182,6 +182,10 @@ class Augmentation(BaseModel):
         return self.crop or self.grayscale or self.rotations
 
 
+ContinualMethod = Literal["finetune", "wiseft", "modx", "lora", "momentum"]  # how each phase of a stream trains
+CONTINUAL_METHODS: tuple[str, ...] = ContinualMethod.__args__
+
+
 class LoraSettings(BaseModel):
     """Low-rank adapters (LoRA, through `peft`) on both towers' attention and MLP layers, trained on a frozen
     backbone and merged into it at export: the artifact is an ordinary model."""

@@ -19,6 +19,7 @@ from prefect.workers.process import ProcessWorker
 
 from components.domains import DOMAINS
 from flows.audit import audit_backdoor
+from flows.continual import continual, continual_on_change
 from flows.curate import curate
 from flows.evaluate import evaluate
 from flows.finetune import finetune
@@ -35,13 +36,21 @@ from flows.shard_dataset import shard_dataset
 from flows.steps.candidate import ALIAS_MOVED, PACKAGE_ON_MOVE
 from flows.upgrade import REEMBED_DEPLOYMENT, reembed_gallery, rollback_upgrade, upgrade
 from flows.validate_data import validate_data
-from flows.version_dataset import version_dataset
+from flows.version_dataset import DATASET_PATH, DATASET_VERSIONED, version_dataset
 
 APPROVAL_WAIT_S = 86_400  # how long a promotion started from the UI or a schedule waits for its approvals
 
 NIGHTLY = "0 2 * * *"  # 02:00 every day
 WEEKLY = "0 3 * * 1"  # 03:00 every Monday
 PACKAGE_ON_PRODUCTION = "package new production versions"
+CONTINUAL_DATA = "continual-data/dataset"  # the workspace dataset the shipped continual stream learns from
+
+
+def new_version_of(dataset: str) -> DeploymentEventTrigger:
+    """Run a deployment each time `version_dataset` versions `dataset` (a path in the workspace)."""
+    return DeploymentEventTrigger(name=f"new version of {dataset}", expect={DATASET_VERSIONED},
+                                  match={DATASET_PATH: dataset},
+                                  description=f"When a new DVC version of {dataset} is pushed, learn it.")
 
 
 def package_on_production() -> DeploymentEventTrigger:
@@ -60,6 +69,13 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
     on_demand = [
         validate_data.to_deployment("validate-data", description="Validate a dataset version.", **common),
         pretrain.to_deployment("pretrain", description="Pretrain on a validated dataset.", **common),
+        continual.to_deployment("continual", description="Update a model phase after phase on dataset versions "
+                                                         "and measure what it remembers (a retention matrix).",
+                                **common),
+        continual_on_change.to_deployment("continual-on-new-version", description="One more continual phase "
+                                          f"each time {CONTINUAL_DATA} gets a new version.",
+                                          triggers=[new_version_of(CONTINUAL_DATA)],
+                                          parameters={"stream": {"dataset": CONTINUAL_DATA}}, **common),
         finetune.to_deployment("finetune", description="Adapt a registry version (an imported checkpoint too) to "
                                                        "a team's data or a domain.", **common),
         evaluate.to_deployment("evaluate", description="Measure a registry version or artifact on a dataset's "

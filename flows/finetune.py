@@ -42,6 +42,8 @@ class FinetuneConfig(BaseModel):
     mode: Literal["full", "lit", "last_n"] = Field("full", description="lit: image tower locked; last_n: only "
                                                                        "the last `unlocked_layers` of each tower")
     unlocked_layers: int = Field(2, ge=0)
+    distil_from: str | None = Field(None, description="a registry reference (NAME@ALIAS) Mod-X distils while "
+                                                      "finetuning (the `modx` objective instead of the preset's)")
     wise_ft: bool = Field(True, description="mix base and finetuned weights, the mix chosen on validation data")
     replay_fraction: float = Field(0.5, ge=0, lt=1, description="share of general training rows replayed "
                                                                  "while finetuning, against forgetting")
@@ -65,14 +67,18 @@ class FinetuneResult(BaseModel):
     primary_metric: str
 
 
-def finetune_train_config(config: FinetuneConfig, preset: DomainPreset, base_dir: Path) -> TrainConfig:
+def finetune_train_config(config: FinetuneConfig, preset: DomainPreset, base_dir: Path,
+                          teacher_dir: Path | None = None) -> TrainConfig:
     """The preset's finetune recipe under the user's fields, starting from the base, with the mode's locks
-    and general data replayed."""
+    and general data replayed, and Mod-X distilling `teacher_dir` where the run names one."""
     lock = {"full": ({}, {}), "lit": ({"locked": True}, {}),
             "last_n": ({"locked": True, "unlocked_layers": config.unlocked_layers},) * 2}[config.mode]
     replay = {"replay_fraction": config.replay_fraction if config.general else 0.0}
-    return preset.apply(config.train, finetune=True).changed(
+    tuned = preset.apply(config.train, finetune=True).changed(
         model={"init_from": str(base_dir), "lock_image": lock[0], "lock_text": lock[1]}, data=replay)
+    if teacher_dir is None:
+        return tuned
+    return tuned.changed(optim={"objectives": [{"name": "modx", "options": {"old": str(teacher_dir)}}]})
 
 
 def eval_targets(config: FinetuneConfig, preset: DomainPreset, data: ValidatedDataset,
@@ -103,6 +109,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     # rule its general data adds), the base, the data and the general data, each validated.
     policy = guarding(run_policy(config.gate_policy, preset), config)
     base = registry.resolve(config.base_model)
+    teacher = registry.resolve(config.distil_from) if config.distil_from else None
     validated = validate_data(config.dataset, config.validation)
     general = validate_data(on_this_machine(config.general), config.validation) if config.general else None
     # Named by what it is (the base, the data's versions, the settings): re-running the same finetune resumes
@@ -111,7 +118,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     run = platform.runs / run_folder(f"{preset.name}-{base.name}-{base.version}", settings,
                                      [validated.dataset, general.dataset if general else None])
     base_dir = registry.download(base.name, base.version, run / "base")
-    tuned_dir = train_model(training_job(finetune_train_config(config, preset, base_dir), validated, run, general))
+    teacher_dir = registry.download(teacher.name, teacher.version, run / "distil-from") if teacher else None
+    tuned_dir = train_model(training_job(finetune_train_config(config, preset, base_dir, teacher_dir), validated, run,
+                                         general))
     choice = MixChoice(artifact_dir=tuned_dir, mix=1.0, trials=[])
     if config.wise_ft:
         choice = choose_mix(str(base_dir), tuned_dir, eval_targets(config, preset, validated, general, "val"),
@@ -122,7 +131,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     # beside the candidate's.
     base_metrics = measure(str(base_dir), tests, policy=policy).metrics
     candidate = Candidate(name=config.model_name or preset.name, artifact_dir=choice.artifact_dir, parent=base.ref,
-                          training={"mode": config.mode, "wise_ft_mix": choice.mix},
+                          training={"mode": config.mode, "wise_ft_mix": choice.mix,
+                                    **({"distilled_from": teacher.ref} if teacher else {})},
                           tags={"domain": preset.name, "parent": base.ref},
                           reason=f"finetuned from {base.ref} on {config.dataset.recorded}")
     judged = run_candidate_pipeline(registry, candidate, tests, policy, parent=base_metrics)

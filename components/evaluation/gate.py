@@ -7,9 +7,10 @@ older embedding space (`compatibility`: BCT's empirical criterion, where the mod
 queries against the old model's gallery, `xm/<set>/NAME`, reach the old model's own NAME, and its own NAME is
 within the tolerance of the old model's). A policy may carry a backdoor probe (a trigger and the attacker's
 target): the candidate pipeline then measures its attack success rate on every eval set, and a ceiling judges
-it like any other metric. Every rule yields one reason, pass or fail. Where the metric's 95% interval holds
-the threshold, the test set is too small to decide the rule: the reason says so, and a policy with
-`require_decisive` fails such a rule.
+it like any other metric. A continual run's policy may cap its average forgetting across phases
+(`max_forgetting`, judged on `continual/average_forgetting`). Every rule yields one reason, pass or fail.
+Where the metric's 95% interval holds the threshold, the test set is too small to decide the rule: the reason
+says so, and a policy with `require_decisive` fails such a rule.
 
 A metric named `*/NAME` stands for NAME on every eval set measured, so one policy judges a team's own
 dataset whatever its eval set is called; it fails when no eval set measured NAME.
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.backdoor.trigger import BackdoorProbe
 from components.evaluation.evidence import Interval
-from components.evaluation.metric_names import BACKDOOR_ASR, cross_model_name
+from components.evaluation.metric_names import AVERAGE_FORGETTING, BACKDOOR_ASR, cross_model_name
 from core.digest import canonical_digest
 
 
@@ -48,6 +49,9 @@ class GatePolicy(BaseModel):
         default_factory=dict, description="metric -> tolerated drop of the new model's own value below the old "
                                           "model's, where the model claims the old model's embedding space; its "
                                           "cross-model value (xm/<set>/metric) must reach the old model's own")
+    max_forgetting: float | None = Field(
+        None, ge=0, description="a continual run's most tolerated average forgetting across its phases (R@1 lost "
+                                "on earlier phases' test sets, `continual/average_forgetting`)")
     require_decisive: bool = Field(
         False, description="fail a rule whose threshold lies inside the metric's 95% interval (too few queries)")
     backdoor: BackdoorProbe | None = Field(
@@ -173,11 +177,23 @@ def evaluate_gate(policy: GatePolicy, metrics: dict[str, float], incumbent: dict
     rules += [against("baseline", parent, "parent", "no parent model measured (trained from scratch, or imported)",
                       metric=m, tolerance=t)
               for m, t in rules_of(policy.baseline)]
+    if policy.max_forgetting is not None:
+        rules.append(_forgetting_across_phases(metrics, policy.max_forgetting, _compare))
     for m, t in rules_of(policy.compatibility) if old is not None else []:  # no older space claimed: no rule
         rules.append(against("compatible", {cross_model_name(m): old[m]} if m in old else None, "old", None,
                              metric=cross_model_name(m), tolerance=0.0))
         rules.append(against("compatible_own", old, "old", None, metric=m, tolerance=t))
     return GateVerdict.of(policy, rules)
+
+
+def _forgetting_across_phases(metrics: dict[str, float], limit: float, compare) -> RuleResult:
+    """A ceiling on a continual run's average forgetting; a run with no earlier phase has nothing to forget."""
+    if AVERAGE_FORGETTING not in metrics:
+        return RuleResult(rule="max_forgetting", metric=AVERAGE_FORGETTING, value=None, threshold=limit, passed=True,
+                          reason=f"{AVERAGE_FORGETTING}: no earlier phase to forget (not a continual run, or its "
+                                 "first phase)")
+    return compare("max_forgetting", AVERAGE_FORGETTING, metrics[AVERAGE_FORGETTING], limit, at_least=False,
+                   what="max_forgetting")
 
 
 def _matching(pattern: str, metrics: dict[str, float]) -> list[str]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 CROSS_MODEL = "xm"
 BACKDOOR_ASR, BACKDOOR_CLEAN_TOP1 = "backdoor_asr", "backdoor_clean_top1"  # a red-team probe's figures
+CONTINUAL = "continual"  # a continual run's figures, read from its retention matrix
+AVERAGE_FORGETTING, BACKWARD_TRANSFER = f"{CONTINUAL}/average_forgetting", f"{CONTINUAL}/backward_transfer"
+FINAL_MEAN_R1 = f"{CONTINUAL}/final_mean_r1"
 
 
 def prefixed(metrics: dict[str, float], eval_set: str) -> dict[str, float]:

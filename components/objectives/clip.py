@@ -14,7 +14,7 @@ def local_labels(local_size: int, rank: int, device: torch.device) -> torch.Tens
     return torch.arange(local_size, device=device) + rank * local_size
 
 
-def clip_loss(images: torch.Tensor, texts: torch.Tensor, all_images: torch.Tensor, all_texts: torch.Tensor,
+def clip_loss(images: torch.Tensor, texts: torch.Tensor, all_images: torch.Tensor, all_texts: torch.Tensor, *,
               scale: torch.Tensor, rank: int) -> torch.Tensor:
     """This rank's rows (`images`, `texts`) against every rank's (`all_*`, gathered with gradients)."""
     labels = local_labels(images.shape[0], rank, images.device)
@@ -27,4 +27,4 @@ class ClipObjective(Objective):
     def forward(self, batch: Batch, outputs: Outputs) -> torch.Tensor:
         images, texts = outputs.image_emb, outputs.text_emb
         all_images, all_texts = gather_with_grad(images, self.world_size), gather_with_grad(texts, self.world_size)
-        return clip_loss(images, texts, all_images, all_texts, outputs.logit_scale, self.rank)
+        return clip_loss(images, texts, all_images, all_texts, scale=outputs.logit_scale, rank=self.rank)

@@ -53,5 +53,5 @@ class ModXObjective(Objective):
         kl = (summed_kl(cognition_aligned(old_images[local] @ old_texts.T, new_i2t, labels), new_i2t)
               + summed_kl(cognition_aligned(old_texts[local] @ old_images.T, new_t2i, labels), new_t2i)) / 2
         # This rank's rows' share of a sum over the global batch: DDP's mean over ranks restores the sum.
-        return (clip_loss(images, texts, all_images, all_texts, outputs.logit_scale, self.rank)
+        return (clip_loss(images, texts, all_images, all_texts, scale=outputs.logit_scale, rank=self.rank)
                 + self.alpha * self.world_size * kl)

@@ -42,7 +42,7 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 class MomentumDistillation(Objective):
     shards = False
 
-    def __init__(self, model_config: ModelConfig, queue_size: int = 65536, momentum: float = 0.995,
+    def __init__(self, model_config: ModelConfig, *, queue_size: int = 65536, momentum: float = 0.995,
                  alpha: float = 0.4, rank: int = 0, world_size: int = 1):
         super().__init__(rank, world_size)
         if queue_size < 0 or not 0 <= momentum < 1 or not 0 <= alpha <= 1:

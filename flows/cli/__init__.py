@@ -1,6 +1,7 @@
 """The `alignops` command line: thin command groups, each command a flow or a registry call.
 
-    alignops demo | train | finetune             flows/cli/runs.py
+    alignops demo | train | finetune | evaluate  flows/cli/runs.py
+    alignops continual                           flows/cli/streams.py
     alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
     alignops registry list|show|diff|history|import-hf|project|approve|promote|rollback|archive    flows/cli/registry.py
     alignops keys create|list                    flows/cli/keys.py
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import audits, data, galleries, keys, registry, runs, serving, stack
+from flows.cli import audits, data, galleries, keys, registry, runs, serving, stack, streams
 from flows.cli.errors import DEBUG
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
@@ -26,7 +27,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(galleries.app, name="gallery")
 app.add_typer(audits.app, name="audit")
 app.add_typer(keys.app, name="keys")
-for group in (runs, serving, stack):
+for group in (runs, streams, serving, stack):
     for command in group.COMMANDS:
         app.command()(command)
 

@@ -164,23 +164,27 @@ def finetune(
     mode: Annotated[str, typer.Option(help="full, lit (image tower locked) or last_n")] = "full",
     policy: Policy = None,
     max_general_drop: Annotated[float, typer.Option(help="tolerated drop of general mean recall")] = 0.10,
+    distil_from: Annotated[str | None, typer.Option(help="a registry reference (NAME@ALIAS) to distil with Mod-X "
+                                                         "while finetuning, against forgetting")] = None,
 ) -> None:
     """Adapt a registry version to a dataset: validate, measure the base on the test split (the zero-shot
     baseline), train from it, judge against the baseline and chance, register the result."""
     from registry.names import check_name, parse_ref
 
     check_preset(preset), parse_ref(base), name and check_name(name, "model name")  # before a flow starts
+    distil_from and parse_ref(distil_from)
     train_config = train_config_from(config, steps, max_minutes)
     # What the user named is found before the flow's modules load: the policy, the data, the base.
     judging = resolved_policy(policy)
     data, replayed = dataset_at(dataset), dataset_at(general) if general else None
-    registry().resolve(base)
+    for ref in filter(None, (base, distil_from)):
+        registry().resolve(ref)
     from flows.finetune import FinetuneConfig
     from flows.finetune import finetune as finetune_flow
 
     result = finetune_flow(FinetuneConfig(
         base_model=base, domain=preset, dataset=data, general=replayed, train=train_config, mode=mode,
-        max_general_drop=max_general_drop, model_name=name, gate_policy=judging))
+        max_general_drop=max_general_drop, model_name=name, gate_policy=judging, distil_from=distil_from))
     print_judgement(f"{result.model}:{result.version}", result.measured, result.verdict, result.base_metrics)
     echo(f"{result.model}:{result.version} from {result.parent} (WiSE-FT mix {result.mix}): "
                f"{result.primary_metric} {result.base_metrics[result.primary_metric]:.3f} -> "

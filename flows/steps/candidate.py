@@ -57,6 +57,10 @@ class Candidate(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     reason: str = ""
     old: OldSpace | None = Field(None, description="the older version whose galleries it must keep searching")
+    known_metrics: dict[str, float] = Field(default_factory=dict, description="figures the run measured itself "
+                                                                              "(a continual run's forgetting), "
+                                                                              "judged and recorded beside the "
+                                                                              "pipeline's")
 
 
 class Judged(BaseModel):
@@ -201,6 +205,8 @@ def run_candidate_pipeline(registry: Registry, candidate: Candidate, targets: li
     pictures = Path(candidate.artifact_dir).parent / "eval"
     pictures.mkdir(parents=True, exist_ok=True)
     measured = measure(candidate.artifact_dir, targets, str(pictures), candidate.old, policy=policy)
+    if measured.refusal is None:
+        measured = measured.model_copy(update={"metrics": measured.metrics | candidate.known_metrics})
     verdict = judge(policy, measured, incumbent_metrics(registry, candidate.name), parent)
     record = register_candidate(registry, candidate, measured, verdict)
     report_judgement(record.ref, measured, verdict, parent)

@@ -84,3 +84,11 @@ def test_usage_errors_exit_2_and_a_run_name_cannot_leave_runs(tmp_path, tiny_dat
     done = alignops(tmp_path / "home", "train", str(tiny_dataset), "--run-name", "../../escaped")
     assert_one_line_error(done, "invalid run name '../../escaped'")
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "home" / "escaped").exists()
+
+
+def test_continual_refuses_an_unknown_method_and_a_teacher_it_would_not_use(tmp_path, tiny_dataset):
+    done = alignops(tmp_path / "home", "continual", "stream", str(tiny_dataset), "--method", "ewc")
+    assert_one_line_error(done, "--method 'ewc'", "finetune, wiseft, modx, lora, momentum")
+    done = alignops(tmp_path / "home", "continual", "stream", str(tiny_dataset), "--method", "lora",
+                    "--distil-from", "general@production")
+    assert_one_line_error(done, "--distil-from", "--method modx")

@@ -1,5 +1,6 @@
-"""The flows the schedules run: `reevaluate` re-measures a registered version on the eval-set catalog at the
-datasets' newest revisions; `finetune_on_change` skips a dataset version it already finetuned on."""
+"""The flows the schedules and triggers run: `reevaluate` re-measures a registered version on the eval-set
+catalog at the datasets' newest revisions; `finetune_on_change` skips a dataset version it already finetuned
+on; `continual_on_change` learns each new version as one more phase of a stream."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import subprocess
 
 import pytest
 
-from components.config import TrainConfig
+from components.config import SyntheticDataConfig, TrainConfig
 from components.data.generators import generate_domain_dataset
+from components.data.generators.synthetic import generate_dataset
 from components.evaluation.suites import measure
 from components.models.embedder import Embedder
+from flows.continual import WatchedStream, continual_on_change
 from flows.finetune_on_change import WatchedDataset, finetune_on_change
 from flows.reevaluate import reevaluate
 from flows.steps.platform import Platform
@@ -112,3 +115,30 @@ def test_finetune_on_change_trains_once_per_dataset_version(prefect_harness, tin
         assert trained_on[-1] == version.ref
         assert finetune_on_change(watched) is None  # the same version again: skipped
     assert len(set(trained_on)) == 2 and len(registry.list_versions("aerial-watched")) == 2
+
+
+def test_each_new_version_is_one_more_phase_of_the_stream(prefect_harness, tiny_artifact, tmp_path):
+    """The second version continues from the stream's `candidate`: its phase-1 test set, checked out again by
+    its version, is measured after phase 2 too, and the matrix grows a row."""
+    platform = Platform.from_env()
+    workspace, registry = platform.open_workspace(), platform.registry()
+    registry.register("stream-start", tiny_artifact)
+    policy = tmp_path / "open.yaml"
+    policy.write_text("name: open\n")  # no rule but the stream's: the alias moves and the stream continues
+    train = TrainConfig(optim={"max_steps": 2, "warmup_steps": 1}, data={"batch_size": 16},
+                        logging={"checkpoint_every_n_steps": 2, "val_every_n_steps": 2, "wandb": False})
+    stream = WatchedStream(dataset="stream-data", name="stream-watched", base_model="stream-start:1",
+                           method="lora", train=train, gate_policy=str(policy))
+    versions = []
+    for seed in (0, 1):
+        shutil.rmtree(workspace / "stream-data", ignore_errors=True)
+        generate_dataset(SyntheticDataConfig(seed=seed, train_images=32, val_images=4, test_images=8),
+                         workspace / "stream-data")
+        versions.append(track_dataset(workspace, workspace / "stream-data", f"seed {seed}").ref)
+        result = continual_on_change(stream)
+        assert result is not None and result.verdict.passed
+        assert continual_on_change(stream) is None  # the same version again: skipped
+    assert result.retention.phases == versions and [len(row) for row in result.retention.matrix] == [1, 2]
+    record = registry.get_version("stream-watched", result.version)
+    assert record.lineage.parent_model == "stream-watched:1" and record.lineage.datasets["train"] == versions[1]
+    assert "continual/average_forgetting" in record.metrics

@@ -60,4 +60,16 @@ def test_package_runs_when_production_moves():
     assert trigger.expect == {ALIAS_MOVED}
     assert trigger.match.model_dump() == {"alignops.alias": "production", PACKAGE_ON_MOVE: "true"}
     assert trigger.parameters == {"model_ref": "{{ event.payload.model }}:{{ event.payload.version }}"}
-    assert all(not d.triggers for name, d in by_name().items() if name != "package")
+    assert all(not d.triggers for name, d in by_name().items() if name not in ("package", "continual-on-new-version"))
+
+
+def test_a_new_version_of_the_watched_dataset_starts_a_continual_phase():
+    from flows.continual import WatchedStream
+    from flows.deployments import CONTINUAL_DATA
+    from flows.version_dataset import DATASET_PATH, DATASET_VERSIONED
+
+    deployment = by_name()["continual-on-new-version"]
+    (trigger,) = deployment.triggers
+    assert trigger.expect == {DATASET_VERSIONED} and trigger.match.model_dump() == {DATASET_PATH: CONTINUAL_DATA}
+    stream = WatchedStream.model_validate(deployment.parameters["stream"])
+    assert stream.dataset == CONTINUAL_DATA and stream.continue_from == "candidate"
