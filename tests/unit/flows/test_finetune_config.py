@@ -37,3 +37,25 @@ def test_a_general_finetune_is_the_general_recipe(tmp_path):
     train = finetune_train_config(general, domain("general"), tmp_path)
     assert train.domain == "general" and not train.data.augment.enabled
     assert train.model.text_preprocessing is None and train.optim.max_steps == domain("general").finetune_steps
+
+
+def test_distilling_from_a_version_trains_with_modx_against_its_download(tmp_path):
+    train = finetune_train_config(config(), domain("person"), tmp_path / "base", tmp_path / "teacher")
+    (objective,) = train.optim.objectives
+    assert objective.name == "modx" and objective.options == {"old": str(tmp_path / "teacher")}
+    assert train.model.init_from == str(tmp_path / "base")
+
+
+@pytest.mark.parametrize("method,objective", [("finetune", "clip"), ("wiseft", "clip"), ("modx", "modx"),
+                                              ("lora", "clip"), ("momentum", "momentum")])
+def test_each_continual_method_is_one_phase_recipe(method, objective, tmp_path):
+    from flows.continual import ContinualConfig, phase_config
+
+    stream = ContinualConfig(phases=[DatasetRef(path="d")], method=method, method_options={"alpha": 0.3} if
+                             method in ("modx", "momentum") else {}, lora={"rank": 2})
+    train = phase_config(stream, domain("general"), tmp_path / "start", tmp_path / "teacher")
+    assert train.model.init_from == str(tmp_path / "start") and train.domain == "general"
+    assert [o.name for o in train.optim.objectives] == [objective]
+    assert (train.model.lora is not None) == (method == "lora") and (method != "lora" or train.model.lora.rank == 2)
+    if method == "modx":
+        assert train.optim.objectives[0].options == {"old": str(tmp_path / "teacher"), "alpha": 0.3}
