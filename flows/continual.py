@@ -85,6 +85,15 @@ def phase_config(config: ContinualConfig, preset: DomainPreset, start_dir: Path,
     return base
 
 
+def train_phase(config: ContinualConfig, preset: DomainPreset, data: ValidatedDataset, start: Path, *,
+                teacher: Path, folder: Path) -> Path:
+    """One phase: the method's training from `start` on `data` (then, for `wiseft`, mixed with `start`)."""
+    trained = Path(train_model(training_job(phase_config(config, preset, start, teacher), data, folder)))
+    if config.method == "wiseft":
+        return mix_weights(start, trained, config.wise_ft_mix, folder / "wise-ft")
+    return trained
+
+
 def history_of(base_dir: Path) -> Retention | None:
     """The retention record of a base that ended a continual stream, if it did."""
     record = ModelArtifact.load_light(base_dir).lineage.training.get(CONTINUAL_RECORD)
@@ -135,16 +144,12 @@ def continual(config: ContinualConfig) -> ContinualResult:
     earlier = [validate_data(on_this_machine(version), config.validation) for version in earlier_phases(history)]
     learnt, retention = list(earlier), history
     for number, data in enumerate(phases, start=len(earlier) + 1):
-        folder = run / f"phase-{number}"
-        trained = Path(train_model(training_job(phase_config(config, preset, start, fixed_teacher or start),
-                                                data, folder)))
-        if config.method == "wiseft":
-            trained = mix_weights(start, trained, config.wise_ft_mix, folder / "wise-ft")
+        trained = train_phase(config, preset, data, start, teacher=fixed_teacher or start,
+                              folder=run / f"phase-{number}")
         learnt.append(data)
         row = retention_row(trained, [phase_target(d, n) for n, d in enumerate(learnt, start=1)])
         phase = data.dataset.recorded  # by version, never where this machine had it
-        retention = retention.with_phase(phase, row) if retention else Retention(phases=[phase], matrix=[row],
-                                                                                   method=config.method)
+        retention = (retention or Retention()).with_phase(phase, row, config.method)
         logger.info("phase %d (%s): R@1 %s", number, data.dataset.recorded, " ".join(f"{v:.3f}" for v in row))
         start = trained
     picture = plot_retention(retention, run / "retention.png")

@@ -34,20 +34,28 @@ class Retention(BaseModel):
     """The phases of a continual stream (each dataset version as the registry records it), and what each model
     of the stream scored on every phase learnt up to it."""
 
-    phases: list[str] = Field(min_length=1, description="each phase's dataset version (PATH@REV), in order; a "
-                                                        "directory that was no version by its name")
-    matrix: list[list[float]] = Field(description="R@1 after phase j (row) on phase i's test set (column), i <= j")
-    method: str = Field(description="how each phase was trained (finetune, wiseft, modx, lora, momentum)")
+    phases: list[str] = Field(default_factory=list, description="each phase's dataset version (PATH@REV), in "
+                                                                "order; a directory that was no version by its name")
+    methods: list[str] = Field(default_factory=list, description="how each phase was trained (finetune, wiseft, "
+                                                                 "modx, lora, momentum)")
+    matrix: list[list[float]] = Field(default_factory=list, description="R@1 after phase j (row) on phase i's test "
+                                                                        "set (column), i <= j")
 
     @model_validator(mode="after")
     def _lower_triangle(self) -> Retention:
-        if len(self.matrix) != len(self.phases) or any(len(row) != j + 1 for j, row in enumerate(self.matrix)):
-            raise ValueError(f"a retention matrix has one row per phase and j + 1 entries in row j; got rows of "
-                             f"{[len(r) for r in self.matrix]} for {len(self.phases)} phases")
+        rows = [len(r) for r in self.matrix]
+        if not len(self.matrix) == len(self.phases) == len(self.methods) or rows != list(range(1, len(rows) + 1)):
+            raise ValueError(f"a retention matrix has one row (and one method) per phase and j + 1 entries in row j; "
+                             f"got rows of {rows} for {len(self.phases)} phases and {len(self.methods)} methods")
         return self
 
-    def with_phase(self, phase: str, row: list[float]) -> Retention:
-        return self.model_copy(update={"phases": [*self.phases, phase], "matrix": [*self.matrix, row]})
+    @property
+    def method(self) -> str:
+        """The stream's method, or each phase's in order where they differ."""
+        return self.methods[0] if len(set(self.methods)) == 1 else "+".join(self.methods)
+
+    def with_phase(self, phase: str, row: list[float], method: str) -> Retention:
+        return Retention(phases=[*self.phases, phase], methods=[*self.methods, method], matrix=[*self.matrix, row])
 
     @property
     def average_forgetting(self) -> float | None:

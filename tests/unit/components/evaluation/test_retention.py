@@ -12,7 +12,8 @@ MATRIX = [[0.5], [0.4, 0.6], [0.45, 0.5, 0.7]]
 
 
 def retention(matrix=MATRIX):
-    return Retention(phases=[f"data/p{n}@rev{n}" for n in range(len(matrix))], matrix=matrix, method="modx")
+    return Retention(phases=[f"data/p{n}@rev{n}" for n in range(len(matrix))], methods=["modx"] * len(matrix),
+                     matrix=matrix)
 
 
 def test_forgetting_and_backward_transfer_follow_their_definitions():
@@ -32,13 +33,14 @@ def test_one_phase_has_nothing_to_forget_and_reports_no_zero():
 
 
 def test_a_matrix_of_the_wrong_shape_is_refused():
-    with pytest.raises(ValidationError, match="one row per phase and j \\+ 1 entries"):
-        Retention(phases=["a@1", "b@2"], matrix=[[0.5], [0.4]], method="modx")
+    with pytest.raises(ValidationError, match="one row \\(and one method\\) per phase and j \\+ 1 entries"):
+        Retention(phases=["a@1", "b@2"], methods=["modx", "modx"], matrix=[[0.5], [0.4]])
 
 
 def test_a_growing_stream_keeps_its_rows_and_draws_a_heat_map(tmp_path):
-    grown = retention([[0.5]]).with_phase("data/p1@rev1", [0.4, 0.6])
+    grown = retention([[0.5]]).with_phase("data/p1@rev1", [0.4, 0.6], "lora")
     assert grown.matrix == [[0.5], [0.4, 0.6]] and grown.phases == ["data/p0@rev0", "data/p1@rev1"]
+    assert grown.method == "modx+lora" and retention().method == "modx"  # a stream may change its method
     assert [row["after phase"] for row in grown.table()] == ["1: p0@rev0", "2: p1@rev1"]
     assert plot_retention(retention(), tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
