@@ -36,9 +36,10 @@ def generate_stream(root: Path, images: int) -> list[Path]:
             generate_dataset(SyntheticDataConfig(seed=seed, train_images=images - 2 * test, val_images=test,
                                                  test_images=test), folder)
             phases.append(folder)
-        else:
-            generate_domain_dataset(kind, folder, images=images, seed=seed)
-            phases.append(folder / "dataset")
+        else:  # the dataset folder named after its phase: the retention table and heat map show the name
+            generate_domain_dataset(kind, root / "source" / folder.name, images=images, seed=seed)
+            (root / "source" / folder.name / "dataset").rename(folder)
+            phases.append(folder)
     return phases
 
 

@@ -81,7 +81,8 @@ class Retention(BaseModel):
         return figures
 
     def labels(self) -> list[str]:
-        return [f"{n + 1}: {phase.rsplit('/', 1)[-1]}"[:28] for n, phase in enumerate(self.phases)]
+        names = (phase.removesuffix(" (unversioned)").rsplit("/", 1)[-1] for phase in self.phases)
+        return [f"{n}: {name[:24]}" for n, name in enumerate(names, start=1)]
 
     def table(self) -> list[dict[str, str]]:
         """Rows for a terminal or markdown table: after phase j, R@1 on each phase learnt so far."""
