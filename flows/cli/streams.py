@@ -69,8 +69,9 @@ def print_retention(retention) -> None:
     from flows.steps.output import console, rich_table
 
     rows = retention.table()
-    console.print(rich_table(f"R@1 after each phase ({retention.method}), on each phase's test set", list(rows[0]),
-                             [[row.get(c, "") for c in rows[-1]] for row in rows]))
+    columns = list(rows[-1])  # the last phase's row has every column
+    console.print(rich_table(f"R@1 after each phase ({retention.method}), on each phase's test set", columns,
+                             [[row.get(c, "") for c in columns] for row in rows]))
     figures = retention.metrics()
     echo("; ".join(f"{k.split('/')[-1].replace('_', ' ')} {v:+.3f}" if "transfer" in k else
                    f"{k.split('/')[-1].replace('_', ' ')} {v:.3f}" for k, v in figures.items()))

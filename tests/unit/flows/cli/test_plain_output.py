@@ -87,3 +87,14 @@ def test_an_unknown_model_version_or_alias_names_what_there_is(tmp_path, monkeyp
     assert "flickr-clip has no version 7; it has versions 1" in " ".join(missing.output.split())
     unaliased = invoke("registry", "rollback", "flickr-clip", "--alias", "staging")
     assert "flickr-clip has no alias 'staging'; it has versions 1" in " ".join(unaliased.output.split())
+
+
+def test_the_retention_matrix_prints_every_phase_column_and_the_figures(capsys):
+    from components.evaluation.retention import Retention
+    from flows.cli.streams import print_retention
+
+    print_retention(Retention(phases=["data/a@1", "data/b@2", "data/c@3"], methods=["modx"] * 3,
+                              matrix=[[0.5], [0.4, 0.6], [0.45, 0.5, 0.7]]))
+    shown = capsys.readouterr().out
+    assert all(cell in shown for cell in ("on 1", "on 2", "on 3", "3: c@3", "0.450", "0.700"))
+    assert "average forgetting 0.075" in shown and "backward transfer -0.075" in shown
