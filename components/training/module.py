@@ -16,7 +16,6 @@ from components.models.dual_encoder import DualEncoder
 from components.models.towers import lock_tower
 from components.objectives import Batch, Outputs, Views, WeightedObjectives, build_objective
 from components.objectives.views import image_views, text_views
-from components.training.lora import add_lora
 from components.training.sharding import is_sharded, shard
 
 
@@ -68,6 +67,8 @@ class ContrastivePretraining(L.LightningModule):
             if self.towers.gradient_checkpointing:
                 tower.activation_checkpointing_enable()
         if self.towers.lora is not None:
+            from components.training.lora import add_lora  # peft takes seconds to import: only where it is used
+
             add_lora(self.model, self.towers.lora)
         # An objective's state starts from the model as it will train (its starting weights, its adapters).
         self.objectives.bind(self.model)

@@ -42,7 +42,6 @@ from components.models.dual_encoder import DualEncoder
 from components.models.pretrained import with_pretrained_text
 from components.text.tokenizer import CaptionTokenizer, train_tokenizer
 from components.training.job import TrainingJob
-from components.training.lora import ADAPTER_DIR, describe, merged, parameter_counts, save_adapter
 from components.training.module import ContrastivePretraining
 from components.training.plots import plot_loss_curves
 from components.training.progress import ProgressLines, Report
@@ -262,6 +261,8 @@ def _trained_model(trainer: L.Trainer, config: ModelConfig, train_config: TrainC
     if lora is None:
         model.load_state_dict(weights)
         return model.eval()
+    from components.training.lora import ADAPTER_DIR, merged, save_adapter
+
     if trainer.is_global_zero:
         save_adapter(weights, lora, run_dir / ADAPTER_DIR)
     return merged(model, lora, weights).eval()
@@ -271,6 +272,8 @@ def _lora_record(config: TrainConfig, module: ContrastivePretraining) -> dict | 
     """What LoRA trains, said once at the start and kept in the lineage."""
     if config.model.lora is None:
         return None
+    from components.training.lora import describe, parameter_counts
+
     counts = parameter_counts(module.model)
     print(f"[train] LoRA rank {config.model.lora.rank}: {describe(counts)}", file=sys.stderr, flush=True)
     return counts
