@@ -196,21 +196,13 @@ class WatchedStream(BaseModel):
 def continual_on_change(stream: WatchedStream) -> ContinualResult | None:
     """One more phase when the watched dataset's newest version is one no version of the stream trained on;
     it starts from the stream's model (`continue_from`), or from `base_model` for the first phase."""
-    from flows.finetune_on_change import last_finetuned_on
+    from flows.finetune_on_change import newest_unlearnt
     from flows.steps.datasets import materialise
-    from infra.workspace import VersioningError, dataset_version
 
     logger, platform = get_run_logger(), Platform.from_env()
-    workspace = platform.open_workspace()
-    try:
-        current = dataset_version(workspace, stream.dataset)
-    except VersioningError as error:
-        logger.warning("nothing to learn: %s", error)
+    if (current := newest_unlearnt(platform, stream.dataset, stream.name)) is None:
         return None
-    registry = platform.registry()
-    if done := last_finetuned_on(registry, stream.name, current.ref):
-        logger.info("%s unchanged since %s learnt it; skipping", current.ref, done)
-        return None
+    registry, workspace = platform.registry(), platform.workspace
     known = stream.name in registry.list_models() and registry.get_alias(stream.name, stream.continue_from)
     base = f"{stream.name}@{stream.continue_from}" if known else stream.base_model
     logger.info("%s is new: one more phase of %s from %s", current.ref, stream.name, base)

@@ -10,7 +10,7 @@ from components.config import TrainConfig
 from flows.finetune import FinetuneConfig, FinetuneResult, finetune
 from flows.steps.datasets import materialise
 from flows.steps.platform import Platform
-from infra.workspace import VersioningError, dataset_version
+from infra.workspace import DatasetVersion, VersioningError, dataset_version
 from registry.registry import Registry
 
 
@@ -33,20 +33,29 @@ def last_finetuned_on(registry: Registry, model: str, ref: str) -> str | None:
     return trained[-1].ref if trained else None
 
 
+def newest_unlearnt(platform: Platform, dataset: str, model: str) -> DatasetVersion | None:
+    """The newest version of workspace dataset `dataset`, where no version of `model` trained on it yet; else
+    none, with the reason logged (not tracked, or already learnt)."""
+    logger = get_run_logger()
+    try:
+        current = dataset_version(platform.open_workspace(), dataset)
+    except VersioningError as error:
+        logger.warning("nothing to learn: %s", error)
+        return None
+    if done := last_finetuned_on(platform.registry(), model, current.ref):
+        logger.info("%s unchanged since %s was trained on it; skipping", current.ref, done)
+        return None
+    return current
+
+
 @flow(name="finetune_on_change", log_prints=True)
 def finetune_on_change(watched: WatchedDataset) -> FinetuneResult | None:
     """Skip when a version of the domain model was already trained on the dataset's newest revision."""
     logger, platform = get_run_logger(), Platform.from_env()
-    workspace = platform.open_workspace()
-    try:
-        current = dataset_version(workspace, watched.dataset)
-    except VersioningError as error:
-        logger.warning("nothing to finetune: %s", error)
-        return None
     model = watched.model_name or watched.domain
-    if done := last_finetuned_on(platform.registry(), model, current.ref):
-        logger.info("%s unchanged since %s was trained on it; skipping", current.ref, done)
+    if (current := newest_unlearnt(platform, watched.dataset, model)) is None:
         return None
+    workspace = platform.workspace
     logger.info("%s is new: finetuning %s from %s", current.ref, model, watched.base_model)
     return finetune(FinetuneConfig(base_model=watched.base_model, domain=watched.domain,
                                    dataset=materialise(watched.dataset, workspace),

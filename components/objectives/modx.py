@@ -18,6 +18,7 @@ import torch
 from components.config import ModelConfig
 from components.objectives.base import Batch, Objective, Outputs, register
 from components.objectives.clip import clip_loss, local_labels
+from components.objectives.distill import similarity_kl
 from components.objectives.distributed import gather_with_grad
 from components.objectives.frozen import FrozenModel
 
@@ -30,9 +31,8 @@ def cognition_aligned(old: torch.Tensor, new: torch.Tensor, labels: torch.Tensor
 
 
 def summed_kl(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """sum over rows of KL(softmax(target) || softmax(logits)): `F.kl_div(..., reduction='sum')`."""
-    target_log, log = target.log_softmax(dim=1), logits.log_softmax(dim=1)
-    return (target_log.exp() * (target_log - log)).sum()
+    """sum over rows of KL(softmax(target) || softmax(logits)), as the reference's `F.kl_div(..., reduction='sum')`."""
+    return similarity_kl(target, logits, temperature=1.0) * target.shape[0]
 
 
 @register("modx")

@@ -368,14 +368,15 @@ def test_bct_over_two_ranks_averages_to_the_global_loss(tiny_artifact):
                                                                abs=1e-10)
 
 
-def test_bct_against_the_same_model_is_its_clip_loss_and_leaves_the_old_model_out(tiny_artifact):
+@pytest.mark.parametrize("name", ["bct", "modx"])  # a compatible upgrade's old model; Mod-X's previous phase
+def test_against_the_same_model_is_its_clip_loss_and_leaves_the_old_model_out(name, tiny_artifact):
     artifact = ModelArtifact.load(tiny_artifact)
     captions = ["a red circle", "two blue squares", "a green triangle left", "one yellow star"]
     pixels, tokens = torch.randn(4, 3, 64, 64), artifact.tokenizer(captions)
     with torch.no_grad():
         encoded = artifact.model(pixels, tokens)
     scale = artifact.model.logit_scale.exp()
-    objective = bct_objective(tiny_artifact)
+    objective = build_objective(name, {"old": str(tiny_artifact)}, 0, 1, model_config=artifact.config)
     loss = objective(Batch(pixels, tokens, torch.arange(4), None, captions),
                      Outputs(encoded.image_emb, encoded.text_emb, scale, None, None, None))
     assert loss.item() == pytest.approx(reference_clip(encoded.image_emb.double(), encoded.text_emb.double(),
