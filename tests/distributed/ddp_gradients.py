@@ -9,7 +9,7 @@ can hang.
 `--plain-gather` swaps the autograd all-gather for `dist.all_gather`, the classic bug, to show that the
 comparison catches it. `--steps N` trains N - 1 steps (SGD) before the compared one, each followed by the
 objective's `after_step`: an objective with state (a momentum copy, feature queues) is compared with that
-state in play. `modx` distils from a second, differently seeded tiny model standing in for the registry's.
+state in play.
 """
 
 from __future__ import annotations
@@ -31,27 +31,11 @@ from torch.nn.parallel import DistributedDataParallel
 from components.config import preset
 from components.models.dual_encoder import DualEncoder
 from components.objectives import Batch, Outputs, build_objective
-from components.objectives import modx as modx_module
-from components.objectives.distributed import gather_constant
 from components.training.sharding import shard as shard_module
 
 GLOBAL_BATCH, WORLD = 8, 2
 # A queue smaller than two global batches: by the third step it has wrapped.
-OPTIONS = {"momentum": {"queue_size": 12, "momentum": 0.9}, "modx": {"old": "seed-1", "alpha": 2.0}}
-
-
-class OldModel:
-    """Mod-X's frozen old model: a tiny dual encoder of another seed, embedding the global batch as
-    `FrozenModel.embed` does."""
-
-    def __init__(self, name: str, student_config):
-        torch.manual_seed(1)
-        self.model = DualEncoder(student_config).requires_grad_(False)
-
-    @torch.no_grad()
-    def embed(self, batch: Batch, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = self.model(batch.pixels, batch.token_ids)
-        return gather_constant(encoded.image_emb, world_size), gather_constant(encoded.text_emb, world_size)
+OPTIONS = {"momentum": {"queue_size": 12, "momentum": 0.9}}
 STALL_S = 60  # a run takes ~10 s; past this a process is stalled, and says where (faulthandler) before it exits
 
 
@@ -65,7 +49,6 @@ class Step(nn.Module):
         config.tokenizer.vocab_size = 100
         config.init_logit_bias = -5.0 if objective_name == "siglip" else None
         self.model = DualEncoder(config)
-        modx_module.FrozenModel = OldModel
         self.objective = build_objective(objective_name, OPTIONS.get(objective_name, {}), rank, world_size,
                                          model_config=config)
         self.objective.bind(self.model)

@@ -31,15 +31,15 @@ def run_ddp(objective: str, out: Path, *flags: str) -> dict:
 
 
 @pytest.mark.parametrize(("objective", "strategy"), [("clip", "ddp"), ("siglip", "ddp"), ("identity", "ddp"),
-                                                     ("momentum", "ddp"), ("modx", "ddp"),
+                                                     ("momentum", "ddp"),
                                                      ("clip", "fsdp"), ("siglip", "fsdp")])
 def test_two_ranks_equal_single_process_full_batch(objective, strategy, tmp_path):
     """DDP, and FSDP2 with the weights sharded as `strategy: fsdp` trains (gradients gathered whole to compare),
     under which a rank holds its shard of every sharded tensor (the scalars stay whole): half of what a DDP rank
     holds. Peak resident memory is printed; at the tiny preset it is the runtime's, not the model's. The
-    objectives with state (`momentum`'s copy and queues, `modx`'s old model) are compared on a third step, after
-    two that moved the copy and wrapped the queue."""
-    steps = ["--steps", "3"] if objective in ("momentum", "modx") else []
+    objective with state (`momentum`'s copy and queues) is compared on a third step, after two that moved the
+    copy and wrapped the queue."""
+    steps = ["--steps", "3"] if objective == "momentum" else []
     result = run_ddp(objective, tmp_path / "result.json", *(["--fsdp"] if strategy == "fsdp" else []), *steps)
     held = result["rank_bytes"] / result["full_bytes"]
     assert held == 1.0 if strategy == "ddp" else 0.45 < held < 0.55

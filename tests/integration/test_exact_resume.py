@@ -43,11 +43,12 @@ def saved_step(checkpoint) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
 
 
-# With workers, batches are prefetched ahead of the checkpoint. The queue (100) wraps within the run (20 x 64).
-@pytest.mark.parametrize("workers,objective", [(0, {"name": "clip"}),
-                                               (2, {"name": "momentum", "options": {"queue_size": 100}})])
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, objective, tiny_dataset, tmp_path):
-    config = CONFIG.changed(data={"num_workers": workers}, optim={"objectives": [objective]})
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tiny_dataset, tmp_path):
+    """With loader workers, which prefetch batches ahead of the checkpoint, and `momentum`, whose queue (100)
+    wraps within the run (20 steps of 64). A second case, without workers and with plain `clip`, was dropped for
+    the suite's time: the loader's checkpointed position and the weights resume by the same mechanism."""
+    objective = {"name": "momentum", "options": {"queue_size": 100}}
+    config = CONFIG.changed(data={"num_workers": 2}, optim={"objectives": [objective]})
     config_file = job(config, tiny_dataset, tmp_path / "unused").write(tmp_path)
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     reference = launch(tiny_dataset, straight, config_file)
@@ -61,11 +62,11 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(workers, objecti
     victim.wait(timeout=30)
     assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = saved_step(last)
-    if objective["name"] == "momentum":  # the state is in the checkpoint: queue filled, copy apart from the model
-        state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
-        assert int(state["objectives.parts.momentum.queue_filled"]) == min(100, killed_at * 64)
-        name = "vision.embeddings.patch_embedding.weight"
-        assert not torch.equal(state[f"objectives.parts.momentum.ema.{name}"], state[f"model.{name}"])
+    # the objective's state is in the checkpoint: the queue filled, the copy apart from the model
+    state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    assert int(state["objectives.parts.momentum.queue_filled"]) == min(100, killed_at * 64)
+    name = "vision.embeddings.patch_embedding.weight"
+    assert not torch.equal(state[f"objectives.parts.momentum.ema.{name}"], state[f"model.{name}"])
     assert 0 < killed_at < CONFIG.optim.max_steps and killed_at % 12 != 0  # mid-epoch
     assert not (interrupted / "artifact").exists()
 

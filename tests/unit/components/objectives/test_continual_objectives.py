@@ -179,3 +179,23 @@ def test_modx_matches_the_reference_in_loss_and_gradients(tiny_artifact):
     for got, want in zip(torch.autograd.grad(loss, (images, texts, scale)),
                          torch.autograd.grad(expected, (images, texts, scale)), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_modx_over_two_ranks_averages_to_the_global_loss(tiny_artifact, monkeypatch):
+    """Each rank's rows against the gathered batch, its KL share scaled by the world size: the mean of the ranks'
+    losses is the one-process loss (the gathers stand in for the collectives; tests/integration/test_distributed.py
+    runs real gloo ranks for the same contract)."""
+    from components.objectives import modx as modx_module
+
+    torch.manual_seed(0)
+    images, texts, old_images = unit(8, 6), unit(8, 6), unit(8, 6)
+    old_texts = F.normalize(old_images + 0.8 * torch.randn(8, 6, dtype=torch.float64), dim=-1)
+    whole = {p.data_ptr(): t for t in (images, texts) for p in t.split(4)}
+    monkeypatch.setattr(modx_module, "gather_with_grad", lambda x, world_size: whole.get(x.data_ptr(), x))
+    losses = []
+    for rank, world_size, rows in ((0, 2, slice(0, 4)), (1, 2, slice(4, 8)), (0, 1, slice(None))):
+        objective = build_objective("modx", {"old": str(tiny_artifact), "alpha": 3.0}, rank, world_size,
+                                    model_config=ModelArtifact.load_light(tiny_artifact).config)
+        objective.old = FixedOld(old_images, old_texts)
+        losses.append(objective(batch(8), Outputs(images[rows], texts[rows], torch.tensor(12.0), None, None, None)))
+    assert ((losses[0] + losses[1]) / 2).item() == pytest.approx(losses[2].item(), abs=1e-12)
