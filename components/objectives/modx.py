@@ -41,6 +41,8 @@ class ModXObjective(Objective):
                  world_size: int = 1):
         """`alpha` 20 is the reference's 5-phase setting (its KL is summed over the batch, not averaged)."""
         super().__init__(rank, world_size)
+        if not 0 <= alpha < float("inf"):  # NaN fails too
+            raise ValueError(f"modx needs a finite alpha >= 0 (the reference uses 20); got {alpha}")
         self.old, self.alpha = FrozenModel(old, model_config), alpha
 
     def forward(self, batch: Batch, outputs: Outputs) -> torch.Tensor:

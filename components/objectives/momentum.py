@@ -27,6 +27,8 @@ from components.objectives.base import Batch, Objective, Outputs, register
 from components.objectives.clip import local_labels
 from components.objectives.distributed import gather_constant
 
+MAX_QUEUE = 1 << 20  # 16x ALBEF's 65,536; at 512 dims the two queues then take 4 GiB
+
 
 def soft_targets(momentum_logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
     """alpha * softmax(momentum logits) + (1 - alpha) * one-hot at each row's positive."""
@@ -45,9 +47,10 @@ class MomentumDistillation(Objective):
     def __init__(self, model_config: ModelConfig, *, queue_size: int = 65536, momentum: float = 0.995,
                  alpha: float = 0.4, rank: int = 0, world_size: int = 1):
         super().__init__(rank, world_size)
-        if queue_size < 0 or not 0 <= momentum < 1 or not 0 <= alpha <= 1:
-            raise ValueError(f"momentum needs queue_size >= 0, 0 <= momentum < 1 and 0 <= alpha <= 1; got "
-                             f"{queue_size}, {momentum}, {alpha}")
+        # Bounded before the queues are allocated: two of them, queue_size x embed_dim floats each.
+        if not 0 <= queue_size <= MAX_QUEUE or not 0 <= momentum < 1 or not 0 <= alpha <= 1:
+            raise ValueError(f"momentum needs 0 <= queue_size <= {MAX_QUEUE:,}, 0 <= momentum < 1 and 0 <= alpha "
+                             f"<= 1; got {queue_size}, {momentum}, {alpha}")
         self.momentum, self.alpha = momentum, alpha
         dim = model_config.embed_dim
         self.register_buffer("image_queue", torch.zeros(queue_size, dim))

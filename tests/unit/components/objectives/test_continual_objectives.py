@@ -199,3 +199,15 @@ def test_modx_over_two_ranks_averages_to_the_global_loss(tiny_artifact, monkeypa
         objective.old = FixedOld(old_images, old_texts)
         losses.append(objective(batch(8), Outputs(images[rows], texts[rows], torch.tensor(12.0), None, None, None)))
     assert ((losses[0] + losses[1]) / 2).item() == pytest.approx(losses[2].item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("options", [{"queue_size": 10**12}, {"momentum": float("nan")}, {"alpha": 1.5}])
+def test_momentum_settings_out_of_range_are_refused_before_anything_is_allocated(options):
+    with pytest.raises(ValueError, match="queue_size <= 1,048,576"):
+        build_objective("momentum", options, 0, 1, model_config=preset("tiny"))
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), -1.0, float("inf")])
+def test_modx_refuses_an_alpha_that_is_no_weight(alpha, tiny_artifact):
+    with pytest.raises(ValueError, match="finite alpha >= 0"):
+        modx_objective(tiny_artifact, alpha=alpha)
