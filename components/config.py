@@ -75,7 +75,11 @@ class ModelConfig(BaseModel):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
-    image_fit: Literal["crop", "pad"] = Field("crop", description="square by centre crop, or by padding (tall crops)")
+    image_fit: Literal["crop", "pad", "squash"] = Field(
+        "crop", description="square by centre crop, by padding (tall crops), or by squashing (SigLIP)")
+    reduced_decode: bool = Field(True, description="decode large JPEGs at 1/2 or 1/4 scale before resizing (faster, "
+                                                   "within two grey levels); off where pixels must equal another "
+                                                   "library's full decode (imported models)")
     init_logit_scale: float = math.log(1 / 0.07)
     max_logit_scale: float = math.log(100)
     init_logit_bias: float | None = Field(None, description="learnable logit bias (SigLIP: -10); none for CLIP")

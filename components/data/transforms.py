@@ -46,18 +46,21 @@ def load_image(source: Path | Image.Image, max_pixels: int = MAX_PIXELS) -> Imag
 
 
 class ImageTransform:
-    """Fit to a square (resize the short side and centre-crop, or resize the long side and pad with the mean
-    colour, for tall person crops), scale to [0, 1], normalise per channel."""
+    """Fit to a square (resize the short side and centre-crop; resize the long side and pad with the mean
+    colour, for tall person crops; or squash, as SigLIP does), scale to [0, 1], normalise per channel."""
 
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], fit: str = "crop"):
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], fit: str = "crop",
+                 reduced_decode: bool = True):
         self.size, self.fit_mode, self.fill = size, fit, tuple(round(255 * m) for m in mean)
+        self.reduced_decode = reduced_decode
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
     @classmethod
     def for_model(cls, config) -> ImageTransform:
         """The preprocessing a model artifact's config (`ModelConfig`) prescribes."""
-        return cls(config.vision.image_size, config.image_mean, config.image_std, config.image_fit)
+        return cls(config.vision.image_size, config.image_mean, config.image_std, config.image_fit,
+                   config.reduced_decode)
 
     def __call__(self, image: Image.Image | Path) -> torch.Tensor:
         return self.normalise(self.fit(image))
@@ -72,14 +75,21 @@ class ImageTransform:
         return self.fit_decoded(self.decode(image))
 
     def fit_decoded(self, image: Image.Image) -> np.ndarray:
-        """`fit` for an RGB image that `decode` made (or an augmentation of one): it is not decoded again."""
+        """`fit` for an RGB image that `decode` made (or an augmentation of one): it is not decoded again.
+        The short side's resize and the centre crop round as torchvision's `Resize` and `CenterCrop` do, so
+        models from open_clip see the pixels they were trained on."""
         if self.fit_mode == "pad" and image.size != (self.size, self.size):
             image = self._pad(image)
-        scale = self.size / min(image.size)
-        if image.size != (self.size, self.size):
-            resized = (max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale)))
+        if self.fit_mode == "squash":
+            return np.asarray(image.resize((self.size, self.size), Image.Resampling.BICUBIC)
+                              if image.size != (self.size, self.size) else image)
+        width, height = image.size
+        resized = (self.size, int(self.size * height / width)) if width <= height else \
+            (int(self.size * width / height), self.size)
+        if image.size != resized:
             image = image.resize(resized, Image.Resampling.BICUBIC)
-            left, top = (image.width - self.size) // 2, (image.height - self.size) // 2
+        left, top = int(round((image.width - self.size) / 2.0)), int(round((image.height - self.size) / 2.0))
+        if image.size != (self.size, self.size):
             image = image.crop((left, top, left + self.size, top + self.size))
         return np.asarray(image)
 
@@ -87,8 +97,11 @@ class ImageTransform:
         """An opened JPEG set to decode at 1/2 or 1/4 scale (libjpeg's DCT scaling) where it stays at least
         twice the size that `fit` resizes to: 3-9x faster for 1-24 MP photos, and the square is within two grey
         levels of a full decode's (benchmarks/image_decode.py). Not 1/8, which keeps only each block's mean
-        (12 levels off). Other formats and decoded images are left as they are. Training, evaluation and
-        serving all decode through here, so they see the same pixels."""
+        (12 levels off). Other formats and decoded images are left as they are, and so is every image of a
+        model imported from open_clip (`reduced_decode` off), whose pixels must equal a full decode's.
+        Training, evaluation and serving all decode through here, so they see the same pixels."""
+        if not self.reduced_decode:
+            return image
         scale = max(2 * self.size / (min(image.size) if self.fit_mode == "crop" else max(image.size)), 0.25)
         if scale <= 0.5:
             image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))

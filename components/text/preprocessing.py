@@ -4,6 +4,7 @@ queries, served requests) when a model's `TokenizerConfig.preprocessing` names i
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 
 DEID = "[DEID]"  # MIMIC's de-identification blanks (`___`) become this single token
@@ -36,7 +37,37 @@ def plain(text: str) -> str:
     return _fold(text).lower()
 
 
-PREPROCESSORS: dict[str, Callable[[str], str]] = {"medical": medical, "plain": plain}
+def _basic_clean(text: str) -> str:
+    """open_clip's clean-up before tokenizing: broken Unicode repaired (ftfy), HTML entities decoded (twice, as
+    captions scraped from the web are often escaped twice), white space folded."""
+    import html
+
+    import ftfy
+
+    return _fold(html.unescape(html.unescape(ftfy.fix_text(text))))
+
+
+def openclip_lower(text: str) -> str:
+    """open_clip's `lower` clean-up, which its CLIP tokenizer applies."""
+    return _basic_clean(text).lower()
+
+
+def openclip_whitespace(text: str) -> str:
+    """open_clip's `whitespace` clean-up, the default for Hugging Face tokenizers in open_clip models."""
+    return _basic_clean(text)
+
+
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def openclip_canonicalize(text: str) -> str:
+    """open_clip's (and big_vision's) `canonicalize` clean-up for SigLIP: punctuation removed, lower case."""
+    return _fold(_basic_clean(text).replace("_", " ").translate(_PUNCTUATION).lower())
+
+
+PREPROCESSORS: dict[str, Callable[[str], str]] = {
+    "medical": medical, "plain": plain, "openclip_lower": openclip_lower, "openclip_whitespace": openclip_whitespace,
+    "openclip_canonicalize": openclip_canonicalize}
 
 
 def preprocessor(name: str | None) -> Callable[[str], str]:

@@ -1,0 +1,43 @@
+"""Checkpoint files read with their size bounded first and no pickle: safetensors, or a torch file through
+`torch.load(weights_only=True)` (open_clip's `.bin`/`.pt`, training checkpoints with `state_dict`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from components.config import ModelConfig
+from core.digest import sha256_file
+
+SLACK_BYTES = 64 << 20  # headers, optimiser-free training checkpoints' counters, rounding
+
+
+def max_checkpoint_bytes(config: ModelConfig) -> int:
+    """The largest file a model of `config` can be in float32: a bigger one holds something else."""
+    return int(config.parameter_estimate() * 4 * 1.25) + SLACK_BYTES
+
+
+def read_weights(path: Path, max_bytes: int) -> dict[str, torch.Tensor]:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path.name} is {size / 1e6:.0f} MB, more than a model of the declared shape can be "
+                         f"({max_bytes / 1e6:.0f} MB): check the architecture against the weights")
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]  # open_clip's training checkpoints
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path.name} is not a state dict of tensors")
+    # DDP-trained checkpoints prefix every name with `module.`
+    return {k.removeprefix("module."): v.float() for k, v in state.items()}
+
+
+def imported_from(format_: str, architecture: str, files: dict[str, Path]) -> dict:
+    """Where an imported version came from, as its lineage records it: format, architecture and each file's
+    sha256 by name, never the importing machine's path."""
+    return {"format": format_, "architecture": architecture,
+            "files": {name: sha256_file(path) for name, path in files.items() if path.is_file()}}
