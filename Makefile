@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 LOCK := requirements.lock
 
-.PHONY: install demo test test-fast lint docs docs-examples clean browser lock
+.PHONY: install interop-env demo test test-fast lint docs docs-examples clean browser lock
 
 # The install resolves nothing anew: every package is the version the lock names (the set CI tested).
 $(STAMP): pyproject.toml constraints.txt $(LOCK)
@@ -31,6 +31,17 @@ lock:
 
 install: $(STAMP)
 
+# open_clip and timm for the parity tests, in their own environment: their torchvision does not import beside
+# the CPU torch above (tests/interop/requirements.txt says why and what it holds).
+INTEROP := .venv-interop
+INTEROP_STAMP := $(INTEROP)/.installed
+$(INTEROP_STAMP): tests/interop/requirements.txt
+	test -x $(INTEROP)/bin/python || $(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip install --quiet -r tests/interop/requirements.txt
+	touch $(INTEROP_STAMP)
+
+interop-env: $(INTEROP_STAMP)
+
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/alignops demo
 
@@ -46,7 +57,7 @@ browser:
 # modules with the most tests first, which left the long ones to run alone at the end.
 # Serial, e.g. to debug: `make test PYTEST_ARGS="-p no:xdist"`.
 PYTEST_ARGS ?= -n auto --dist loadscope --no-loadscope-reorder
-test: $(STAMP) browser
+test: $(STAMP) $(INTEROP_STAMP) browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -92,7 +92,7 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
         version_dataset.to_deployment("version-dataset", description="Track a workspace dataset with DVC and "
                                                                      "push it; optionally list it as an eval set.",
                                       **common),
-        import_checkpoint.to_deployment("import-checkpoint", description="Register a Hugging Face CLIP/SigLIP "
+        import_checkpoint.to_deployment("import-checkpoint", description="Register a Hugging Face or open_clip "
                                                                          "checkpoint as a new version.", **common),
         package.to_deployment("package", description="Build and smoke-test a bento of a version; runs by itself "
                                                      "when `production` moves.", triggers=[package_on_production()],

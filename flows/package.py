@@ -41,8 +41,9 @@ def build(record: VersionRecord, artifact_dir: str, gallery_dataset: DatasetRef 
     elif registered is not None:
         gallery, query_space = Gallery.load(Path(registered.directory)), registered.query_space
         labels["gallery"] = f"{registered.ref} ({len(gallery.items)} images, space {registered.space})"
+    labels["runtime"] = serving.runtime
     model_tag = import_model(Path(artifact_dir), f"alignops-{record.name}", labels, provenance=provenance,
-                             trusted=trusted, gallery=gallery, query_space=query_space)
+                             trusted=trusted, gallery=gallery, query_space=query_space, runtime=serving.runtime)
     return build_bento(model_tag, labels, serving)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serving.inputs import Limits
 
@@ -25,6 +25,15 @@ class ServingOptions(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the encoder runs the model; auto: "
                                                                        "a GPU when its machine has one")
+    runtime: Literal["torch", "onnx"] = Field("torch", description="what runs the towers: PyTorch, or onnxruntime "
+                                                                   "on the CPU over ONNX graphs exported at packaging")
+
+    @model_validator(mode="after")
+    def _onnx_on_cpu(self) -> ServingOptions:
+        if self.runtime == "onnx" and self.device == "cuda":
+            raise ValueError("the onnx runtime serves on the CPU here: package with device auto or cpu, or with "
+                             "runtime torch for a GPU")
+        return self
 
     def encoder_device(self) -> str:
         """The device for the model, on the machine that serves. On a GPU, matrix products and convolutions

@@ -27,6 +27,8 @@ RUNTIME_PACKAGES = ["torch==2.13.0", "transformers>=5,<6", "tokenizers>=0.22", "
                     # the start-up check of the version's signature, and the credential check on requests
                     "model-signing==1.1.1", "pyopenssl==26.4.0", "cryptography==50.0.2", "pyjwt==2.15.1"]
 
+ONNX_PACKAGES = ["onnxruntime==1.32.0"]
+
 
 def build_gallery(model: ModelDirectory, dataset_dir: Path, split: str = "test", *, images_at: str | None = None,
                   runner: Runner = IN_PROCESS) -> Gallery:
@@ -46,14 +48,22 @@ def build_gallery(model: ModelDirectory, dataset_dir: Path, split: str = "test",
 
 
 def import_model(artifact_dir: Path, name: str, labels: dict[str, str], *, provenance: Provenance,
-                 trusted: TrustedKeys, gallery: Gallery | None = None, query_space: str | None = None) -> str:
+                 trusted: TrustedKeys, gallery: Gallery | None = None, query_space: str | None = None,
+                 runtime: str = "torch") -> str:
     """Copy the downloaded version (files, record, signature; and the gallery) into the BentoML model store,
     lineage facts as labels, with what the bento verifies at start (`provenance`, the trusted keys). With
     `query_space`, the gallery lives in that older space and queries go through the artifact's projection
-    into it (`compat/…`), which the service loads at start."""
+    into it (`compat/…`), which the service loads at start. For the onnx runtime, the towers are exported
+    to ONNX beside the weights (`onnx/`)."""
     with bentoml.models.create(name, labels=labels) as model:
         shutil.copytree(artifact_dir, model.path, dirs_exist_ok=True)
         pack(Path(model.path), provenance, trusted)
+        if runtime == "onnx":
+            from components.interop.onnx import ONNX_DIR, export_onnx
+            from components.models.artifact import ModelArtifact
+
+            (Path(model.path) / ONNX_DIR).mkdir()
+            export_onnx(ModelArtifact.load(artifact_dir), Path(model.path) / ONNX_DIR)
         if gallery is not None:
             gallery.save(Path(model.path) / GALLERY_DIR)
             (Path(model.path) / GALLERY_DIR / QUERY_SPACE_FILE).write_text(json.dumps({"space": query_space}))
@@ -69,7 +79,8 @@ def build_bento(model_tag: str, labels: dict[str, str], options: ServingOptions 
         labels=labels,
         include=["serving/*.py", "components/**/*.py", "registry/*.py", "core/*.py"],
         build_ctx=str(PROJECT_ROOT),
-        python={"packages": RUNTIME_PACKAGES, "lock_packages": False},
+        python={"packages": RUNTIME_PACKAGES + (ONNX_PACKAGES if (options and options.runtime == "onnx") else []),
+                "lock_packages": False},
         docker={"python_version": "3.11"},
     )
     return str(bento.tag)

@@ -54,7 +54,7 @@ class Encoder:
 
     def __init__(self) -> None:
         verify_served_model(Path(self.bento_model.path))  # the weights it loads are the version's, signed
-        self.embedder = Embedder.load(Path(self.bento_model.path), ARGS.encoder_device())
+        self.embedder = _embedder(Path(self.bento_model.path))
         _freeze_startup_objects()
 
     @bentoml.api
@@ -224,6 +224,16 @@ def _query_projection(path: Path) -> Projection | None:
 # Outermost first: the credential is judged from the headers before the body limit reads a byte.
 EmbeddingService.add_asgi_middleware(Authenticate)
 EmbeddingService.add_asgi_middleware(hardening.BodyLimit, max_bytes=ARGS.limits.max_body_bytes)
+
+
+def _embedder(model_dir: Path) -> Embedder:
+    """The towers in PyTorch, or in onnxruntime over the graphs exported from the verified weights at packaging
+    (checked against the digests recorded then; the package's smoke test compared their embeddings)."""
+    if ARGS.runtime == "onnx":
+        from components.interop.onnx import onnx_embedder
+
+        return onnx_embedder(model_dir)
+    return Embedder.load(model_dir, ARGS.encoder_device())
 
 
 def _freeze_startup_objects() -> None:

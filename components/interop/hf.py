@@ -6,9 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Regex, Tokenizer, normalizers
 
 from components.models.artifact import ModelArtifact
+
+_FOLD = [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+# Our text preprocessings as tokenizer normalisers, so the exported tokenizer cleans text as ours does; what
+# they cannot do (ftfy's repair of broken Unicode, HTML entities; medical abbreviations) the model card names.
+PREPROCESSING_NORMALIZERS = {
+    "plain": [normalizers.Lowercase(), *_FOLD], "openclip_lower": [normalizers.Lowercase(), *_FOLD],
+    "openclip_whitespace": _FOLD,
+    "openclip_canonicalize": [normalizers.Replace("_", " "), normalizers.Replace(Regex(r"[!-/:-@\[-`{-~]"), ""),
+                              normalizers.Lowercase(), *_FOLD]}
 
 
 def fast_tokenizer(artifact: ModelArtifact):
@@ -20,6 +29,9 @@ def fast_tokenizer(artifact: ModelArtifact):
     tokenizer.no_padding()
     tokenizer.no_truncation()
     tokens = artifact.config.tokenizer
+    extra = PREPROCESSING_NORMALIZERS.get(tokens.preprocessing or "", [])
+    if extra:
+        tokenizer.normalizer = normalizers.Sequence(extra + ([tokenizer.normalizer] if tokenizer.normalizer else []))
     specials = {"pad_token": tokens.pad_token, "eos_token": tokens.eos_token} | (
         {"bos_token": tokens.sos_token} if tokens.sos_token else {})
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=tokens.context_length, **specials)

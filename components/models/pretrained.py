@@ -12,11 +12,11 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
+from components.interop.weights import imported_from
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
 from components.models.text_checkpoints import pretrained_text_dir
 from components.text.tokenizer import CaptionTokenizer
-from core.digest import sha256_file
 
 
 def with_pretrained_text(config: ModelConfig) -> tuple[ModelConfig, CaptionTokenizer]:
@@ -78,17 +78,16 @@ def import_hf_checkpoint(directory: Path) -> ModelArtifact:
         if siglip:
             model.logit_bias.copy_(hf.logit_bias.reshape(()))
     lineage = Lineage(parent_model=f"huggingface:{directory.name}",
-                      training={"imported_from": checkpoint_files(directory)})
+                      training={"imported_from": imported_from("hf", model_type, checkpoint_files(directory))})
     return ModelArtifact(model.eval(), CaptionTokenizer(tokenizer, config.tokenizer), lineage)
 
 
-def checkpoint_files(directory: Path) -> dict[str, str]:
-    """What identifies an imported checkpoint wherever it was read from: the sha256 of each file that made the
-    artifact (config, weights, tokenizer, preprocessing), by name; never the importing machine's path."""
+def checkpoint_files(directory: Path) -> dict[str, Path]:
+    """The files that made the artifact (config, weights, tokenizer, preprocessing), by name."""
     weights = sorted(p.name for p in directory.iterdir()
                      if p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json"))
     used = ["config.json", "tokenizer.json", "preprocessor_config.json", *weights]
-    return {name: sha256_file(directory / name) for name in used if (directory / name).is_file()}
+    return {name: directory / name for name in used}
 
 
 def _model_config(hf_config, tokenizer: Tokenizer, directory: Path, siglip: bool) -> ModelConfig:

@@ -3,7 +3,8 @@
     alignops demo | train | finetune | evaluate  flows/cli/runs.py
     alignops continual                           flows/cli/streams.py
     alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
-    alignops registry list|show|diff|history|import-hf|project|approve|promote|rollback|archive    flows/cli/registry.py
+    alignops registry list|show|diff|history|import-hf|import-openclip|export|project|approve|promote|rollback|archive
+                                                 flows/cli/registry.py
     alignops keys create|list                    flows/cli/keys.py
     alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
     alignops audit backdoor                      flows/cli/audits.py

@@ -26,6 +26,8 @@ def package(
     max_batch_size: Annotated[int | None, typer.Option(help="items in one encoder call (default: 64)")] = None,
     max_latency_ms: Annotated[int | None, typer.Option(help="longest wait in the batch queue before a 503 "
                                                             "(default: 10000)")] = None,
+    runtime: Annotated[str, typer.Option(help="torch, or onnx: the towers exported to ONNX now and run by "
+                                              "onnxruntime on the CPU (same API, checks and batching)")] = "torch",
 ) -> None:
     """Run the `package` flow: build a bento from a registry version and smoke-test it."""
     from flows.cli.runs import dataset_at
@@ -34,7 +36,8 @@ def package(
     from serving.options import ServingOptions
 
     parse_ref(model_ref), gallery_from and parse_ref(gallery_from)  # a bad reference fails before a flow starts
-    given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms}
+    given = {"batching": batching, "max_batch_size": max_batch_size, "max_latency_ms": max_latency_ms,
+             "runtime": runtime}
     serving = ServingOptions(**{name: value for name, value in given.items() if value is not None})
     bento_tag, result = package_flow(model_ref, dataset_at(gallery) if gallery else None, gallery_split, serving,
                                      gallery_from)

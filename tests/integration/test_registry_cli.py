@@ -112,11 +112,57 @@ def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path
     assert result.output.strip().endswith(f"{name}:1 (siglip, embed_dim 64)")  # after transformers' progress bar
     record = Platform.from_env().registry().get_version(name, 1)
     assert record.tags == {"source": "huggingface", "family": "siglip", "embed_dim": "64"} and record.gate is None
-    imported = record.lineage.model_extra["training"]["imported_from"]  # the checkpoint's files, by digest
-    assert imported["config.json"] == hashlib.sha256((tmp_path / "hf" / "config.json").read_bytes()).hexdigest()
-    assert "model.safetensors" in imported and str(tmp_path) not in record.model_dump_json()  # no local path
+    imported = record.lineage.model_extra["training"]["imported_from"]  # format, architecture, files by digest
+    assert (imported["format"], imported["architecture"]) == ("hf", "siglip")
+    files = imported["files"]
+    assert files["config.json"] == hashlib.sha256((tmp_path / "hf" / "config.json").read_bytes()).hexdigest()
+    assert "model.safetensors" in files and str(tmp_path) not in record.model_dump_json()  # no local path
     bad = invoke("registry", "import-hf", str(tmp_path), name)
     assert bad.exit_code == 1 and "config.json" in bad.output
+
+
+def test_an_open_clip_folder_imports_and_exports_with_its_card(tiny_artifact, tmp_path):
+    """Our tiny model written in open_clip's hub layout (its own BPE: a Hugging Face tokenizer there), imported
+    with the CLI, registered with a gate verdict, then exported as ONNX and transformers with the card."""
+    import numpy as np
+    import torch
+    from transformers import CLIPModel
+
+    from components.interop.export import export
+    from components.interop.onnx import OnnxEncoders
+    from components.models.artifact import ModelArtifact
+    from components.models.embedder import Embedder
+
+    artifact = ModelArtifact.load(tiny_artifact)
+    export(artifact, "open_clip", tmp_path / "oc", "tiny:0")
+    name = f"oc-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
+    imported = invoke("registry", "import-openclip", str(tmp_path / "oc"), name)
+    assert imported.exit_code == 0, imported.output
+    registry = Platform.from_env().registry()
+    record = registry.get_version(name, 1)
+    assert record.tags["source"] == "open_clip" and record.lineage.parent_model == "open_clip:oc"
+    registry.register(name, registry.download(name, 1, tmp_path / "v1"), gate=GATE, metrics={"m/x": 1.0},
+                      lineage=record.lineage.model_dump())
+
+    assert invoke("registry", "export", f"{name}:2", "--format", "onnx", "--out", str(tmp_path / "onnx")).exit_code == 0
+    card = (tmp_path / "onnx" / "README.md").read_text()
+    assert "Gate verdict: **passed** under policy `p`" in card and "| m/x | 1.0000 |" in card
+    assert record.lineage.model_extra["training"]["imported_from"]["files"]["weights"] in card  # sha256 of the source
+    texts = ["a red square", "two blue circles"]
+    onnx = Embedder.with_encoders(artifact.config, artifact.tokenizer, 1.0, OnnxEncoders(tmp_path / "onnx"))
+    np.testing.assert_allclose(onnx.encode_texts(texts), Embedder(artifact).encode_texts(texts), atol=1e-4)
+
+    assert invoke("registry", "export", f"{name}:1", "--format", "hf", "--out", str(tmp_path / "hf")).exit_code == 0
+    hf = CLIPModel.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        features = hf.get_text_features(input_ids=artifact.tokenizer(texts))
+    features = getattr(features, "pooler_output", features)
+    np.testing.assert_allclose(torch.nn.functional.normalize(features, dim=-1),
+                               Embedder(artifact).encode_texts(texts), atol=1e-5)
+    again = invoke("registry", "export", f"{name}:1", "--format", "hf", "--out", str(tmp_path / "hf"))
+    assert again.exit_code == 1 and "not an empty folder" in again.output
+    unknown = invoke("registry", "export", f"{name}:1", "--format", "tflite", "--out", str(tmp_path / "x"))
+    assert unknown.exit_code == 1 and "open_clip, hf or onnx" in unknown.output
 
 
 def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness, tiny_dataset, tmp_path):

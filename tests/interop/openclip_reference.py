@@ -84,7 +84,8 @@ def timm_shapes(names: list[str]) -> None:
                         "mlp": block.mlp.fc1.out_features, "patch": m.patch_embed.patch_size[0],
                         "image": m.patch_embed.img_size[0], "class_token": m.cls_token is not None,
                         "pre_norm": not isinstance(m.norm_pre, torch.nn.Identity), "pool": m.global_pool,
-                        "act": type(block.mlp.act).__name__, "eps": block.norm1.eps}
+                        "act": type(block.mlp.act).__name__, "approximate": getattr(block.mlp.act, "approximate", None),
+                        "eps": block.norm1.eps}
     print(json.dumps(shapes))
 
 
