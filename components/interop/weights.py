@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -27,7 +29,11 @@ def read_weights(path: Path, max_bytes: int) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:  # mmap: tensors are paged in as they are copied, not read whole first (zip files only)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except pickle.UnpicklingError as refused:
+            raise ValueError(f"{path.name} holds objects other than tensors, and nothing of it was run: "
+                             f"{str(refused).splitlines()[0]}") from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]  # open_clip's training checkpoints
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
