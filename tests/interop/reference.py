@@ -1,6 +1,7 @@
 """The architectures the parity tests make with open_clip: a small CLIP (QuickGELU, a config JSON and a
-`.bin`), the real ViT-B-32 by name, and a SigLIP with timm's ViT-B/16 and a Hugging Face tokenizer, in
-open_clip's hub layout."""
+`.bin`), the real ViT-B-32 by name, a SigLIP with timm's ViT-B/16 and a Hugging Face tokenizer in open_clip's
+hub layout, and timm's CLIP ViT-B/32 paired with a `transformers` BERT text tower (MiniLM's shape and
+tokenizer, known to open_clip by a hub name that a local Hugging Face cache answers)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,28 @@ SIGLIP = {"embed_dim": 768, "init_logit_bias": -10, "custom_text": True,
           "text_cfg": {"context_length": 64, "vocab_size": 2000, "hf_tokenizer_name": "local",
                        "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 768, "heads": 12, "layers": 2,
                        "no_causal_mask": True, "proj_bias": True, "pool_type": "last", "norm_kwargs": {"eps": 1e-6}}}
+
+PAIR_HUB_NAME = "alignops-test/minilm"
+PAIR = {"embed_dim": 64,
+        "vision_cfg": {"image_size": 224, "timm_model_name": "vit_base_patch32_clip_224",
+                       "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": "linear"},
+        "text_cfg": {"hf_model_name": PAIR_HUB_NAME, "hf_tokenizer_name": PAIR_HUB_NAME, "hf_model_pretrained": False,
+                     "hf_proj_type": "linear", "hf_pooler_type": "mean_pooler", "context_length": 32}}
+TEXT_TOWER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def hub_cache(folder: Path, name: str, hf_home: Path) -> Path:
+    """A Hugging Face cache (HF_HOME) that answers `name` with `folder`'s config and tokenizer, offline."""
+    import shutil
+
+    revision = "0" * 40
+    repo = hf_home / "hub" / f"models--{name.replace('/', '--')}"
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    for file in TEXT_TOWER_FILES:
+        shutil.copy(folder / file, repo / "snapshots" / revision / file)
+    return hf_home
 
 
 def write_config(directory: Path, name: str, config: dict) -> Path:
@@ -46,9 +69,10 @@ def siglip_tokenizer(captions: list[str], directory: Path) -> Path:
     return directory
 
 
-def run_reference(python: Path, *args: str) -> str:
+def run_reference(python: Path, *args: str, hf_home: Path | None = None) -> str:
     """The reference script in the interop environment; its output, or the test fails with its error."""
-    done = subprocess.run([str(python), str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"} | ({"HF_HOME": str(hf_home)}
+                                                                              if hf_home else {})
+    done = subprocess.run([str(python), str(SCRIPT), *args], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout

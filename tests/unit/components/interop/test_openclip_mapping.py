@@ -74,14 +74,15 @@ def ours_of(config: ModelConfig) -> dict[str, torch.Tensor]:
     ({"vision_cfg": {**SMALL_CLIP["vision_cfg"], "layers": [3, 4, 6, 3]}}, "ResNet"),
     ({"vision_cfg": {**SMALL_CLIP["vision_cfg"], "rope": True}}, "vision_cfg.rope is not a setting"),
     ({"text_cfg": {**SMALL_CLIP["text_cfg"], "embed_cls": True}}, "text_cfg.embed_cls"),
-    ({"text_cfg": {**SMALL_CLIP["text_cfg"], "hf_model_name": "roberta-base"}}, "text_cfg.hf_model_name"),
+    ({"text_cfg": {"hf_model_name": "org/bert"}}, "hf_proj_type='mlp' is not supported"),  # open_clip's default
+    ({"text_cfg": {"hf_model_name": "org/bert", "hf_proj_type": "linear"}}, "pass its local folder"),
     ({"multimodal_cfg": {"layers": 12}}, "CoCa"),
     ({"vision_cfg": {"timm_model_name": "convnext_base"}}, "not one alignops maps"),
     ({"vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224", "timm_pool": "avg", "timm_proj": "none"}},
      "timm_pool='map'"),
 ])
 def test_settings_that_compute_something_else_are_refused_by_name(change, named):
-    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+    with pytest.raises((ValueError, FileNotFoundError), match=named.replace("[", r"\[")):
         model_config(source(SMALL_CLIP | change), TOKENS, 2.0, None)
 
 
@@ -109,10 +110,11 @@ def test_preprocessing_defaults_follow_open_clips_tags():
 def test_the_timm_table_reads_names_both_ways():
     tower = timm_vit("vit_so400m_patch14_siglip_224").tower
     assert (tower.width, tower.layers, tower.heads, int(tower.width * tower.mlp_ratio)) == (1152, 27, 16, 4304)
-    assert timm_name_of(tower) == "vit_so400m_patch14_siglip_224"
+    by_shape = tower.model_copy(update={"timm_name": None})  # a SigLIP tower that did not come from timm
+    assert timm_name_of(tower) == timm_name_of(by_shape) == "vit_so400m_patch14_siglip_224"
     assert timm_vit("vit_base_patch32_clip_quickgelu_224").tower.hidden_act == "quick_gelu"
     with pytest.raises(ValueError, match="none of timm's SigLIP ViTs"):  # HF SigLIP: tanh GELU, timm: exact
-        timm_name_of(tower.model_copy(update={"hidden_act": "gelu_pytorch_tanh"}))
+        timm_name_of(by_shape.model_copy(update={"hidden_act": "gelu_pytorch_tanh"}))
 
 
 @pytest.fixture
