@@ -12,48 +12,28 @@ The last line: `image torch A onnx B ok/s; text torch C onnx D ok/s` (concurrenc
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from benchmarks.common import untrained_artifact
-from benchmarks.serving_load import TEXT, level, measured_level, payloads
+from benchmarks.serving_load import model_ceiling, payloads, server_levels
 from components.runtime import configure_environment
 
 LEVELS = (1, 32)
 RUNTIMES = ("torch", "onnx")
 
 
-def model_only(artifact: Path, onnx_dir: Path, rounds: int = 5) -> dict[tuple[str, str], tuple[float, float]]:
-    """Per-item milliseconds at batch 1 and 32, best of `rounds`, for each runtime and route."""
+def model_only(artifact: Path, onnx_dir: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """Per-item milliseconds at batch 1 and 32 for each runtime and route (serving_load's ceiling)."""
     from components.interop.onnx import OnnxEncoders
     from components.models.embedder import Embedder
 
     torch_embedder = Embedder.load(artifact)
     onnx_embedder = Embedder.with_encoders(torch_embedder.config, torch_embedder.tokenizer, 1.0,
                                            OnnxEncoders(onnx_dir))
-    pixels = torch_embedder.transform(Image.new("RGB", (224, 224), (200, 40, 40))).numpy()[None]
-    found = {}
-    for runtime, embedder in (("torch", torch_embedder), ("onnx", onnx_embedder)):
-        calls = {"encode_text": lambda n, e=embedder: e.encode_texts([TEXT] * n),
-                 "encode_image": lambda n, e=embedder: e.encode_pixels(np.repeat(pixels, n, axis=0))}
-        for route, call in calls.items():
-            per_item = []
-            for n in (1, 32):
-                call(n)  # warm-up
-                timings = []
-                for _ in range(rounds):
-                    started = time.perf_counter()
-                    call(n)
-                    timings.append((time.perf_counter() - started) / n * 1e3)
-                per_item.append(min(timings))
-            found[(runtime, route)] = (per_item[0], per_item[1])
-    return found
+    return {(runtime, route): cost for runtime, embedder in (("torch", torch_embedder), ("onnx", onnx_embedder))
+            for route, cost in model_ceiling(embedder).items()}
 
 
 def main() -> None:
@@ -84,11 +64,7 @@ def main() -> None:
             model_tag = import_model(downloaded, f"alignops-bench-{runtime}", {}, provenance=provenance,
                                      trusted=trusted, runtime=runtime)
             with BentoServer(build_bento(model_tag, {}, ServingOptions(runtime=runtime))) as server:
-                for route, payload in payloads().items():
-                    asyncio.run(level(server.url, route, payload, 4, 40, 10))  # warm-up
-                    for concurrency in LEVELS:
-                        results[(runtime, route, concurrency)] = measured_level(
-                            server.process.pid, server.url, route, payload, concurrency, args.requests, args.seconds)
+                results |= server_levels(server, runtime, LEVELS, args.requests, args.seconds)
     report(args.preset, results, ceiling)
 
 

@@ -98,11 +98,22 @@ def measured_level(server_pid: int, *args) -> dict:
     return result
 
 
-def model_ceiling(artifact: Path, batch: int = 32, rounds: int = 5) -> dict[str, tuple[float, float]]:
-    """Per-item milliseconds at batch 1 and at `batch`, best of `rounds`, model only (no HTTP)."""
-    from components.models.embedder import Embedder
+def server_levels(server, mode: str, levels: tuple[int, ...], requests: int, seconds: float
+                  ) -> dict[tuple[str, str, int], dict]:
+    """Every route at every concurrency level against one running bento, after a warm-up; keyed by
+    (mode, route, concurrency)."""
+    found = {}
+    for route, payload in payloads().items():
+        asyncio.run(level(server.url, route, payload, 4, 40, 10))  # warm-up
+        for concurrency in levels:
+            found[(mode, route, concurrency)] = measured_level(server.process.pid, server.url, route, payload,
+                                                               concurrency, requests, seconds)
+    return found
 
-    embedder = Embedder.load(artifact)
+
+def model_ceiling(embedder, batch: int = 32, rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """Per-item milliseconds at batch 1 and at `batch`, best of `rounds`, model only (no HTTP): an
+    `Embedder`'s, whichever runtime runs its towers."""
     pixels = embedder.transform(Image.new("RGB", (224, 224), (200, 40, 40))).numpy()[None]
     calls = {"encode_text": lambda n: embedder.encode_texts([TEXT] * n),
              "encode_image": lambda n: embedder.encode_pixels(np.repeat(pixels, n, axis=0))}
@@ -137,18 +148,16 @@ def main() -> None:
         artifact = untrained_artifact(Path(tmp), args.preset)
         downloaded, provenance, trusted = as_downloaded(artifact, Path(tmp) / "registry")
         model_tag = import_model(downloaded, "alignops-bench", {}, provenance=provenance, trusted=trusted)
-        ceiling = model_ceiling(artifact)
+        from components.models.embedder import Embedder
+
+        ceiling = model_ceiling(Embedder.load(artifact))
         gc.collect()
         gc.freeze()
         results: dict[tuple[str, str, int], dict] = {}
         for batching in (True, False):
             mode = "batching on" if batching else "batching off"
             with BentoServer(build_bento(model_tag, {}, options(batching, args.max_latency_ms))) as server:
-                for route, payload in payloads().items():
-                    asyncio.run(level(server.url, route, payload, 4, 40, 10))  # warm-up
-                    for concurrency in LEVELS:
-                        results[(mode, route, concurrency)] = measured_level(
-                            server.process.pid, server.url, route, payload, concurrency, args.requests, args.seconds)
+                results |= server_levels(server, mode, LEVELS, args.requests, args.seconds)
     report(args.preset, results, ceiling)
 
 
