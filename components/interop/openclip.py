@@ -285,9 +285,11 @@ def model_config(source: OpenClipSource, tokens: TokenizerConfig, logit_scale: f
     if siglip and not embed_dim == vision.width == text.width:
         raise ValueError(f"SigLIP towers of widths {vision.width}/{text.width} with embed_dim {embed_dim}: alignops "
                          "maps SigLIP towers whose widths are the embedding size")
-    if text.kind == "clip" and source.model_cfg.get("text_cfg", {}).get("pool_type", "argmax") == "argmax" \
-            and tokens.eos_id != tokens.vocab_size - 1:
-        raise ValueError("open_clip pools this text tower at the largest token id, which is not the tokenizer's end "
+    text_cfg = source.model_cfg.get("text_cfg", {})
+    pooled_at = {"argmax": tokens.vocab_size - 1, "eos": text_cfg.get("eos_id", 2)}.get(
+        text_cfg.get("pool_type", "argmax"))
+    if text.kind == "clip" and pooled_at != tokens.eos_id:
+        raise ValueError(f"open_clip pools this text tower at token id {pooled_at}, which is not the tokenizer's end "
                          f"token ({tokens.eos_id}): the tokenizer does not belong to this model")
     mean, std, fit = _preprocessing(source.preprocess_cfg, vision, siglip)
     return ModelConfig(family="siglip" if siglip else "clip", embed_dim=embed_dim, vision=vision, text=text,

@@ -92,3 +92,35 @@ def test_continual_refuses_an_unknown_method_and_a_teacher_it_would_not_use(tmp_
     done = alignops(tmp_path / "home", "continual", "stream", str(tiny_dataset), "--method", "lora",
                     "--distil-from", "general@production")
     assert_one_line_error(done, "--distil-from", "--method modx")
+
+
+def test_a_poisoned_open_clip_checkpoint_is_refused_in_one_line_and_never_runs(tmp_path):
+    """A folder in open_clip's hub layout whose weights file would run a command if unpickled."""
+    import json
+    import pickle
+
+    from transformers import PreTrainedTokenizerFast
+
+    from components.config import TokenizerConfig
+    from components.text.tokenizer import train_tokenizer
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    folder = tmp_path / "hub"
+    tokenizer = train_tokenizer(["a red square", "two blue circles"] * 10, TokenizerConfig(vocab_size=300))
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, pad_token="[PAD]", eos_token="[EOS]",
+                            bos_token="[SOS]").save_pretrained(folder)
+    text = {"context_length": 16, "vocab_size": 300, "width": 32, "heads": 2, "layers": 1,
+            "hf_tokenizer_name": "local", "pool_type": "eos", "eos_id": 3}
+    vision = {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 32, "vision_cfg": vision,
+                                                                            "text_cfg": text}}))
+    (folder / "open_clip_pytorch_model.bin").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    done = alignops(tmp_path / "home", "registry", "import-openclip", str(folder), "tiny")
+    assert_one_line_error(done, "open_clip_pytorch_model.bin", "objects other than tensors")
+    assert not (tmp_path / "pwned").exists()
+    done = alignops(tmp_path / "home", "registry", "import-openclip", "RN50", "rn", "--checkpoint",
+                    str(folder / "open_clip_pytorch_model.bin"))
+    assert_one_line_error(done, "no open_clip config named 'RN50'", "alignops[openclip]")

@@ -77,6 +77,7 @@ def ours_of(config: ModelConfig) -> dict[str, torch.Tensor]:
     ({"text_cfg": {"hf_model_name": "org/bert"}}, "hf_proj_type='mlp' is not supported"),  # open_clip's default
     ({"text_cfg": {"hf_model_name": "org/bert", "hf_proj_type": "linear"}}, "pass its local folder"),
     ({"multimodal_cfg": {"layers": 12}}, "CoCa"),
+    ({"text_cfg": {**SMALL_CLIP["text_cfg"], "pool_type": "eos", "eos_id": 2}}, "pools this text tower at token id 2"),
     ({"vision_cfg": {"timm_model_name": "convnext_base"}}, "not one alignops maps"),
     ({"vision_cfg": {"timm_model_name": "vit_base_patch16_siglip_224", "timm_pool": "avg", "timm_proj": "none"}},
      "timm_pool='map'"),
