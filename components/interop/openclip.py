@@ -101,6 +101,8 @@ def resolve_source(architecture: str, checkpoint: Path | None = None, tokenizer:
     JSON, or a name from open_clip's configs (`package`: open_clip's installed folder, by default found)."""
     given = Path(architecture)
     if given.is_dir():
+        if not (given / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{given.name} is a folder without {CONFIG_FILE}, so not in open_clip's hub layout")
         payload = read_json(given / CONFIG_FILE, "an open_clip config")
         weights = checkpoint or next((given / f for f in WEIGHT_FILES if (given / f).is_file()), None)
         if weights is None:
@@ -149,7 +151,7 @@ def _check_settings(section: str, settings: dict, fixed: dict) -> None:
 def _vision(model_cfg: dict) -> tuple[VisionTowerConfig, TimmVit | None]:
     v = model_cfg.get("vision_cfg", {})
     if v.get("timm_model_name"):
-        _check_settings("vision_cfg", {k: x for k, x in v.items() if k.startswith("timm_proj_")}, TIMM_VISION)
+        _check_settings("vision_cfg", v, TIMM_VISION)
         timm = timm_vit(v["timm_model_name"])
         pool, proj = v.get("timm_pool", "avg"), v.get("timm_proj", "linear")
         wanted = ("map", "none") if timm.kind == "siglip" else ("token", "linear")
