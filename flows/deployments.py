@@ -22,6 +22,7 @@ from flows.audit import audit_backdoor
 from flows.continual import continual, continual_on_change
 from flows.curate import curate
 from flows.evaluate import evaluate
+from flows.export_model import export_model
 from flows.finetune import finetune
 from flows.finetune_on_change import finetune_on_change
 from flows.gallery import build_gallery
@@ -94,6 +95,9 @@ def deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeplo
                                       **common),
         import_checkpoint.to_deployment("import-checkpoint", description="Register a Hugging Face or open_clip "
                                                                          "checkpoint as a new version.", **common),
+        export_model.to_deployment("export-model", description="Write a version out as open_clip, transformers or "
+                                                               "ONNX with a model card, to a folder or s3:// prefix.",
+                                   **common),
         package.to_deployment("package", description="Build and smoke-test a bento of a version; runs by itself "
                                                      "when `production` moves.", triggers=[package_on_production()],
                               **common),

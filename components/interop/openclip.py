@@ -30,8 +30,8 @@ from components.interop.clip_bpe import EOT, SOT, clip_bpe_tokenizer
 from components.interop.hf import save_hf_tokenizer
 from components.interop.mapping import Link, fused, same, to_ours, to_theirs
 from components.interop.timm_vit import TimmVit, timm_name_of, timm_vit
-from components.interop.weights import imported_from, max_checkpoint_bytes, read_weights
-from components.models.artifact import Lineage, ModelArtifact
+from components.interop.weights import max_checkpoint_bytes, read_weights
+from components.models.artifact import Lineage, ModelArtifact, imported_from
 from components.models.dual_encoder import DualEncoder
 from components.models.text_checkpoints import HUB_NAMES
 from components.models.towers import build_text_tower

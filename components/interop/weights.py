@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 from components.config import ModelConfig
-from core.digest import sha256_file
 
 SLACK_BYTES = 64 << 20  # headers, optimiser-free training checkpoints' counters, rounding
 
@@ -40,10 +39,3 @@ def read_weights(path: Path, max_bytes: int) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path.name} is not a state dict of tensors")
     # DDP-trained checkpoints prefix every name with `module.`
     return {k.removeprefix("module."): v.float() for k, v in state.items()}
-
-
-def imported_from(format_: str, architecture: str, files: dict[str, Path]) -> dict:
-    """Where an imported version came from, as its lineage records it: format, architecture and each file's
-    sha256 by name, never the importing machine's path."""
-    return {"format": format_, "architecture": architecture,
-            "files": {name: sha256_file(path) for name, path in files.items() if path.is_file()}}

@@ -39,6 +39,15 @@ class Lineage(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
 
 
+def imported_from(format_: str, architecture: str, files: dict[str, Path]) -> dict:
+    """Where an imported model came from, as its lineage's `training.imported_from` records it: format,
+    architecture and each file's sha256 by name, never the importing machine's path."""
+    from core.digest import sha256_file
+
+    return {"format": format_, "architecture": architecture,
+            "files": {name: sha256_file(path) for name, path in files.items() if path.is_file()}}
+
+
 def config_hash(*configs: BaseModel) -> str:
     payload = json.dumps([c.model_dump(mode="json") for c in configs], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -12,8 +12,7 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
 from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
-from components.interop.weights import imported_from
-from components.models.artifact import Lineage, ModelArtifact
+from components.models.artifact import Lineage, ModelArtifact, imported_from
 from components.models.dual_encoder import DualEncoder
 from components.models.text_checkpoints import pretrained_text_dir
 from components.text.tokenizer import CaptionTokenizer

@@ -3,8 +3,8 @@
     alignops demo | train | finetune | evaluate  flows/cli/runs.py
     alignops continual                           flows/cli/streams.py
     alignops data generate|import|shard|add|get|validate|curate|poison    flows/cli/data.py
-    alignops registry list|show|diff|history|import-hf|import-openclip|export|project|approve|promote|rollback|archive
-                                                 flows/cli/registry.py
+    alignops registry list|show|diff|history|project|approve|promote|rollback|archive    flows/cli/registry.py
+    alignops registry import-hf|import-openclip|export  flows/cli/interop.py
     alignops keys create|list                    flows/cli/keys.py
     alignops gallery build|list|upgrade|rollback|history  flows/cli/galleries.py
     alignops audit backdoor                      flows/cli/audits.py
@@ -19,12 +19,13 @@ from typing import Annotated
 import typer
 
 from flows.cli import audits, data, galleries, keys, registry, runs, serving, stack, streams
+from flows.cli import interop as interop  # its commands join the registry group when it is imported
 from flows.cli.errors import DEBUG
 
 app = typer.Typer(help="alignops: governed lifecycle for image-text models.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 app.add_typer(data.app, name="data")
-app.add_typer(registry.app, name="registry")
+app.add_typer(registry.app, name="registry")  # with interop's commands (import-hf, import-openclip, export)
 app.add_typer(galleries.app, name="gallery")
 app.add_typer(audits.app, name="audit")
 app.add_typer(keys.app, name="keys")

@@ -121,7 +121,7 @@ def test_import_hf_registers_a_checkpoint_with_its_family(tiny_dataset, tmp_path
     assert bad.exit_code == 1 and "config.json" in bad.output
 
 
-def test_an_open_clip_folder_imports_and_exports_with_its_card(tiny_artifact, tmp_path):
+def test_an_open_clip_folder_imports_and_exports_with_its_card(tiny_artifact, tmp_path, s3_bucket):
     """Our tiny model written in open_clip's hub layout (its own BPE: a Hugging Face tokenizer there), imported
     with the CLI, registered with a gate verdict, then exported as ONNX and transformers with the card."""
     import numpy as np
@@ -163,6 +163,15 @@ def test_an_open_clip_folder_imports_and_exports_with_its_card(tiny_artifact, tm
     assert again.exit_code == 1 and "not an empty folder" in again.output
     unknown = invoke("registry", "export", f"{name}:1", "--format", "tflite", "--out", str(tmp_path / "x"))
     assert unknown.exit_code == 1 and "open_clip, hf or onnx" in unknown.output
+    # to an object store, as a deployment's worker with no shared disk writes it
+    import boto3
+
+    url = f"s3://{s3_bucket}/exports/{name}"
+    assert invoke("registry", "export", f"{name}:1", "--format", "open_clip", "--out", url).exit_code == 0
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert {f"exports/{name}/{f}" for f in ("open_clip_config.json", "open_clip_model.safetensors", "README.md")} <= keys
+    taken = invoke("registry", "export", f"{name}:1", "--format", "onnx", "--out", url)
+    assert taken.exit_code == 1 and "already holds files" in taken.output
 
 
 def test_train_command_runs_the_pretrain_flow_from_a_yaml_config(prefect_harness, tiny_dataset, tmp_path):
