@@ -40,8 +40,10 @@ def import_openclip(
 ) -> None:
     """Run the `import_checkpoint` flow on an open_clip model (CLIP ViTs, SigLIP with timm's ViT): its towers,
     preprocessing, tokenizer and logit scale (and bias), from local files; evaluate it before promoting."""
+    from components.interop.openclip import resolve_source
     from flows.import_checkpoint import CheckpointSource
 
+    resolve_source(architecture, checkpoint, tokenizer)  # a name, folder or file that is not there fails before a flow
     register_import(CheckpointSource(format="open_clip", location=architecture,
                                      checkpoint=checkpoint and str(checkpoint), tokenizer=tokenizer and str(tokenizer)),
                     name)
