@@ -37,5 +37,9 @@ def read_weights(path: Path, max_bytes: int) -> dict[str, torch.Tensor]:
             state = state["state_dict"]  # open_clip's training checkpoints
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path.name} is not a state dict of tensors")
+    broken = [name for name, tensor in state.items() if not torch.isfinite(tensor.float()).all()]
+    if broken:  # a NaN scale or weight would import as a model whose every score is NaN
+        raise ValueError(f"{path.name} holds NaN or infinite values in {len(broken)} tensor(s) ({', '.join(broken[:3])}"
+                         "): refused, since nothing measured on it would mean anything")
     # DDP-trained checkpoints prefix every name with `module.`
     return {k.removeprefix("module."): v.float() for k, v in state.items()}

@@ -169,7 +169,8 @@ def test_an_open_clip_folder_imports_and_exports_with_its_card(tiny_artifact, tm
     url = f"s3://{s3_bucket}/exports/{name}"
     assert invoke("registry", "export", f"{name}:1", "--format", "open_clip", "--out", url).exit_code == 0
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert {f"exports/{name}/{f}" for f in ("open_clip_config.json", "open_clip_model.safetensors", "README.md")} <= keys
+    wanted = ("open_clip_config.json", "open_clip_model.safetensors", "README.md")
+    assert {f"exports/{name}/{f}" for f in wanted} <= keys
     taken = invoke("registry", "export", f"{name}:1", "--format", "onnx", "--out", url)
     assert taken.exit_code == 1 and "already holds files" in taken.output
 

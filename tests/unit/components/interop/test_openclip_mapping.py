@@ -152,6 +152,9 @@ def test_a_checkpoint_is_bounded_and_never_unpickled(tmp_path):
     torch.save({"w": torch.zeros(1000)}, path)
     with pytest.raises(ValueError, match="more than a model of the declared shape can be"):
         read_weights(path, max_bytes=1000)
+    torch.save({"logit_scale": torch.tensor(float("nan")), "w": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 tensor\\(s\\) \\(logit_scale\\)"):
+        read_weights(path, max_bytes=1 << 20)
     path.write_bytes(pickle.dumps({"w": Lineage()}))  # an object to execute, not a tensor
     with pytest.raises(ValueError, match="objects other than tensors, and nothing of it was run"):
         read_weights(path, max_bytes=1 << 20)
